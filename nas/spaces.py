@@ -1,0 +1,597 @@
+"""Search spaces, read from ``search_spaces/<name>.yaml`` (data, not code).
+
+A space has one or more *skeletons* (macro structures: stem, stages, head). A stage fixes its
+output channels (at width 1, or from a width table), its stride, whether it uses squeeze-excite
+and which activation; the searched genes are the stage depth and, per block, the op, the hidden
+channel keep-ratio and the bit width. Space-level genes: skeleton, input resolution, width.
+
+``SearchSpace.ops`` is the single place that turns genes into operators: the model builder
+builds exactly these ops and device profiles price exactly these ops.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import yaml
+
+from nas._paths import data_dir
+from nas.candidate import (DEFAULT_SKELETON, FLOAT_BITS, Block, Candidate, OpSpec,
+                           format_number, make_divisible, pruned_channels)
+from nas.errors import (CandidateError, ReferenceNotFoundError, SpaceError,
+                        UnknownSpaceError)
+
+__all__ = ["SearchSpace", "Stage", "Skeleton", "load_space", "space_names"]
+
+FAMILIES = ("mbconv", "shufflenet")
+ACTIVATIONS = ("relu", "relu6", "hswish", "none")
+PROXY_MIN_FEATURE = 4  # smallest final feature map kept when building for a small proxy input
+
+
+@dataclass(frozen=True)
+class Stage:
+    channels: int  # at width 1 (multiplier mode) or the index into the width table
+    stride: int
+    depth: tuple[int, ...]
+    ops: tuple[str, ...]
+    keep: tuple[float, ...]
+    bits: tuple[int, ...]
+    se: bool = False
+    act: str = "relu"
+
+
+@dataclass(frozen=True)
+class Skeleton:
+    name: str
+    stem: dict
+    stages: tuple[Stage, ...]
+    head: dict | None
+    classifier: tuple[dict, ...]
+    maxpool: bool
+    resolutions: tuple[int, ...]
+
+
+@dataclass
+class SearchSpace:
+    name: str
+    family: str
+    description: str
+    skeletons: dict[str, Skeleton]
+    width_mode: str  # "multiplier" | "table"
+    widths: tuple[float, ...]
+    width_table: dict[float, dict]
+    expand_when_e1: bool
+    bits_choices: tuple[int, ...]
+    source: Path | None = None
+    _references: dict[str, Candidate] = field(default_factory=dict, repr=False)
+
+    # ----------------------------------------------------------------- public API
+    @property
+    def resolutions(self) -> tuple[int, ...]:
+        return tuple(sorted({r for sk in self.skeletons.values() for r in sk.resolutions}))
+
+    def references(self) -> list[str]:
+        """Names of the reference networks of this space."""
+        return list(self._references)
+
+    def reference(self, name: str) -> Candidate:
+        try:
+            return self._references[name]
+        except KeyError:
+            raise ReferenceNotFoundError(self.name, name, self.references()) from None
+
+    def sample(self, rng: random.Random) -> Candidate:
+        """A uniformly chosen candidate (each gene uniform among its choices)."""
+        return self._build(lambda _name, choices: rng.choice(list(choices)))
+
+    def suggest(self, trial) -> Candidate:
+        """Ask an Optuna trial for every gene (define-by-run, conditional on depth and op)."""
+        return self._build(lambda name, choices: trial.suggest_categorical(name, list(choices)))
+
+    def num_candidates(self) -> int:
+        """Exact number of distinct candidates in the searched domain."""
+        total = 0
+        for sk in self.skeletons.values():
+            n = len(sk.resolutions) * len(self.widths)
+            for st in sk.stages:
+                per_block = sum((len(st.keep) if self._prunable(Block.parse(op)) else 1)
+                                * len(st.bits) for op in st.ops)
+                n *= sum(per_block ** d for d in st.depth)
+            total += n
+        return total
+
+    def contains(self, cand: Candidate) -> bool:
+        """Whether ``cand`` lies in the searched domain (references need not)."""
+        try:
+            self.validate(cand)
+        except CandidateError:
+            return False
+        sk = self.skeletons[cand.skeleton]
+        if cand.resolution not in sk.resolutions or cand.width not in self.widths:
+            return False
+        for st, blocks in zip(sk.stages, cand.stages):
+            if len(blocks) not in st.depth:
+                return False
+            for b in blocks:
+                if b.op not in st.ops or b.bits not in st.bits:
+                    return False
+                if self._prunable(b) and b.keep not in st.keep:
+                    return False
+        return True
+
+    def validate(self, cand: Candidate) -> None:
+        """Raise CandidateError unless ``cand`` is a buildable network of this space."""
+        def bad(msg: str) -> CandidateError:
+            return CandidateError(f"{cand.key}: {msg}")
+
+        if cand.space != self.name:
+            raise bad(f"belongs to space {cand.space!r}, not {self.name!r}")
+        if cand.skeleton not in self.skeletons:
+            raise bad(f"space {self.name!r} has no skeleton {cand.skeleton!r}; "
+                      f"valid: {', '.join(self.skeletons)}")
+        sk = self.skeletons[cand.skeleton]
+        if cand.resolution < 16:
+            raise bad(f"resolution {cand.resolution} is below 16")
+        if self.width_mode == "table" and cand.width not in self.width_table:
+            raise bad(f"width {format_number(cand.width)} is not one of "
+                      f"{', '.join(format_number(w) for w in self.width_table)}")
+        if self.width_mode == "multiplier" and not 0.05 <= cand.width <= 4:
+            raise bad(f"width {format_number(cand.width)} outside [0.05, 4]")
+        if len(cand.stages) != len(sk.stages):
+            raise bad(f"has {len(cand.stages)} stages, skeleton {sk.name!r} has {len(sk.stages)}")
+        for i, (st, blocks) in enumerate(zip(sk.stages, cand.stages), start=1):
+            lo, hi = min(st.depth), max(st.depth)
+            if not lo <= len(blocks) <= hi:
+                raise bad(f"stage {i} has {len(blocks)} blocks, allowed {lo}..{hi}")
+            for j, b in enumerate(blocks, start=1):
+                where = f"stage {i} block {j} ({b.token})"
+                allowed = ("mb", "skip") if self.family == "mbconv" else ("shuffle", "xception")
+                if b.kind not in allowed:
+                    raise bad(f"{where}: op {b.op!r} is not a {self.family} op")
+                if b.kind == "skip" and "skip" not in st.ops:
+                    raise bad(f"{where}: this stage has no skip op")
+                if b.kind == "mb" and b.groups > 1 and not self.expand_when_e1:
+                    raise bad(f"{where}: grouped 1x1 convs need an expansion conv")
+                if b.bits not in self.bits_choices:
+                    raise bad(f"{where}: bit width {b.bits} not one of "
+                              f"{', '.join(map(str, self.bits_choices))}")
+                if b.keep < 1 and not self._prunable(b):
+                    raise bad(f"{where}: this op has no hidden channels to prune (keep must be 1)")
+        # channel arithmetic (groups must divide channels) is checked by building the ops
+        for op in self.ops(cand):
+            if op.hidden and op.hidden % op.groups:
+                raise bad(f"{op.hidden} hidden channels are not divisible by {op.groups} groups")
+
+    def ops(self, cand: Candidate, resolution: int | None = None, num_classes: int = 1000,
+            in_channels: int = 3) -> list[OpSpec]:
+        """The operators of ``cand``, stem to classifier.
+
+        At the candidate's own resolution this is the target network. At another
+        ``resolution`` (a proxy input such as 32x32) the earliest stride-2 layers become
+        stride 1, as few as needed for the last feature map to be at least
+        min(4, target's last feature map) pixels wide; channels, ops, bits and keep ratios
+        are unchanged, so the proxy network has the same weights' shapes as the target.
+        """
+        sk = self.skeletons.get(cand.skeleton)
+        if sk is None:
+            raise CandidateError(f"{cand.key}: no skeleton {cand.skeleton!r} in {self.name!r}")
+        res = resolution or cand.resolution
+        strides = [sk.stem["stride"]] + ([2] if sk.maxpool else []) + [s.stride for s in sk.stages]
+        stride_iter = iter(_effective_strides(cand.resolution, res, strides))
+        edge_bits = 8 if cand.is_quantized else FLOAT_BITS
+        w = cand.width
+
+        ops: list[OpSpec] = []
+        h = res
+        stem_c = self._channels(sk.stem["channels"], w, kind="stem")
+        s = next(stride_iter)
+        ops.append(OpSpec("conv", h, h, in_channels, stem_c, kernel=sk.stem["kernel"], stride=s,
+                          act=sk.stem["act"], bits=edge_bits))
+        h, c = ops[-1].out_hw[0], stem_c
+        if sk.maxpool:
+            s = next(stride_iter)
+            ops.append(OpSpec("maxpool", h, h, c, c, kernel=3, stride=s))
+            h = ops[-1].out_hw[0]
+        for si, (st, blocks) in enumerate(zip(sk.stages, cand.stages)):
+            cout = self._channels(st.channels, w, kind="stage", index=si)
+            stage_stride = next(stride_iter)
+            for bi, b in enumerate(blocks):
+                stride = stage_stride if bi == 0 else 1
+                op = self._block_op(b, h, c, cout, st, stride)
+                if op is not None:
+                    ops.append(op)
+                    h = op.out_hw[0]
+                c = cout
+        if sk.head is not None:
+            head_c = self._channels(sk.head["channels"], w, kind="head",
+                                    shrink=sk.head.get("shrink", True))
+            ops.append(OpSpec("conv", h, h, c, head_c, kernel=1, stride=1, act=sk.head["act"],
+                              bits=edge_bits))
+            c = head_c
+        ops.append(OpSpec("gap", h, h, c, c))
+        for fc in sk.classifier:
+            fc_c = self._channels(fc["channels"], w, kind="head", shrink=fc.get("shrink", True))
+            ops.append(OpSpec("linear", 1, 1, c, fc_c, act=fc["act"], bits=edge_bits))
+            c = fc_c
+        ops.append(OpSpec("linear", 1, 1, c, num_classes, bits=edge_bits))
+        return ops
+
+    def all_ops(self, num_classes: int = 1000, in_channels: int = 3) -> set[OpSpec]:
+        """Every OpSpec that a candidate of the searched domain can contain at its target
+        resolution (for building latency tables ahead of a search)."""
+        out: set[OpSpec] = set()
+        for sk in self.skeletons.values():
+            for res in sk.resolutions:
+                for w in self.widths:
+                    out |= self._all_ops_for(sk, res, w, num_classes, in_channels)
+        return out
+
+    # ----------------------------------------------------------------- internals
+    def _all_ops_for(self, sk: Skeleton, res: int, w: float, num_classes: int,
+                     in_channels: int) -> set[OpSpec]:
+        # Stem, maxpool, head and classifier do not depend on the block genes (only on the
+        # resolution, width and whether the network is quantized): take them from a minimal
+        # candidate. The shape entering each stage does not depend on the genes either (skip
+        # ops keep shapes), so each block position can be enumerated on its own.
+        stages = tuple(tuple(Block.parse(st.ops[0]) for _ in range(min(st.depth)))
+                       for st in sk.stages)
+        base = Candidate(self.name, sk.name, res, w, stages)
+        n_lead = 1 + int(sk.maxpool)
+        n_tail = int(sk.head is not None) + 1 + len(sk.classifier) + 1
+        out: set[OpSpec] = set()
+        for cand in (base, base.replace_bits(8)):
+            ops = self.ops(cand, num_classes=num_classes, in_channels=in_channels)
+            out.update(ops[:n_lead] + ops[-n_tail:])
+        # blocks: enumerate every (position, op, keep, bits) per stage
+        h = res
+        for s in [sk.stem["stride"]] + ([2] if sk.maxpool else []):
+            h = -(-h // s)
+        c = self._channels(sk.stem["channels"], w, kind="stem")
+        for si, st in enumerate(sk.stages):
+            cout = self._channels(st.channels, w, kind="stage", index=si)
+            for pos in range(max(st.depth)):
+                stride = st.stride if pos == 0 else 1
+                cin = c if pos == 0 else cout
+                hh = h if pos == 0 else -(-h // st.stride)
+                for op_tok in st.ops:
+                    blk = Block.parse(op_tok)
+                    keeps = st.keep if self._prunable(blk) else (1.0,)
+                    for keep in keeps:
+                        for bits in st.bits:
+                            b = Block(blk.kind, blk.kernel, blk.expansion, blk.groups, keep, bits)
+                            op = self._block_op(b, hh, cin, cout, st, stride)
+                            if op is not None:
+                                out.add(op)
+            h = -(-h // st.stride)
+            c = cout
+        return out
+
+    def _prunable(self, b: Block) -> bool:
+        if b.kind == "mb":
+            return b.expansion != 1 or self.expand_when_e1
+        return b.kind in ("shuffle", "xception")
+
+    def _channels(self, base: int, w: float, kind: str, index: int = 0, shrink: bool = True) -> int:
+        if self.width_mode == "table":
+            row = self.width_table[w]
+            if kind == "stage":
+                return row["stages"][index]
+            return row[kind]
+        return make_divisible(base * (w if shrink else max(1.0, w)), 8)
+
+    def _block_op(self, b: Block, h: int, cin: int, cout: int, st: Stage,
+                  stride: int) -> OpSpec | None:
+        if b.kind == "skip":
+            if cin == cout and stride == 1:
+                return None  # identity: no operator at all
+            return OpSpec("conv", h, h, cin, cout, kernel=1, stride=stride, act="relu", bits=b.bits)
+        if b.kind == "mb":
+            expand = b.expansion != 1 or self.expand_when_e1
+            # expanded width from the block's actual input (TF-slim's expand_input_by_factor)
+            full = make_divisible(cin * b.expansion, 8)
+            hidden = pruned_channels(full, b.keep) if expand else cin
+            se = make_divisible(hidden // 4, 8) if st.se else 0
+            return OpSpec("mbconv", h, h, cin, cout, hidden=hidden, kernel=b.kernel, stride=stride,
+                          groups=b.groups, se=se, act=st.act, bits=b.bits, expand=expand)
+        mid = pruned_channels(cout // 2, b.keep)
+        kind = "shuffle" if b.kind == "shuffle" else "shuffle_x"
+        return OpSpec(kind, h, h, cin, cout, hidden=mid, kernel=b.kernel, stride=stride,
+                      act=st.act, bits=b.bits)
+
+    def _build(self, choose: Callable[[str, Sequence[Any]], Any]) -> Candidate:
+        names = list(self.skeletons)
+        skel = choose("skeleton", names) if len(names) > 1 else names[0]
+        sk = self.skeletons[skel]
+        prefix = f"{skel}." if len(names) > 1 else ""
+
+        def pick(name: str, choices: Sequence[Any]) -> Any:
+            return choices[0] if len(choices) == 1 else choose(prefix + name, choices)
+
+        resolution = pick("resolution", sk.resolutions)
+        width = float(choose("width", self.widths)) if len(self.widths) > 1 else self.widths[0]
+        stages = []
+        for i, st in enumerate(sk.stages, start=1):
+            depth = pick(f"s{i}.depth", st.depth)
+            blocks = []
+            for j in range(1, depth + 1):
+                op = Block.parse(pick(f"s{i}.b{j}.op", st.ops))
+                keep = float(pick(f"s{i}.b{j}.keep", st.keep)) if self._prunable(op) else 1.0
+                bits = int(pick(f"s{i}.b{j}.bits", st.bits))
+                blocks.append(Block(op.kind, op.kernel, op.expansion, op.groups, keep, bits))
+            stages.append(tuple(blocks))
+        return Candidate(self.name, skel, int(resolution), width, tuple(stages))
+
+
+def _effective_strides(target_res: int, res: int, strides: list[int]) -> list[int]:
+    """The strides of the leading strided layers at input ``res``: the earliest stride-2
+    layers run at stride 1, as few as needed for the last feature map to reach
+    min(PROXY_MIN_FEATURE, the target's last feature map)."""
+    want = min(PROXY_MIN_FEATURE, -(-target_res // math.prod(strides)))
+    out = list(strides)
+    for i, s in enumerate(strides):
+        if -(-res // math.prod(out)) >= want:
+            break
+        if s > 1:
+            out[i] = 1
+    return out
+
+
+# --------------------------------------------------------------------------- loading
+
+_lock = threading.Lock()
+_cache: dict[str, SearchSpace] = {}
+
+
+def space_names() -> list[str]:
+    """Names of the built-in spaces (files in search_spaces/)."""
+    return sorted(p.stem for p in data_dir("search_spaces").glob("*.yaml"))
+
+
+def load_space(name_or_path: str | Path) -> SearchSpace:
+    """Load a built-in space by name, or a space YAML by path (then also known by its name
+    for the rest of the process, so that its candidates' keys resolve)."""
+    text = str(name_or_path)
+    is_path = text.endswith((".yaml", ".yml")) or "/" in text or "\\" in text
+    with _lock:
+        if not is_path and text in _cache:
+            return _cache[text]
+    if is_path:
+        path = Path(text)
+        if not path.is_file():
+            raise SpaceError(f"search space file not found: {path}")
+    else:
+        path = data_dir("search_spaces") / f"{text}.yaml"
+        if not path.is_file():
+            raise UnknownSpaceError(text, space_names())
+    space = _parse_space_file(path)
+    if not is_path and space.name != text:
+        raise SpaceError(f"{path}: 'name' is {space.name!r} but the file is {text}.yaml")
+    with _lock:
+        _cache[space.name] = space
+    return space
+
+
+def _parse_space_file(path: Path) -> SearchSpace:
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise SpaceError(f"{path}:{where}: malformed YAML: {problem}") from None
+    except OSError as exc:
+        raise SpaceError(f"{path}: cannot read: {exc.strerror}") from None
+    return _SpaceReader(path).read(raw)
+
+
+class _SpaceReader:
+    """Turns the YAML mapping into a SearchSpace, naming file and field on every error."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def err(self, where: str, msg: str) -> SpaceError:
+        return SpaceError(f"{self.path}: {where}: {msg}")
+
+    def get(self, d: Any, key: str, where: str, typ, default: Any = ...) -> Any:
+        if not isinstance(d, dict):
+            raise self.err(where, f"expected a mapping, got {type(d).__name__}")
+        if key not in d:
+            if default is ...:
+                raise self.err(where, f"missing field {key!r}")
+            return default
+        v = d[key]
+        if typ is float and isinstance(v, int) and not isinstance(v, bool):
+            v = float(v)
+        if not isinstance(v, typ) or (typ is int and isinstance(v, bool)):
+            name = getattr(typ, "__name__", str(typ))
+            raise self.err(f"{where}.{key}", f"expected {name}, got {v!r}")
+        return v
+
+    def num_list(self, d: dict, key: str, where: str, typ, default: Any = ...) -> tuple:
+        v = self.get(d, key, where, list, default)
+        if v is default and default is not ...:
+            return tuple(v) if v is not None else None
+        if not v:
+            raise self.err(f"{where}.{key}", "empty list")
+        out = []
+        for x in v:
+            if typ is float and isinstance(x, int) and not isinstance(x, bool):
+                x = float(x)
+            if not isinstance(x, typ) or isinstance(x, bool):
+                raise self.err(f"{where}.{key}", f"expected a list of {typ.__name__}, got {x!r}")
+            out.append(x)
+        return tuple(out)
+
+    def read(self, raw: Any) -> SearchSpace:
+        if not isinstance(raw, dict):
+            raise self.err("top level", "expected a mapping")
+        name = self.get(raw, "name", "top level", str)
+        family = self.get(raw, "family", "top level", str)
+        if family not in FAMILIES:
+            raise self.err("family", f"{family!r} is not one of {', '.join(FAMILIES)}")
+        widths_raw = self.get(raw, "widths", "top level", dict)
+        mode = self.get(widths_raw, "mode", "widths", str)
+        table: dict[float, dict] = {}
+        if mode == "multiplier":
+            widths = self.num_list(widths_raw, "choices", "widths", float)
+        elif mode == "table":
+            choices = self.get(widths_raw, "choices", "widths", dict)
+            for wk, row in choices.items():
+                if not isinstance(wk, (int, float)):
+                    raise self.err("widths.choices", f"width {wk!r} is not a number")
+                where = f"widths.choices.{wk}"
+                table[float(wk)] = {"stem": self.get(row, "stem", where, int),
+                                    "stages": self.num_list(row, "stages", where, int),
+                                    "head": self.get(row, "head", where, int)}
+            widths = tuple(table)
+        else:
+            raise self.err("widths.mode", "must be 'multiplier' or 'table'")
+        bits = self.num_list(raw, "bits", "top level", int)
+        keep = self.num_list(raw, "keep", "top level", float)
+        for k in keep:
+            if not 0 < k <= 1:
+                raise self.err("keep", f"keep ratio {k} outside (0, 1]")
+        default_ops = self._ops(raw, "top level", family, None)
+        resolutions = self.num_list(raw, "resolutions", "top level", int)
+        skeletons: dict[str, Skeleton] = {}
+        sk_raw = self.get(raw, "skeletons", "top level", dict)
+        if not sk_raw:
+            raise self.err("skeletons", "no skeleton defined")
+        for sk_name, skd in sk_raw.items():
+            where = f"skeletons.{sk_name}"
+            stem = self.get(skd, "stem", where, dict)
+            stem = {"channels": self.get(stem, "channels", f"{where}.stem", int),
+                    "kernel": self.get(stem, "kernel", f"{where}.stem", int, 3),
+                    "stride": self.get(stem, "stride", f"{where}.stem", int, 2),
+                    "act": self._act(stem, f"{where}.stem")}
+            stages = []
+            for i, sd in enumerate(self.get(skd, "stages", where, list), start=1):
+                sw = f"{where}.stages[{i}]"
+                ch = self.get(sd, "channels", sw, int, 0 if mode == "table" else ...)
+                st = Stage(channels=ch,
+                           stride=self.get(sd, "stride", sw, int, 1),
+                           depth=self.num_list(sd, "depth", sw, int),
+                           ops=self._ops(sd, sw, family, default_ops),
+                           keep=self.num_list(sd, "keep", sw, float, list(keep)),
+                           bits=self.num_list(sd, "bits", sw, int, list(bits)),
+                           se=self.get(sd, "se", sw, bool, False),
+                           act=self._act(sd, sw))
+                if st.stride not in (1, 2):
+                    raise self.err(f"{sw}.stride", "must be 1 or 2")
+                if min(st.depth) < 1:
+                    raise self.err(f"{sw}.depth", "depths must be at least 1")
+                if not set(st.bits) <= set(bits):
+                    raise self.err(f"{sw}.bits", "must be a subset of the space's bits")
+                stages.append(st)
+            head = self.get(skd, "head", where, dict, None)
+            if head is not None:
+                head = {"channels": self.get(head, "channels", f"{where}.head", int),
+                        "act": self._act(head, f"{where}.head"),
+                        "shrink": self.get(head, "shrink", f"{where}.head", bool, True)}
+            classifier = []
+            for j, fc in enumerate(self.get(skd, "classifier", where, list, []), start=1):
+                fw = f"{where}.classifier[{j}]"
+                classifier.append({"channels": self.get(fc, "channels", fw, int),
+                                   "act": self._act(fc, fw),
+                                   "shrink": self.get(fc, "shrink", fw, bool, True)})
+            sk_res = self.num_list(skd, "resolutions", where, int, list(resolutions))
+            skeletons[str(sk_name)] = Skeleton(
+                name=str(sk_name), stem=stem, stages=tuple(stages), head=head,
+                classifier=tuple(classifier),
+                maxpool=self.get(skd, "maxpool", where, bool, False), resolutions=sk_res)
+            if mode == "table":
+                for wk, row in table.items():
+                    if len(row["stages"]) != len(stages):
+                        raise self.err(f"widths.choices.{wk}.stages",
+                                       f"{len(row['stages'])} widths for {len(stages)} stages "
+                                       f"of skeleton {sk_name!r}")
+        if len(skeletons) == 1 and DEFAULT_SKELETON not in skeletons:
+            raise self.err("skeletons", "a space with one skeleton must call it 'default'")
+        space = SearchSpace(
+            name=name, family=family,
+            description=self.get(raw, "description", "top level", str, "").strip(),
+            skeletons=skeletons, width_mode=mode, widths=widths, width_table=table,
+            expand_when_e1=self.get(raw, "expand_when_e1", "top level", bool, False),
+            bits_choices=tuple(sorted(set(bits) | {FLOAT_BITS})), source=self.path)
+        space._references = self._references(raw, space)
+        return space
+
+    def _act(self, d: dict, where: str) -> str:
+        act = self.get(d, "act", where, str, "none")
+        if act not in ACTIVATIONS:
+            raise self.err(f"{where}.act", f"{act!r} is not one of {', '.join(ACTIVATIONS)}")
+        return act
+
+    def _ops(self, d: dict, where: str, family: str, default: tuple | None) -> tuple[str, ...]:
+        """Op choices: an explicit ``ops`` list, or ``kernels`` x ``expansions``."""
+        if "ops" in d:
+            ops = [str(o) for o in self.get(d, "ops", where, list)]
+        elif "kernels" in d or "expansions" in d:
+            ks = self.num_list(d, "kernels", where, int, list(_tokens_field(default, "k")))
+            es = self.num_list(d, "expansions", where, float, list(_tokens_field(default, "e")))
+            ops = [f"k{k}e{format_number(e)}" for k in ks for e in es]
+        elif default is not None:
+            return default
+        else:
+            raise self.err(where, "missing 'ops' (or 'kernels' and 'expansions')")
+        for op in ops:
+            try:
+                blk = Block.parse(op)
+            except CandidateError as exc:
+                raise self.err(f"{where}.ops", f"bad op {op!r}: {exc.reason}") from None
+            if blk.keep != 1 or blk.bits != FLOAT_BITS:
+                raise self.err(f"{where}.ops", f"op {op!r} must not carry keep or bits")
+            want = ("mb", "skip") if family == "mbconv" else ("shuffle", "xception")
+            if blk.kind not in want:
+                raise self.err(f"{where}.ops", f"op {op!r} does not belong to family {family}")
+        if not ops:
+            raise self.err(f"{where}.ops", "empty list")
+        return tuple(dict.fromkeys(ops))
+
+    def _references(self, raw: dict, space: SearchSpace) -> dict[str, Candidate]:
+        refs: dict[str, Candidate] = {}
+        for i, rd in enumerate(self.get(raw, "references", "top level", list, []), start=1):
+            where = f"references[{i}]"
+            pattern = self.get(rd, "name", where, str)
+            skel = self.get(rd, "skeleton", where, str, DEFAULT_SKELETON)
+            stages = self.get(rd, "stages", where, list)
+            widths = self.num_list(rd, "widths", where, float)
+            ress = self.num_list(rd, "resolutions", where, int)
+            head = space.name if skel == DEFAULT_SKELETON else f"{space.name}.{skel}"
+            body = "/".join(",".join(str(s).split()) for s in stages)
+            for w in widths:
+                for r in ress:
+                    ref_name = pattern.format(width=_ref_width(w), resolution=r)
+                    key = f"{head}:r{r}:w{format_number(w)}:{body}"
+                    try:
+                        cand = Candidate.parse(key, validate=False)
+                        space.validate(cand)
+                    except CandidateError as exc:
+                        raise self.err(where, f"reference {ref_name}: {exc}") from None
+                    if ref_name in refs:
+                        raise self.err(where, f"duplicate reference name {ref_name}")
+                    refs[ref_name] = cand
+        return refs
+
+
+def _ref_width(w: float) -> str:
+    s = format_number(w)
+    return s if "." in s else f"{s}.0"
+
+
+def _tokens_field(default: tuple | None, which: str) -> list:
+    if not default:
+        return []
+    vals = []
+    for op in default:
+        b = Block.parse(op)
+        v = b.kernel if which == "k" else b.expansion
+        if v not in vals:
+            vals.append(v)
+    return vals

@@ -1,0 +1,124 @@
+import pytest
+import torch
+from torch import nn
+
+import nas
+from nas.errors import ExportError
+
+from conftest import SPACES, sample
+
+
+@pytest.mark.parametrize("space_name", SPACES)
+def test_random_candidates_build_and_run_at_proxy_and_target_resolution(space_name):
+    for cand in sample(space_name, 3, seed=4):
+        for res in (32, cand.resolution):
+            model = nas.build_model(cand, num_classes=10, resolution=res).eval()
+            with torch.no_grad():
+                y = model(torch.randn(2, 3, res, res))
+            assert y.shape == (2, 10) and torch.isfinite(y).all()
+
+
+def test_every_reference_builds_at_proxy_resolution(space):
+    for name in space.references():
+        model = nas.build_model(space.reference(name), num_classes=10, resolution=32).eval()
+        with torch.no_grad():
+            assert model(torch.zeros(1, 3, 32, 32)).shape == (1, 10)
+
+
+def test_grayscale_input():
+    cand = sample("mobilenetv3", 1)[0]
+    model = nas.build_model(cand, num_classes=10, in_channels=1, resolution=28).eval()
+    assert model(torch.zeros(1, 1, 28, 28)).shape == (1, 10)
+
+
+def test_proxy_build_keeps_weight_shapes():
+    """The proxy network differs only in strides: same parameters, same shapes."""
+    cand = sample("mobilenetv2", 1, seed=9)[0]
+    a = nas.build_model(cand, 10, resolution=32).state_dict()
+    b = nas.build_model(cand, 10).state_dict()
+    assert {k: v.shape for k, v in a.items()} == {k: v.shape for k, v in b.items()}
+
+
+def test_last_feature_map_at_proxy_resolution(space):
+    for cand in sample(space.name, 5, seed=1):
+        gap = [o for o in cand.ops(resolution=32) if o.kind == "gap"][0]
+        target_gap = [o for o in cand.ops() if o.kind == "gap"][0]
+        assert gap.h == min(4, target_gap.h) or gap.h >= 4
+
+
+def test_pruned_channels_are_physically_absent():
+    base = "mobilenetv2:r224:w1:k3e1/k3e6,k3e6/k3e6,k3e6/k3e6,k3e6/k3e6,k3e6/k3e6,k3e6/k3e6"
+    pruned = "mobilenetv2:r224:w1:k3e1/k3e6p0.5,k3e6/k3e6,k3e6/k3e6,k3e6/k3e6,k3e6/k3e6,k3e6/k3e6"
+    m_full, m_pruned = nas.build_model(base, 10), nas.build_model(pruned, 10)
+    expand_full = m_full.layers[2].body[0][0].weight.shape
+    expand_pruned = m_pruned.layers[2].body[0][0].weight.shape
+    assert expand_full[0] == 96 and expand_pruned[0] == 48
+    n_full = sum(p.numel() for p in m_full.parameters())
+    n_pruned = sum(p.numel() for p in m_pruned.parameters())
+    assert n_pruned < n_full
+
+
+def test_ops_carry_bits():
+    cand = sample("shufflenetv2", 1, seed=2)[0]
+    model = nas.build_model(cand, 10)
+    block_bits = [b.bits for b in cand.blocks]
+    built = [m.bits for m in model.layers if m.spec.kind in ("shuffle", "shuffle_x")]
+    assert built == block_bits
+    edge = 8 if cand.is_quantized else 32
+    assert model.layers[0].bits == edge and model.layers[-1].bits == edge
+
+
+def test_model_is_exactly_the_ops():
+    cand = sample("fbnet", 1, seed=3)[0]
+    model = nas.build_model(cand, 10, resolution=32)
+    assert [m.spec for m in model.layers] == cand.ops(resolution=32, num_classes=10)
+
+
+@pytest.mark.parametrize("space_name", SPACES)
+def test_onnx_parity_random_candidate(space_name, tmp_path):
+    import onnx
+
+    cand = sample(space_name, 1, seed=6)[0]
+    model = nas.build_model(cand, num_classes=10, resolution=32)
+    path = nas.export_onnx(model, tmp_path / "m.onnx", resolution=32)  # checks parity <= 1e-4
+    proto = onnx.load(str(path))
+    assert max(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")) >= 17
+
+
+def test_onnx_parity_reference_at_target_resolution(tmp_path):
+    import numpy as np
+    import onnxruntime as ort
+
+    ref = nas.load_space("mobilenetv3").reference("mobilenet_v3_small_1.0_224")
+    model = nas.build_model(ref, num_classes=1000).eval()
+    path = nas.export_onnx(model, tmp_path / "v3s.onnx")
+    x = torch.randn(3, 3, 224, 224, generator=torch.Generator().manual_seed(1))
+    got = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"input": x.numpy()})[0]
+    with torch.no_grad():
+        want = model(x).numpy()
+    assert np.max(np.abs(got - want)) <= 1e-4
+
+
+def test_export_reports_mismatch_and_leaves_no_file(tmp_path):
+    class Flaky(nn.Module):
+        """Different output on every call: ONNX cannot match it."""
+        resolution, in_channels = 8, 3
+
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(3, 4, 3)
+            self.calls = 0
+
+        def forward(self, x):
+            self.calls += 1
+            return self.conv(x).mean((2, 3)) + self.calls
+
+    with pytest.raises(ExportError, match="differs"):
+        nas.export_onnx(Flaky(), tmp_path / "flaky.onnx")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_int8_export_is_not_there_yet(tmp_path):
+    model = nas.build_model(sample("mobilenetv2", 1)[0], 10, resolution=32)
+    with pytest.raises(ExportError, match="int8"):
+        nas.export_onnx(model, tmp_path / "q.onnx", int8=True)
