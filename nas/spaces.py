@@ -69,6 +69,7 @@ class SearchSpace:
     bits_choices: tuple[int, ...]
     source: Path | None = None
     _references: dict[str, Candidate] = field(default_factory=dict, repr=False)
+    _published: dict[str, dict[str, float]] = field(default_factory=dict, repr=False)
 
     # ----------------------------------------------------------------- public API
     @property
@@ -84,6 +85,11 @@ class SearchSpace:
             return self._references[name]
         except KeyError:
             raise ReferenceNotFoundError(self.name, name, self.references()) from None
+
+    def published(self, name: str) -> dict[str, float] | None:
+        """Published ``{"macs_m", "params_m"}`` of a reference network, if the YAML has them."""
+        self.reference(name)
+        return self._published.get(name)
 
     def sample(self, rng: random.Random) -> Candidate:
         """A uniformly chosen candidate (each gene uniform among its choices)."""
@@ -520,6 +526,11 @@ class _SpaceReader:
             expand_when_e1=self.get(raw, "expand_when_e1", "top level", bool, False),
             bits_choices=tuple(sorted(set(bits) | {FLOAT_BITS})), source=self.path)
         space._references = self._references(raw, space)
+        for ref, fig in self.get(raw, "published", "top level", dict, {}).items():
+            if ref not in space._references:
+                raise self.err("published", f"{ref!r} is not a reference of this space")
+            space._published[ref] = {"macs_m": self.get(fig, "macs_m", f"published.{ref}", float),
+                                     "params_m": self.get(fig, "params_m", f"published.{ref}", float)}
         return space
 
     def _act(self, d: dict, where: str) -> str:
