@@ -150,6 +150,40 @@ class OpSpec:
         parts.append(f"b{self.bits}")
         return ":".join(parts)
 
+    @classmethod
+    def from_key(cls, key: str) -> "OpSpec":
+        """Inverse of ``key``. Raises ValueError on a malformed key."""
+        parts = key.split(":")
+        try:
+            kind, hw, io = parts[0], parts[1], parts[2]
+            h, w = (int(v) for v in hw.split("x"))
+            cin, cout = (int(v) for v in io.split("-"))
+            kw: dict = {}
+            for p in parts[3:]:
+                if p.startswith("h") and p[1:].isdigit():
+                    kw["hidden"] = int(p[1:])
+                elif re.fullmatch(r"k\d+s\d+", p):
+                    k, s = p[1:].split("s")
+                    kw["kernel"], kw["stride"] = int(k), int(s)
+                elif re.fullmatch(r"g\d+", p):
+                    kw["groups"] = int(p[1:])
+                elif p == "x":
+                    kw["expand"] = True
+                elif re.fullmatch(r"se\d+", p):
+                    kw["se"] = int(p[2:])
+                elif re.fullmatch(r"b\d+", p):
+                    kw["bits"] = int(p[1:])
+                elif p in ("relu", "relu6", "hswish"):
+                    kw["act"] = p
+                else:
+                    raise ValueError(f"unknown field {p!r}")
+            op = cls(kind, h, w, cin, cout, **kw)
+        except (IndexError, ValueError) as exc:
+            raise ValueError(f"malformed op key {key!r}: {exc}") from None
+        if op.key != key:
+            raise ValueError(f"malformed op key {key!r} (canonical form: {op.key!r})")
+        return op
+
     @property
     def macs(self) -> int:
         """Multiply-accumulates of the convolutions and linear layers (what fvcore counts with

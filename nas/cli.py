@@ -21,8 +21,10 @@ app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_
                   help="hwnas: hardware-aware neural architecture search.")
 space_app = typer.Typer(no_args_is_help=True, help="Inspect one search space.")
 candidate_app = typer.Typer(no_args_is_help=True, help="Inspect one candidate network.")
+profile_app = typer.Typer(no_args_is_help=True, help="Build and validate device profiles.")
 app.add_typer(space_app, name="space")
 app.add_typer(candidate_app, name="candidate")
+app.add_typer(profile_app, name="profile")
 
 out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 160)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -140,6 +142,161 @@ def candidate_describe(
     c = nas.count(cand, num_classes=num_classes)
     out.print(f"MACs {c['macs'] / 1e6:.1f}M   params {c['params'] / 1e6:.3f}M   "
               f"bytes {c['bytes'] / 1e6:.3f}MB")
+
+
+@app.command("devices")
+@user_errors
+def devices_cmd() -> None:
+    """List the device profiles and where their numbers come from."""
+    from nas.latency import device_names, load_device
+
+    table = Table(title="device profiles")
+    for col in ("name", "provenance", "runtime", "threads", "bits (native; fallback)", "table", "validation"):
+        table.add_column(col)
+    for name in device_names():
+        p = load_device(name)
+        fb = ", ".join(f"{k}->{v}" for k, v in sorted(p.bit_fallback.items()))
+        table.add_row(name, p.provenance, p.runtime, str(p.threads),
+                      f"{','.join(map(str, p.native_bits))}; {fb}", str(len(p.table)),
+                      _validation_text(p.validation))
+    out.print(table)
+
+
+def _validation_text(v: dict) -> str:
+    if not v:
+        return "none yet"
+    if "loo_mape_pct" in v:
+        return (f"leave-one-out on {v['entries']} source entries: MAPE {v['loo_mape_pct']}%, "
+                f"{v['loo_within_10pct'] * 100:.0f}% within ±10%")
+    parts = []
+    for prec in ("f32", "i8"):
+        if prec in v:
+            parts.append(f"{prec}: {v[prec]['within_10pct'] * 100:.0f}% within ±10%, "
+                         f"MAPE {v[prec]['mape_pct']}%, tau {v[prec]['kendall_tau']}")
+    return f"{v.get('samples', '?')} networks end to end; " + "; ".join(parts)
+
+
+@app.command("latency")
+@user_errors
+def latency_cmd(
+    key: Optional[str] = typer.Argument(None, help="Candidate key."),
+    device: str = typer.Option(..., "--device", "-d", help="Profile name or path to a profile YAML."),
+    reference: Optional[str] = typer.Option(None, "--reference", help="A reference network by name."),
+    num_classes: int = typer.Option(1000, "--classes", min=1),
+) -> None:
+    """Predicted latency of one network on a device, with the per-op breakdown."""
+    from nas.latency import load_device
+
+    if (key is None) == (reference is None):
+        raise NasError("give a candidate KEY or --reference NAME (one of them)")
+    cand = resolve_candidate(key or reference)
+    prof = load_device(device)
+    rows = prof.breakdown(cand, num_classes=num_classes)
+    table = Table(title=f"{cand.key}")
+    for col in ("#", "op", "bits (exec)", "ms", "source"):
+        table.add_column(col, justify="right" if col in ("#", "ms") else "left")
+    for i, r in enumerate(rows):
+        src = "estimated" if r.source == "estimate" else "table"
+        table.add_row(str(i), r.op.key, f"{r.op.bits} ({r.exec_bits})", f"{r.ms:.3f}", src)
+    out.print(table)
+    total = prof.latency_ms(cand, num_classes=num_classes)
+    n_est = sum(r.source == "estimate" for r in rows)
+    qual = "ESTIMATED " if prof.is_estimated else ""
+    out.print(f"device: {prof.label}")
+    out.print(f"{qual}predicted latency: {total:.3f} ms  (sum of ops {sum(r.ms for r in rows):.3f} ms, "
+              f"calibration {prof.calibration_for(cand).source}; {n_est} of {len(rows)} ops "
+              f"from the estimator)")
+
+
+def _progress_printer(label: str):
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    bar = Progress(TextColumn(label), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                   TimeRemainingColumn(), console=err, transient=True)
+    task = None
+
+    def update(*args):
+        nonlocal task
+        done, total = args[-2], args[-1]
+        if task is None:
+            bar.start()
+            task = bar.add_task(label, total=total)
+        bar.update(task, completed=done, total=total)
+        if done >= total:
+            bar.stop()
+    return update
+
+
+def _host_only(device: str):
+    from nas.latency import load_device
+
+    prof = load_device(device)
+    if prof.measure_missing is None:
+        raise NasError(f"device {prof.name} is {prof.provenance}: only the host profile can be "
+                       f"measured on this machine")
+    return prof
+
+
+@profile_app.command("build")
+@user_errors
+def profile_build(
+    device: str = typer.Option("host", "--device", "-d"),
+    space: list[str] = typer.Option(["mobilenetv3"], "--space", "-s", help="Space(s) whose ops to time."),
+    samples: int = typer.Option(0, "--samples", min=0,
+                                help="Time the ops of N sampled candidates per space (lazy); 0 = every op of the space."),
+    calibrate: int = typer.Option(0, "--calibrate", min=0,
+                                  help="Then fit the whole-network calibration on N candidates per space."),
+    seed: int = typer.Option(0, "--seed"),
+) -> None:
+    """Time the ops of a space on this host (cached; resumable), optionally calibrate."""
+    import random
+
+    from nas.latency import host
+
+    prof = _host_only(device)
+    ops = []
+    for name in space:
+        sp = nas.load_space(name)
+        if samples:
+            rng = random.Random(seed)
+            for _ in range(samples):
+                c = sp.sample(rng)
+                ops += [(op, prof.exec_bits(op.bits)) for op in c.ops()]
+        else:
+            ops += [(op, prof.exec_bits(op.bits)) for op in sp.all_ops()]
+    table = host.measure_ops(ops, progress=_progress_printer("timing ops"))
+    out.print(f"{len(table)} op timings for {', '.join(space)} in {host.cache_dir()}")
+    if calibrate:
+        from nas.latency.validate import calibrate_host
+
+        cal = calibrate_host(prof, space, calibrate, seed=seed,
+                             progress=_progress_printer("end-to-end timings"))
+        for prec, c in cal.items():
+            out.print(f"calibration {prec}: {c.scale:.3f} x sum + {c.per_op_ms * 1000:.1f} us/op "
+                      f"+ {c.offset_ms:.3f} ms")
+
+
+@profile_app.command("validate")
+@user_errors
+def profile_validate(
+    device: str = typer.Option("host", "--device", "-d"),
+    space: list[str] = typer.Option(["mobilenetv3"], "--space", "-s"),
+    samples: int = typer.Option(20, "--samples", min=1),
+    seed: int = typer.Option(1, "--seed"),
+) -> None:
+    """Time N random candidates end to end (fp32 and int8) against the prediction."""
+    from nas.latency.host import save_calibration
+    from nas.latency.validate import validate_profile
+
+    prof = _host_only(device)
+    res = validate_profile(prof, space, samples, seed=seed,
+                           progress=_progress_printer("end-to-end timings"))
+    save_calibration(prof.calibration, validation=res)
+    for prec in ("f32", "i8"):
+        r = res[prec]
+        out.print(f"{prec}: {r['within_5pct'] * 100:.0f}% within ±5%, {r['within_10pct'] * 100:.0f}% "
+                  f"within ±10%, MAPE {r['mape_pct']}%, Kendall tau {r['kendall_tau']} "
+                  f"(uncalibrated sum of ops: {r['uncalibrated_mean_error_pct']:+.1f}% on average)")
 
 
 def run() -> None:

@@ -175,7 +175,13 @@ class SearchSpace:
 
     def ops(self, cand: Candidate, resolution: int | None = None, num_classes: int = 1000,
             in_channels: int = 3) -> list[OpSpec]:
-        """The operators of ``cand``, stem to classifier.
+        """The operators of ``cand``, stem to classifier (see ``plan``)."""
+        return [op for _, op in self.plan(cand, resolution, num_classes, in_channels)]
+
+    def plan(self, cand: Candidate, resolution: int | None = None, num_classes: int = 1000,
+             in_channels: int = 3) -> list[tuple[tuple[int, int] | None, OpSpec]]:
+        """The operators of ``cand``, stem to classifier, each tagged with the (stage, block)
+        index it implements, or None for stem, pooling, head and classifier.
 
         At the candidate's own resolution this is the target network. At another
         ``resolution`` (a proxy input such as 32x32) the earliest stride-2 layers become
@@ -192,17 +198,17 @@ class SearchSpace:
         edge_bits = 8 if cand.is_quantized else FLOAT_BITS
         w = cand.width
 
-        ops: list[OpSpec] = []
+        ops: list[tuple[tuple[int, int] | None, OpSpec]] = []
         h = res
         stem_c = self._channels(sk.stem["channels"], w, kind="stem")
         s = next(stride_iter)
-        ops.append(OpSpec("conv", h, h, in_channels, stem_c, kernel=sk.stem["kernel"], stride=s,
-                          act=sk.stem["act"], bits=edge_bits))
-        h, c = ops[-1].out_hw[0], stem_c
+        ops.append((None, OpSpec("conv", h, h, in_channels, stem_c, kernel=sk.stem["kernel"],
+                                 stride=s, act=sk.stem["act"], bits=edge_bits)))
+        h, c = ops[-1][1].out_hw[0], stem_c
         if sk.maxpool:
             s = next(stride_iter)
-            ops.append(OpSpec("maxpool", h, h, c, c, kernel=3, stride=s))
-            h = ops[-1].out_hw[0]
+            ops.append((None, OpSpec("maxpool", h, h, c, c, kernel=3, stride=s)))
+            h = ops[-1][1].out_hw[0]
         for si, (st, blocks) in enumerate(zip(sk.stages, cand.stages)):
             cout = self._channels(st.channels, w, kind="stage", index=si)
             stage_stride = next(stride_iter)
@@ -210,21 +216,21 @@ class SearchSpace:
                 stride = stage_stride if bi == 0 else 1
                 op = self._block_op(b, h, c, cout, st, stride)
                 if op is not None:
-                    ops.append(op)
+                    ops.append(((si, bi), op))
                     h = op.out_hw[0]
                 c = cout
         if sk.head is not None:
             head_c = self._channels(sk.head["channels"], w, kind="head",
                                     shrink=sk.head.get("shrink", True))
-            ops.append(OpSpec("conv", h, h, c, head_c, kernel=1, stride=1, act=sk.head["act"],
-                              bits=edge_bits))
+            ops.append((None, OpSpec("conv", h, h, c, head_c, kernel=1, stride=1,
+                                     act=sk.head["act"], bits=edge_bits)))
             c = head_c
-        ops.append(OpSpec("gap", h, h, c, c))
+        ops.append((None, OpSpec("gap", h, h, c, c)))
         for fc in sk.classifier:
             fc_c = self._channels(fc["channels"], w, kind="head", shrink=fc.get("shrink", True))
-            ops.append(OpSpec("linear", 1, 1, c, fc_c, act=fc["act"], bits=edge_bits))
+            ops.append((None, OpSpec("linear", 1, 1, c, fc_c, act=fc["act"], bits=edge_bits)))
             c = fc_c
-        ops.append(OpSpec("linear", 1, 1, c, num_classes, bits=edge_bits))
+        ops.append((None, OpSpec("linear", 1, 1, c, num_classes, bits=edge_bits)))
         return ops
 
     def all_ops(self, num_classes: int = 1000, in_channels: int = 3) -> set[OpSpec]:

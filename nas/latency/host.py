@@ -1,0 +1,262 @@
+"""The ``host`` profile: latencies measured on this machine with onnxruntime (CPU provider).
+
+Each OpSpec is exported as a tiny ONNX model (fp32, or int8 by onnxruntime's static QDQ
+quantization, the same path as ``export_onnx(..., int8=True)``) and timed with a fixed
+thread count (1 by default). Timings are cached on disk per CPU model, onnxruntime version
+and thread count (``$HWNAS_CACHE`` or ``~/.cache/hwnas``), so a table grows as searches meet
+new ops and survives between runs; writes are atomic.
+
+On this runtime 4- and 6-bit blocks execute on int8 kernels: they are timed as int8 (their
+bytes still count at their own width).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import re
+import statistics
+import tempfile
+import time
+import warnings
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from nas.candidate import FLOAT_BITS, Candidate, OpSpec
+from nas.latency.estimator import Estimator, op_features
+from nas.latency.profile import Calibration, DeviceError
+
+__all__ = ["cache_dir", "measure_ops", "measure_candidate", "load_host_state", "save_calibration",
+           "host_estimator", "quantize_int8", "THREADS"]
+
+THREADS = int(os.environ.get("HWNAS_HOST_THREADS", "1"))
+Progress = Callable[[int, int], None]
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def cache_dir() -> Path:
+    import onnxruntime as ort
+
+    root = Path(os.environ.get("HWNAS_CACHE", Path.home() / ".cache" / "hwnas"))
+    slug = re.sub(r"[^A-Za-z0-9.]+", "-", _cpu_model()).strip("-")
+    return root / "host" / f"{slug}-ort{ort.__version__}-t{THREADS}"
+
+
+def _write_json(path: Path, data) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name, dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f, indent=0, sort_keys=True)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _read_json(path: Path) -> dict:
+    if not path.is_file():
+        return {}
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, OSError) as exc:
+        raise DeviceError(f"host latency cache {path} is unreadable ({exc}); delete it to re-measure") from None
+
+
+def load_host_state():
+    d = cache_dir()
+    table = {k: float(v) for k, v in _read_json(d / "table.json").items()}
+    state = _read_json(d / "calibration.json")
+    calib = {k: Calibration(**v) for k, v in state.get("calibration", {}).items()}
+    return table, calib, state.get("validation", {}), measure_into_cache
+
+
+def save_calibration(calib: dict[str, Calibration], validation: dict | None = None) -> Path:
+    path = cache_dir() / "calibration.json"
+    state = _read_json(path)
+    state["calibration"] = {k: c.to_dict() for k, c in calib.items()}
+    if validation is not None:
+        state["validation"] = validation
+    _write_json(path, state)
+    return path
+
+
+def host_estimator(table: dict[str, float], est_raw: dict) -> Estimator:
+    """The estimator fitted to the measured entries (with the YAML's prior), so ops not yet
+    measured still get a number."""
+    prior = Estimator({str(k): float(v) for k, v in est_raw.get("coef", {}).items()})
+    if len(table) < 20:
+        return prior
+    rows, ys = [], []
+    for key, ms in table.items():
+        try:
+            op = OpSpec.from_key(key)
+        except ValueError:
+            raise DeviceError(f"host latency cache {cache_dir()}: bad op key {key!r}; "
+                              f"delete the cache to re-measure") from None
+        rows.append(op_features(op))
+        ys.append(ms)
+    return Estimator.fit(np.array(rows), np.array(ys), prior=prior)
+
+
+# --------------------------------------------------------------------------- timing
+
+def _session(path_or_bytes):
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = THREADS
+    opts.inter_op_num_threads = 1
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.log_severity_level = 3
+    return ort.InferenceSession(path_or_bytes, opts, providers=["CPUExecutionProvider"])
+
+
+def time_session(sess, feed: dict, min_runs: int = 15, min_seconds: float = 0.15,
+                 max_runs: int = 2000) -> float:
+    """Median wall time of one run, milliseconds, after warm-up."""
+    for _ in range(3):
+        sess.run(None, feed)
+    times = []
+    start = time.perf_counter()
+    while len(times) < max_runs and (len(times) < min_runs or time.perf_counter() - start < min_seconds):
+        t0 = time.perf_counter()
+        sess.run(None, feed)
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times) * 1e3
+
+
+def _input_for(op: OpSpec, batch: int = 1) -> np.ndarray:
+    rng = np.random.default_rng(0)
+    if op.kind == "linear":
+        return rng.standard_normal((batch, op.cin)).astype(np.float32)
+    return rng.standard_normal((batch, op.cin, op.h, op.w)).astype(np.float32)
+
+
+class _Reader:
+    """Calibration data for static quantization."""
+
+    def __init__(self, name: str, arrays: list[np.ndarray]):
+        self.items = iter([{name: a} for a in arrays])
+
+    def get_next(self):
+        return next(self.items, None)
+
+
+def quantize_int8(fp32_path: Path, out_path: Path, calibration: list[np.ndarray]) -> Path:
+    """onnxruntime static quantization, QDQ format, per-channel int8 weights, uint8
+    activations, calibrated on ``calibration`` arrays (the model's input)."""
+    import logging
+
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)  # the quantizer logs advice through the root logger
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            quantize_static(str(fp32_path), str(out_path), _Reader("input", calibration),
+                            quant_format=QuantFormat.QDQ, per_channel=True,
+                            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                            calibrate_method=CalibrationMethod.MinMax)
+    finally:
+        root.setLevel(level)
+    return out_path
+
+
+def _export(module, x: np.ndarray, path: Path) -> None:
+    import torch
+
+    from nas.models.fold import fold_batchnorm
+
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(fold_batchnorm(module), (torch.from_numpy(x),), str(path), opset_version=17,
+                          dynamo=False, input_names=["input"], output_names=["output"])
+
+
+def measure_op(op: OpSpec, exec_bits: int, workdir: Path) -> float:
+    import torch
+
+    from nas.models.blocks import build_op
+
+    torch.manual_seed(0)
+    module = build_op(op)
+    x = _input_for(op)
+    fp32 = workdir / "op.onnx"
+    _export(module, x, fp32)
+    path = fp32
+    if exec_bits < FLOAT_BITS:
+        rng = np.random.default_rng(1)
+        calib = [rng.standard_normal(x.shape).astype(np.float32) for _ in range(4)]
+        path = quantize_int8(fp32, workdir / "op.int8.onnx", calib)
+    return time_session(_session(str(path)), {"input": x})
+
+
+def measure_ops(ops: list[tuple[OpSpec, int]], progress: Progress | None = None,
+                save_every: int = 25) -> dict[str, float]:
+    """Time every (op, executed bits) not yet in the cache; returns {table key: ms} for all."""
+    from dataclasses import replace
+
+    import torch
+
+    torch.set_num_threads(THREADS)
+    d = cache_dir()
+    path = d / "table.json"
+    table = {k: float(v) for k, v in _read_json(path).items()}
+    todo, seen = [], set()
+    for op, eb in ops:
+        spec = op if op.bits == eb else replace(op, bits=eb)
+        if spec.key not in table and spec.key not in seen:
+            seen.add(spec.key)
+            todo.append(spec)
+    out = {}
+    with tempfile.TemporaryDirectory(prefix="hwnas-op-") as tmp:
+        for i, spec in enumerate(todo, start=1):
+            out[spec.key] = measure_op(spec, spec.bits, Path(tmp))
+            if progress:
+                progress(i, len(todo))
+            if i % save_every == 0 or i == len(todo):
+                table = {k: float(v) for k, v in _read_json(path).items()}  # another process may have added
+                table.update(out)
+                _write_json(path, table)
+    table.update(out)
+    return {(op.key if op.bits == eb else replace(op, bits=eb).key):
+            table[(op.key if op.bits == eb else replace(op, bits=eb).key)] for op, eb in ops}
+
+
+def measure_into_cache(ops: list[tuple[OpSpec, int]]) -> dict[str, float]:
+    return measure_ops(ops)
+
+
+def measure_candidate(cand: Candidate, int8: bool, workdir: Path, num_classes: int = 1000) -> float:
+    """End-to-end latency of the whole network (ONNX in onnxruntime), milliseconds."""
+    import torch
+
+    from nas.models import build_model
+
+    torch.manual_seed(0)
+    model = build_model(cand, num_classes).eval()
+    x = np.random.default_rng(0).standard_normal((1, 3, cand.resolution, cand.resolution)).astype(np.float32)
+    fp32 = workdir / "net.onnx"
+    _export(model, x, fp32)
+    path = fp32
+    if int8:
+        rng = np.random.default_rng(1)
+        calib = [rng.standard_normal(x.shape).astype(np.float32) for _ in range(4)]
+        path = quantize_int8(fp32, workdir / "net.int8.onnx", calib)
+    return time_session(_session(str(path)), {"input": x}, min_runs=10, min_seconds=0.3)

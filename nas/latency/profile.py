@@ -1,0 +1,346 @@
+"""Device profiles: ``device_profiles/<name>.yaml`` plus their tables.
+
+A profile predicts a candidate's latency as the sum over ``candidate.ops()`` of the op's
+latency (a table hit, else the estimator), followed by the profile's whole-network
+calibration: ``scale * sum + per_op_ms * n_ops + offset_ms``. Bit widths the runtime does not
+execute natively are priced at the width they fall back to (``bit_fallback``).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import yaml
+
+from nas._paths import data_dir
+from nas.candidate import FLOAT_BITS, Candidate, OpSpec
+from nas.errors import NasError
+from nas.latency.estimator import Estimator, op_features
+
+__all__ = ["DeviceProfile", "Calibration", "OpLatency", "load_device", "device_names",
+           "DeviceError", "UnknownDeviceError", "PROVENANCES"]
+
+PROVENANCES = ("measured", "imported", "estimated")
+
+
+class DeviceError(NasError, ValueError):
+    """A device profile or its table is malformed, or cannot price an op."""
+
+
+class UnknownDeviceError(DeviceError, KeyError):
+    def __init__(self, name: str, valid: list[str]):
+        self.name, self.valid = name, valid
+        super().__init__(f"unknown device {name!r}; valid: {', '.join(valid)} "
+                         f"(or a path to a profile YAML)")
+
+    def __str__(self) -> str:
+        return self.args[0]
+
+
+@dataclass
+class Calibration:
+    scale: float = 1.0
+    per_op_ms: float = 0.0
+    offset_ms: float = 0.0
+    source: str = "none"
+
+    def apply(self, op_sum_ms: float, n_ops: int) -> float:
+        return self.scale * op_sum_ms + self.per_op_ms * n_ops + self.offset_ms
+
+    @classmethod
+    def fit(cls, sums: list[float], n_ops: list[int], measured: list[float], source: str) -> "Calibration":
+        """Least squares on relative error; coefficients kept non-negative."""
+        from nas.latency.estimator import nnls
+
+        y = np.asarray(measured, float)
+        A = np.column_stack([sums, n_ops, np.ones(len(y))]) / y[:, None]
+        s, p, o = nnls(A, np.ones(len(y)))
+        return cls(float(s), float(p), float(o), source)
+
+    def to_dict(self) -> dict:
+        return {"scale": self.scale, "per_op_ms": self.per_op_ms, "offset_ms": self.offset_ms,
+                "source": self.source}
+
+
+@dataclass(frozen=True)
+class OpLatency:
+    op: OpSpec
+    exec_bits: int
+    ms: float
+    source: str  # "table" | "estimate"
+
+
+@dataclass
+class DeviceProfile:
+    name: str
+    description: str
+    provenance: str
+    source: str
+    runtime: str
+    threads: int
+    native_bits: tuple[int, ...]
+    bit_fallback: dict[int, int]
+    table: dict[str, float]
+    estimator: Estimator
+    calibration: dict[str, Calibration]  # "f32" and "i8"
+    validation: dict[str, Any] = field(default_factory=dict)
+    path: Path | None = None
+    measure_missing: Callable[[list[tuple[OpSpec, int]]], dict[str, float]] | None = None
+    _block_cache: dict = field(default_factory=dict, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    # ------------------------------------------------------------------ prediction
+    @property
+    def is_estimated(self) -> bool:
+        return self.provenance == "estimated"
+
+    @property
+    def label(self) -> str:
+        """Name with provenance, for every report that shows a number from this profile."""
+        return f"{self.name} ({self.provenance}, {self.runtime}, {self.threads} thread" \
+               f"{'s' if self.threads != 1 else ''})"
+
+    def exec_bits(self, bits: int) -> int:
+        if bits in self.native_bits:
+            return bits
+        if bits in self.bit_fallback:
+            return self.bit_fallback[bits]
+        raise DeviceError(f"device {self.name} cannot execute {bits}-bit ops "
+                          f"(native: {', '.join(map(str, self.native_bits))})")
+
+    def table_key(self, op: OpSpec, exec_bits: int) -> str:
+        return op.key if exec_bits == op.bits else _with_bits(op, exec_bits).key
+
+    def op_latency(self, op: OpSpec) -> OpLatency:
+        eb = self.exec_bits(op.bits)
+        key = self.table_key(op, eb)
+        if key in self.table:
+            return OpLatency(op, eb, self.table[key], "table")
+        ms = self.estimator.predict(op, eb)
+        if not np.isfinite(ms) or ms <= 0:
+            raise DeviceError(f"device {self.name}: op {key} is neither in the table nor estimable")
+        return OpLatency(op, eb, ms, "estimate")
+
+    def breakdown(self, candidate: Candidate, num_classes: int = 1000) -> list[OpLatency]:
+        ops = candidate.ops(num_classes=num_classes)
+        self._ensure_measured(ops)
+        return [self.op_latency(op) for op in ops]
+
+    def calibration_for(self, candidate: Candidate) -> Calibration:
+        return self.calibration["i8" if candidate.is_quantized else "f32"]
+
+    def latency_ms(self, candidate: Candidate, num_classes: int = 1000) -> float:
+        """Predicted end-to-end latency in milliseconds."""
+        total, n = self._op_sum(candidate, num_classes)
+        return self.calibration_for(candidate).apply(total, n)
+
+    def uncalibrated_sum(self, candidate: Candidate, num_classes: int = 1000) -> tuple[float, int]:
+        return self._op_sum(candidate, num_classes)
+
+    def _op_sum(self, cand: Candidate, num_classes: int) -> tuple[float, int]:
+        # Fast path: a block's op depends only on (skeleton, resolution, width, stage,
+        # first-in-stage, block genes); edges only on (skeleton, resolution, width,
+        # quantized). Both are cached per context, so a warm profile prices a candidate with
+        # one dictionary lookup per block.
+        ctx = (cand.space, cand.skeleton, cand.resolution, cand.width, num_classes)
+        blocks = self._block_cache.get(ctx)
+        if blocks is not None:
+            total, n, quantized = 0.0, 0, False
+            try:
+                for si, stage in enumerate(cand.stages):
+                    first = True
+                    for b in stage:
+                        ms, cnt = blocks[(si, first, b)]
+                        total += ms
+                        n += cnt
+                        first = False
+                        quantized = quantized or b.bits < FLOAT_BITS
+                ems, ecnt = blocks[quantized]
+                return total + ems, n + ecnt
+            except KeyError:
+                pass
+        self._fill_cache(cand, num_classes, ctx)
+        return self._op_sum(cand, num_classes)
+
+    def _fill_cache(self, cand: Candidate, num_classes: int, ctx: tuple) -> None:
+        plan = cand.space_obj().plan(cand, num_classes=num_classes)
+        self._ensure_measured([op for _, op in plan])
+        edge = [self.op_latency(op).ms for tag, op in plan if tag is None]
+        per_block: dict[tuple[int, int], list[float]] = {}
+        for tag, op in plan:
+            if tag is not None:
+                per_block.setdefault(tag, []).append(self.op_latency(op).ms)
+        with self._lock:
+            blocks = self._block_cache.setdefault(ctx, {})
+            blocks[cand.is_quantized] = (sum(edge), len(edge))
+            for si, stage in enumerate(cand.stages):
+                for bi, b in enumerate(stage):
+                    ms = per_block.get((si, bi), [])  # identity skips have no op
+                    blocks[(si, bi == 0, b)] = (sum(ms), len(ms))
+
+    def _ensure_measured(self, ops: list[OpSpec]) -> None:
+        if self.measure_missing is None:
+            return
+        missing = []
+        for op in ops:
+            eb = self.exec_bits(op.bits)
+            if self.table_key(op, eb) not in self.table:
+                missing.append((op, eb))
+        if missing:
+            self.table.update(self.measure_missing(missing))
+
+    def summary(self) -> dict[str, Any]:
+        return {"name": self.name, "provenance": self.provenance, "source": self.source,
+                "runtime": self.runtime, "threads": self.threads,
+                "native_bits": list(self.native_bits),
+                "bit_fallback": {str(k): v for k, v in self.bit_fallback.items()},
+                "table_entries": len(self.table), "validation": self.validation}
+
+
+def _with_bits(op: OpSpec, bits: int) -> OpSpec:
+    from dataclasses import replace
+
+    return replace(op, bits=bits)
+
+
+# --------------------------------------------------------------------------- loading
+
+_cache: dict[str, DeviceProfile] = {}
+_cache_lock = threading.Lock()
+
+
+def device_names() -> list[str]:
+    return sorted(p.stem for p in data_dir("device_profiles").glob("*.yaml"))
+
+
+def load_device(name_or_path: str | Path) -> DeviceProfile:
+    """A built-in profile by name (``nas devices`` lists them) or a profile YAML by path."""
+    text = str(name_or_path)
+    is_path = text.endswith((".yaml", ".yml")) or "/" in text or "\\" in text
+    with _cache_lock:
+        if text in _cache:
+            return _cache[text]
+    if is_path:
+        path = Path(text)
+        if not path.is_file():
+            raise DeviceError(f"device profile file not found: {path}")
+    else:
+        path = data_dir("device_profiles") / f"{text}.yaml"
+        if not path.is_file():
+            raise UnknownDeviceError(text, device_names())
+    profile = _read_profile(path)
+    with _cache_lock:
+        _cache[text] = profile
+    return profile
+
+
+def _yaml(path: Path) -> Any:
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}:" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise DeviceError(f"{path}:{where} malformed YAML: {problem}") from None
+    except OSError as exc:
+        raise DeviceError(f"{path}: cannot read: {exc.strerror}") from None
+
+
+def _need(d: Any, key: str, typ, path: Path, where: str = "top level", default: Any = ...) -> Any:
+    if not isinstance(d, dict):
+        raise DeviceError(f"{path}: {where}: expected a mapping")
+    if key not in d:
+        if default is ...:
+            raise DeviceError(f"{path}: {where}: missing field {key!r}")
+        return default
+    v = d[key]
+    if typ is float and isinstance(v, int) and not isinstance(v, bool):
+        v = float(v)
+    if not isinstance(v, typ) or (typ in (int, float) and isinstance(v, bool)):
+        raise DeviceError(f"{path}: {where}.{key}: expected {getattr(typ, '__name__', typ)}, got {v!r}")
+    return v
+
+
+def _read_profile(path: Path) -> DeviceProfile:
+    raw = _yaml(path)
+    if not isinstance(raw, dict):
+        raise DeviceError(f"{path}: top level: expected a mapping")
+    name = _need(raw, "name", str, path)
+    provenance = _need(raw, "provenance", str, path)
+    if provenance not in PROVENANCES:
+        raise DeviceError(f"{path}: provenance: {provenance!r} is not one of {', '.join(PROVENANCES)}")
+    native = tuple(_need(raw, "native_bits", list, path))
+    fallback = {int(k): int(v) for k, v in _need(raw, "bit_fallback", dict, path, default={}).items()}
+    for b in list(native) + list(fallback.values()):
+        if not isinstance(b, int) or not 1 <= b <= 32:
+            raise DeviceError(f"{path}: native_bits/bit_fallback: {b!r} is not a bit width")
+    est_raw = _need(raw, "estimator", dict, path)
+    table: dict[str, float] = {}
+    validation = _need(raw, "validation", dict, path, default={}) or {}
+    calib = {k: Calibration(**v) for k, v in
+             (_need(raw, "calibration", dict, path, default={}) or {}).items()}
+    measure = None
+    kind = _need(raw, "kind", str, path, default="static")
+    if kind == "host":
+        from nas.latency import host
+
+        table, calib_h, validation_h, measure = host.load_host_state()
+        calib.update(calib_h)
+        validation = validation_h or validation
+        estimator = host.host_estimator(table, est_raw)
+    elif "from_hardware" in est_raw:
+        hw = _need(est_raw, "from_hardware", dict, path, "estimator")
+        for k, v in hw.items():
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or v <= 0:
+                raise DeviceError(f"{path}: estimator.from_hardware.{k}: expected a positive "
+                                  f"number, got {v!r} (YAML needs a signed exponent: 45.6e+9)")
+        try:
+            estimator = Estimator.from_hardware(**hw)
+        except TypeError as exc:
+            raise DeviceError(f"{path}: estimator.from_hardware: {exc}") from None
+    elif "fit_lut" in est_raw:
+        from nas.latency.imported import lut_profile_parts
+
+        lut_path = path.parent / _need(est_raw, "fit_lut", str, path, "estimator")
+        table, estimator, validation = lut_profile_parts(lut_path, _need(est_raw, "format", str, path, "estimator"))
+    elif "coef" in est_raw:
+        estimator = Estimator({str(k): float(v) for k, v in est_raw["coef"].items()})
+    else:
+        raise DeviceError(f"{path}: estimator: needs 'from_hardware', 'fit_lut' or 'coef'")
+    if "table" in raw and raw["table"]:
+        table.update(read_table(path.parent / str(raw["table"])))
+    for k in ("f32", "i8"):
+        calib.setdefault(k, Calibration())
+    return DeviceProfile(
+        name=name, description=str(_need(raw, "description", str, path, default="")).strip(),
+        provenance=provenance, source=str(_need(raw, "source", str, path)).strip(),
+        runtime=_need(raw, "runtime", str, path), threads=_need(raw, "threads", int, path, default=1),
+        native_bits=native, bit_fallback=fallback, table=table, estimator=estimator,
+        calibration=calib, validation=validation, path=path, measure_missing=measure)
+
+
+def read_table(path: Path) -> dict[str, float]:
+    """A latency table: JSON or YAML mapping of op key -> milliseconds (> 0)."""
+    if not path.is_file():
+        raise DeviceError(f"latency table not found: {path}")
+    if path.suffix == ".json":
+        try:
+            raw = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise DeviceError(f"{path}: line {exc.lineno}: malformed JSON: {exc.msg}") from None
+    else:
+        raw = _yaml(path)
+    if not isinstance(raw, dict):
+        raise DeviceError(f"{path}: expected a mapping of op key to milliseconds")
+    out = {}
+    for k, v in raw.items():
+        ms = v.get("ms") if isinstance(v, dict) else v
+        if isinstance(ms, bool) or not isinstance(ms, (int, float)) or not np.isfinite(ms) or ms <= 0:
+            raise DeviceError(f"{path}: key {k!r}: latency must be a positive number, got {ms!r}")
+        out[str(k)] = float(ms)
+    return out

@@ -1,0 +1,98 @@
+"""Fit a host profile's whole-network calibration and validate any profile against end-to-end
+timings of sampled candidates (fp32: every block float; int8: every block at 8 bits)."""
+
+from __future__ import annotations
+
+import random
+import tempfile
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from nas.candidate import Candidate
+from nas.latency.profile import Calibration, DeviceProfile
+
+__all__ = ["kendall_tau", "end_to_end", "calibrate_host", "validate_profile"]
+
+Progress = Callable[[str, int, int], None]
+
+
+def kendall_tau(a, b) -> float:
+    """Kendall's tau-b between two sequences (O(n^2); n is small here)."""
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    n = len(a)
+    conc = disc = ties_a = ties_b = 0
+    for i in range(n):
+        da = np.sign(a[i + 1:] - a[i])
+        db = np.sign(b[i + 1:] - b[i])
+        conc += int(np.sum(da * db > 0))
+        disc += int(np.sum(da * db < 0))
+        ties_a += int(np.sum((da == 0) & (db != 0)))
+        ties_b += int(np.sum((db == 0) & (da != 0)))
+    denom = np.sqrt((conc + disc + ties_a) * (conc + disc + ties_b))
+    return float((conc - disc) / denom) if denom else float("nan")
+
+
+def _candidates(space_name: str, n: int, seed: int) -> list[Candidate]:
+    from nas.spaces import load_space
+
+    space = load_space(space_name)
+    rng = random.Random(seed)
+    return [space.sample(rng) for _ in range(n)]
+
+
+def end_to_end(cands: list[Candidate], profile: DeviceProfile, progress: Progress | None = None):
+    """Per precision: (predicted-before-calibration sums, op counts, measured ms)."""
+    from nas.latency.host import measure_candidate
+
+    out = {"f32": ([], [], []), "i8": ([], [], [])}
+    total = 2 * len(cands)
+    done = 0
+    with tempfile.TemporaryDirectory(prefix="hwnas-e2e-") as tmp:
+        for cand in cands:
+            for prec, c in (("f32", cand.replace_bits(32)), ("i8", cand.replace_bits(8))):
+                s, n = profile.uncalibrated_sum(c)  # measures missing ops (host) first
+                m = measure_candidate(c, prec == "i8", Path(tmp))
+                out[prec][0].append(s)
+                out[prec][1].append(n)
+                out[prec][2].append(m)
+                done += 1
+                if progress:
+                    progress(f"{prec} {c.key[:40]}", done, total)
+    return out
+
+
+def calibrate_host(profile: DeviceProfile, spaces: list[str], n: int, seed: int = 0,
+                   progress: Progress | None = None) -> dict[str, Calibration]:
+    from nas.latency.host import save_calibration
+
+    cands = [c for s in spaces for c in _candidates(s, n, seed)]
+    data = end_to_end(cands, profile, progress)
+    calib = {p: Calibration.fit(*data[p], source=f"{len(cands)} candidates of "
+                                f"{', '.join(spaces)}, seed {seed}") for p in data}
+    save_calibration(calib)
+    profile.calibration.update(calib)
+    profile._block_cache.clear()
+    return calib
+
+
+def validate_profile(profile: DeviceProfile, spaces: list[str], n: int, seed: int = 1,
+                     progress: Progress | None = None) -> dict:
+    """Share within +-5% / +-10%, mean absolute % error and Kendall tau, per precision."""
+    cands = [c for s in spaces for c in _candidates(s, n, seed)]
+    data = end_to_end(cands, profile, progress)
+    result = {"spaces": spaces, "samples": len(cands), "seed": seed}
+    for prec, (sums, nops, meas) in data.items():
+        cal = profile.calibration[prec]
+        pred = np.array([cal.apply(s, k) for s, k in zip(sums, nops)])
+        meas = np.array(meas)
+        err = pred / meas - 1
+        result[prec] = {
+            "within_5pct": round(float(np.mean(np.abs(err) <= 0.05)), 3),
+            "within_10pct": round(float(np.mean(np.abs(err) <= 0.10)), 3),
+            "mape_pct": round(float(np.mean(np.abs(err)) * 100), 2),
+            "kendall_tau": round(kendall_tau(pred, meas), 3),
+            "uncalibrated_mean_error_pct": round(float(np.mean(np.array(sums) / meas - 1) * 100), 2),
+        }
+    return result

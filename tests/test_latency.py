@@ -1,0 +1,183 @@
+import random
+import textwrap
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+import nas
+from nas.candidate import OpSpec
+from nas.cli import app
+from nas.latency import DeviceError, Estimator, UnknownDeviceError, device_names, load_device
+from nas.latency.estimator import FEATURES, nnls, op_features
+from nas.latency.validate import kendall_tau
+
+from conftest import SPACES, sample
+
+STATIC = [d for d in device_names() if d != "host"]
+
+
+@pytest.fixture(params=STATIC)
+def device(request):
+    return load_device(request.param)
+
+
+def test_every_profile_says_where_its_numbers_come_from():
+    for name in device_names():
+        p = load_device(name)
+        assert p.provenance in ("measured", "imported", "estimated")
+        assert p.source and p.runtime and p.threads >= 1
+        assert p.provenance in p.label
+    assert load_device("pixel7").is_estimated
+    assert load_device("pixel1").provenance == "imported"
+
+
+def test_every_reference_gets_a_positive_latency(device):
+    for space_name in SPACES:
+        space = nas.load_space(space_name)
+        for ref in space.references():
+            ms = device.latency_ms(space.reference(ref))
+            assert np.isfinite(ms) and ms > 0
+
+
+def test_fast_path_equals_breakdown(device):
+    for space_name in SPACES:
+        for cand in sample(space_name, 10, seed=3):
+            rows = device.breakdown(cand)
+            want = device.calibration_for(cand).apply(sum(r.ms for r in rows), len(rows))
+            assert device.latency_ms(cand) == pytest.approx(want, rel=1e-9)
+
+
+def test_latency_orders_the_obvious():
+    p = load_device("pixel7")
+    v2 = nas.load_space("mobilenetv2")
+    lat = [p.latency_ms(v2.reference(f"mobilenet_v2_{w}_224")) for w in ("0.35", "0.5", "0.75", "1.0", "1.4")]
+    assert lat == sorted(lat)
+    ref = v2.reference("mobilenet_v2_1.0_224")
+    assert p.latency_ms(ref.replace_bits(8)) < p.latency_ms(ref)
+    # 4-bit runs on int8 kernels on this device
+    assert p.latency_ms(ref.replace_bits(4)) == pytest.approx(p.latency_ms(ref.replace_bits(8)))
+
+
+def test_imported_profiles_report_leave_one_out_error():
+    for name in ("pixel1", "note10"):
+        v = load_device(name).validation
+        assert v["entries"] in (72, 96)
+        assert 0 < v["loo_mape_pct"] < 15
+        assert v["loo_within_10pct"] > 0.6
+
+
+def test_pixel1_uses_measured_entries_where_shapes_match():
+    p = load_device("pixel1")
+    op = OpSpec("mbconv", 112, 112, 16, 24, hidden=48, kernel=3, stride=2, act="relu6", expand=True)
+    hit = p.op_latency(op)
+    assert hit.source == "table" and hit.ms == pytest.approx(6.240567073170731)
+
+
+def test_op_keys_round_trip():
+    for space_name in SPACES:
+        for cand in sample(space_name, 5):
+            for op in cand.ops():
+                assert OpSpec.from_key(op.key) == op
+    with pytest.raises(ValueError):
+        OpSpec.from_key("mbconv:7x7:1-2:wat:b32")
+
+
+def test_nnls_and_estimator_fit_recover_coefficients():
+    rng = np.random.default_rng(0)
+    A = rng.uniform(0, 1, (50, 4))
+    x = np.array([0.5, 0.0, 2.0, 1.0])
+    assert np.allclose(nnls(A, A @ x), x, atol=1e-8)
+    ops = [o for c in sample("mobilenetv3", 20) for o in c.ops()]
+    true = Estimator({f: (0.01 if f.endswith("layers") else 0.05) for f in FEATURES})
+    X = np.array([op_features(o) for o in ops])
+    y = true.predict_rows(X)
+    fitted = Estimator.fit(X, y)
+    assert np.allclose(fitted.predict_rows(X), y, rtol=1e-6)
+
+
+def test_kendall_tau():
+    assert kendall_tau([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1.0)
+    assert kendall_tau([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
+    assert kendall_tau([1, 2, 3], [1, 3, 2]) == pytest.approx(1 / 3)
+
+
+def test_unknown_device_lists_valid_names():
+    with pytest.raises(UnknownDeviceError) as info:
+        load_device("pixel9")
+    assert "pixel7" in str(info.value) and "host" in str(info.value)
+
+
+BASE = """
+name: mine
+provenance: estimated
+source: test
+runtime: tflite
+threads: 1
+native_bits: [8, 32]
+estimator:
+  coef: {f32.dense: 0.05, f32.act: 0.01, f32.layers: 0.001}
+"""
+
+
+@pytest.mark.parametrize("text, needle", [
+    ("name: [unclosed\n", "line"),
+    (BASE.replace("provenance: estimated", "provenance: guessed"), "provenance"),
+    (BASE.replace("runtime: tflite\n", ""), "missing field 'runtime'"),
+    (BASE.replace("native_bits: [8, 32]", "native_bits: [8, 99]"), "bit width"),
+    (BASE.replace("  coef: {f32.dense: 0.05, f32.act: 0.01, f32.layers: 0.001}",
+                  "  from_hardware: {fp32_macs_per_s: 4.5e9}"), "signed exponent"),
+    (BASE.replace("  coef: {f32.dense: 0.05, f32.act: 0.01, f32.layers: 0.001}", "  nothing: 1"),
+     "needs 'from_hardware'"),
+    (BASE + "table: t.yaml\n", "not found"),
+])
+def test_malformed_profiles_are_clear_errors(tmp_path, text, needle):
+    path = tmp_path / "mine.yaml"
+    path.write_text(textwrap.dedent(text))
+    with pytest.raises(DeviceError) as info:
+        load_device(path)
+    assert needle in str(info.value), str(info.value)
+
+
+def test_malformed_table_names_the_key(tmp_path):
+    (tmp_path / "t.yaml").write_text("conv:8x8:3-8:k3s1:b32: -1\n")
+    path = tmp_path / "mine.yaml"
+    path.write_text(BASE + "table: t.yaml\n")
+    with pytest.raises(DeviceError, match="conv:8x8:3-8:k3s1:b32"):
+        load_device(path)
+
+
+def test_table_entries_override_the_estimator(tmp_path):
+    cand = sample("mobilenetv2", 1)[0].replace_bits(32)
+    op = cand.ops()[0]
+    (tmp_path / "t.yaml").write_text(f"'{op.key}': 123.0\n")
+    path = tmp_path / "mine.yaml"
+    path.write_text(BASE + "table: t.yaml\n")
+    p = load_device(path)
+    assert p.breakdown(cand)[0].ms == 123.0 and p.breakdown(cand)[0].source == "table"
+    block_op = [o for o in cand.replace_bits(4).ops() if o.kind == "mbconv"][0]
+    with pytest.raises(DeviceError, match="cannot execute 4-bit"):
+        p.op_latency(block_op)
+
+
+def test_op_neither_in_table_nor_estimable(tmp_path):
+    path = tmp_path / "dense_only.yaml"
+    path.write_text(BASE.replace("{f32.dense: 0.05, f32.act: 0.01, f32.layers: 0.001}", "{f32.dense: 0.05}"))
+    cand = sample("mobilenetv2", 1)[0].replace_bits(32)
+    with pytest.raises(DeviceError, match="neither in the table nor estimable"):
+        load_device(path).latency_ms(cand)  # global pooling has no MACs: nothing to price it by
+
+
+runner = CliRunner()
+
+
+def test_cli_devices_and_latency():
+    r = runner.invoke(app, ["devices"])
+    assert r.exit_code == 0 and "estimated" in r.output and "imported" in r.output
+    r = runner.invoke(app, ["latency", "--device", "pixel7", "--reference", "mobilenet_v2_1.0_224"])
+    assert r.exit_code == 0, r.output
+    assert "ESTIMATED predicted latency" in r.output and "estimated" in r.output
+    r = runner.invoke(app, ["latency", "--device", "pixel9", "--reference", "mobilenet_v2_1.0_224"])
+    assert r.exit_code == 2 and "valid: host" in r.output and "Traceback" not in r.output
+    r = runner.invoke(app, ["latency", "--device", "pixel7"])
+    assert r.exit_code == 2 and "one of them" in r.output
