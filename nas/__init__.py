@@ -1,15 +1,18 @@
 """hwnas: hardware-aware neural architecture search.
 
 Public API (stable): ``load_space``, ``space_names``, ``Candidate``, ``OpSpec``,
-``build_model``, ``export_onnx``, ``count``.
+``build_model``, ``export_onnx``, ``count``, ``load_dataset``, ``evaluate_proxy``; device
+profiles in ``nas.latency`` (``load_device``).
 """
 
 from importlib.metadata import PackageNotFoundError, version
 
 from nas.candidate import Block, Candidate, OpSpec
 from nas.counting import count
+from nas.data import Dataset, load_dataset
 from nas.export import export_onnx
 from nas.models import build_model
+from nas.proxy import ProxyResult, evaluate_proxy
 from nas.spaces import SearchSpace, load_space, space_names
 
 try:
@@ -17,5 +20,6 @@ try:
 except PackageNotFoundError:  # pragma: no cover - running from a bare source tree
     __version__ = "0+unknown"
 
-__all__ = ["Block", "Candidate", "OpSpec", "SearchSpace", "build_model", "count",
-           "export_onnx", "load_space", "space_names", "__version__"]
+__all__ = ["Block", "Candidate", "Dataset", "OpSpec", "ProxyResult", "SearchSpace", "build_model",
+           "count", "evaluate_proxy", "export_onnx", "load_dataset", "load_space", "space_names",
+           "__version__"]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import sys
+from pathlib import Path
 from typing import Callable, Optional
 
 import typer
@@ -272,8 +273,9 @@ def profile_build(
         cal = calibrate_host(prof, space, calibrate, seed=seed,
                              progress=_progress_printer("end-to-end timings"))
         for prec, c in cal.items():
-            out.print(f"calibration {prec}: {c.scale:.3f} x sum + {c.per_op_ms * 1000:.1f} us/op "
-                      f"+ {c.offset_ms:.3f} ms")
+            scales = ", ".join(f"{k} x{v:.2f}" for k, v in c.kind_scale.items())
+            out.print(f"calibration {prec}: {scales}; {c.per_op_ms * 1000:+.1f} us/op, "
+                      f"{c.per_melem_ms:+.4f} ms/Melem, {c.offset_ms:+.3f} ms")
 
 
 @profile_app.command("validate")
@@ -297,6 +299,68 @@ def profile_validate(
         out.print(f"{prec}: {r['within_5pct'] * 100:.0f}% within ±5%, {r['within_10pct'] * 100:.0f}% "
                   f"within ±10%, MAPE {r['mape_pct']}%, Kendall tau {r['kendall_tau']} "
                   f"(uncalibrated sum of ops: {r['uncalibrated_mean_error_pct']:+.1f}% on average)")
+
+
+@profile_app.command("export-ops")
+@user_errors
+def profile_export_ops(
+    space: list[str] = typer.Option(..., "--space", "-s", help="Space(s) whose ops to export."),
+    out_dir: Path = typer.Option(..., "--out", help="Folder for the op models, manifest and script."),
+    samples: int = typer.Option(50, "--samples", min=0,
+                                help="Ops of N sampled candidates per space; 0 = every op of the space."),
+    bits: str = typer.Option("32,8", "--bits", help="Precisions to export (comma-separated)."),
+    seed: int = typer.Option(0, "--seed"),
+) -> None:
+    """Write a space's op models (ONNX fp32/int8), a manifest and time_ops.py for a device."""
+    from nas.latency.onboard import export_ops
+
+    try:
+        bit_list = tuple(int(b) for b in bits.split(","))
+    except ValueError:
+        raise NasError(f"--bits {bits!r}: expected comma-separated bit widths such as 32,8") from None
+    for name in space:
+        nas.load_space(name)  # unknown names fail before any work
+    export_ops(space, out_dir, samples=samples, seed=seed, bits=bit_list,
+               progress=_progress_printer("exporting op models"))
+    out.print(f"wrote {out_dir}/manifest.json, {out_dir}/ops/ and {out_dir}/time_ops.py")
+    out.print(f"copy the folder to the device, run `python3 time_ops.py`, then "
+              f"`nas profile import --name NAME --results {out_dir}/results.json`", markup=False)
+
+
+@profile_app.command("import")
+@user_errors
+def profile_import(
+    name: str = typer.Option(..., "--name"),
+    results: Path = typer.Option(..., "--results", help="results.json written by time_ops.py."),
+    out_dir: Path = typer.Option(Path("profiles"), "--out", help="Where to write NAME.yaml."),
+    runtime: str = typer.Option("onnxruntime-cpu", "--runtime"),
+    threads: int = typer.Option(1, "--threads", min=1),
+) -> None:
+    """Build a measured profile from op timings taken on the device."""
+    from nas.latency.onboard import import_results
+
+    path = import_results(name, results, out_dir, runtime=runtime, threads=threads)
+    out.print(f"wrote {path}; use it with --device {path}")
+
+
+@profile_app.command("fit")
+@user_errors
+def profile_fit(
+    name: str = typer.Option(..., "--name"),
+    measurements: Path = typer.Option(..., "--measurements", help="CSV with columns key,ms."),
+    prior: str = typer.Option("pixel7", "--prior", help="Profile whose estimator is the prior."),
+    out_dir: Path = typer.Option(Path("profiles"), "--out"),
+    runtime: str = typer.Option("unknown", "--runtime"),
+    threads: int = typer.Option(1, "--threads", min=1),
+) -> None:
+    """Build a profile from end-to-end latencies of whole candidates."""
+    from nas.latency import load_device
+    from nas.latency.onboard import fit_measurements
+
+    path, v = fit_measurements(name, measurements, out_dir, load_device(prior), runtime=runtime,
+                               threads=threads)
+    out.print(f"wrote {path}; leave-one-out over {v['entries']} networks: MAPE {v['loo_mape_pct']}%, "
+              f"{v['loo_within_10pct'] * 100:.0f}% within ±10%")
 
 
 def run() -> None:

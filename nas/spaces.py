@@ -30,7 +30,7 @@ __all__ = ["SearchSpace", "Stage", "Skeleton", "load_space", "space_names"]
 
 FAMILIES = ("mbconv", "shufflenet")
 ACTIVATIONS = ("relu", "relu6", "hswish", "none")
-PROXY_MIN_FEATURE = 4  # smallest final feature map kept when building for a small proxy input
+PROXY_MIN_FEATURE = 2  # smallest final feature map kept when building for a small proxy input (cost: BENCHMARKS.md)
 
 
 @dataclass(frozen=True)
@@ -186,7 +186,7 @@ class SearchSpace:
         At the candidate's own resolution this is the target network. At another
         ``resolution`` (a proxy input such as 32x32) the earliest stride-2 layers become
         stride 1, as few as needed for the last feature map to be at least
-        min(4, target's last feature map) pixels wide; channels, ops, bits and keep ratios
+        min(PROXY_MIN_FEATURE = 2, target's last feature map) pixels wide; channels, ops, bits and keep ratios
         are unchanged, so the proxy network has the same weights' shapes as the target.
         """
         sk = self.skeletons.get(cand.skeleton)

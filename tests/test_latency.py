@@ -44,7 +44,7 @@ def test_fast_path_equals_breakdown(device):
     for space_name in SPACES:
         for cand in sample(space_name, 10, seed=3):
             rows = device.breakdown(cand)
-            want = device.calibration_for(cand).apply(sum(r.ms for r in rows), len(rows))
+            want = device.predict_from_breakdown(cand, rows)
             assert device.latency_ms(cand) == pytest.approx(want, rel=1e-9)
 
 

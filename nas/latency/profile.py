@@ -42,29 +42,61 @@ class UnknownDeviceError(DeviceError, KeyError):
         return self.args[0]
 
 
+KINDS = ("conv", "mbconv", "shuffle", "shuffle_x", "maxpool", "gap", "linear")
+
+
 @dataclass
 class Calibration:
-    scale: float = 1.0
+    """Whole-network correction of isolated op latencies:
+
+    ``sum(kind_scale[op.kind] * op_ms) + per_op_ms * n_ops + per_melem_ms * boundary_melems
+    + offset_ms``
+
+    A scale per op kind absorbs what the runtime does differently inside a network (warm or
+    cold caches, fusions across ops); ``n_ops`` models the per-run overhead an isolated timing
+    pays once per op but a network once; ``boundary_melems`` (millions of elements entering
+    and leaving each op) models layout changes and re-quantization at op boundaries that the
+    runtime removes between consecutive ops.
+    """
+
+    scale: float = 1.0  # for kinds without their own scale
+    kind_scale: dict[str, float] = field(default_factory=dict)
     per_op_ms: float = 0.0
+    per_melem_ms: float = 0.0
     offset_ms: float = 0.0
     source: str = "none"
 
-    def apply(self, op_sum_ms: float, n_ops: int) -> float:
-        return self.scale * op_sum_ms + self.per_op_ms * n_ops + self.offset_ms
+    def op_scale(self, kind: str) -> float:
+        return self.kind_scale.get(kind, self.scale)
+
+    def apply(self, scaled_sum_ms: float, n_ops: int, boundary_melems: float = 0.0) -> float:
+        """``scaled_sum_ms`` is the sum of op latencies already multiplied by ``op_scale``."""
+        raw = scaled_sum_ms + self.per_op_ms * n_ops + self.per_melem_ms * boundary_melems + self.offset_ms
+        return max(raw, 0.05 * scaled_sum_ms)  # never let a correction term drive it to zero
 
     @classmethod
-    def fit(cls, sums: list[float], n_ops: list[int], measured: list[float], source: str) -> "Calibration":
-        """Least squares on relative error; coefficients kept non-negative."""
+    def fit(cls, kind_sums: list[dict[str, float]], n_ops, melems, measured, source: str) -> "Calibration":
+        """Least squares on relative error. Kind scales are kept non-negative (a kind cannot
+        take negative time); the per-op, per-element and offset terms may take either sign
+        (an isolated timing pays overheads a network does not). Chosen over a single global
+        scale by leave-one-out cross-validation within the calibration sample (BENCHMARKS.md)."""
         from nas.latency.estimator import nnls
 
         y = np.asarray(measured, float)
-        A = np.column_stack([sums, n_ops, np.ones(len(y))]) / y[:, None]
-        s, p, o = nnls(A, np.ones(len(y)))
-        return cls(float(s), float(p), float(o), source)
+        kinds = [k for k in KINDS if any(d.get(k, 0) > 0 for d in kind_sums)]
+        K = np.array([[d.get(k, 0.0) for k in kinds] for d in kind_sums]).reshape(len(y), len(kinds))
+        F = np.column_stack([n_ops, melems, np.ones(len(y))])
+        A = np.column_stack([K, F, -F]) / y[:, None]  # free-sign terms as a difference of two
+        c = nnls(A, np.ones(len(y)))
+        nk = len(kinds)
+        free = c[nk:nk + 3] - c[nk + 3:]
+        return cls(scale=1.0, kind_scale={k: float(v) for k, v in zip(kinds, c[:nk])},
+                   per_op_ms=float(free[0]), per_melem_ms=float(free[1]), offset_ms=float(free[2]),
+                   source=source)
 
     def to_dict(self) -> dict:
-        return {"scale": self.scale, "per_op_ms": self.per_op_ms, "offset_ms": self.offset_ms,
-                "source": self.source}
+        return {"scale": self.scale, "kind_scale": dict(self.kind_scale), "per_op_ms": self.per_op_ms,
+                "per_melem_ms": self.per_melem_ms, "offset_ms": self.offset_ms, "source": self.source}
 
 
 @dataclass(frozen=True)
@@ -126,6 +158,19 @@ class DeviceProfile:
             raise DeviceError(f"device {self.name}: op {key} is neither in the table nor estimable")
         return OpLatency(op, eb, ms, "estimate")
 
+    def predict_from_breakdown(self, candidate: Candidate, rows: list[OpLatency]) -> float:
+        cal = self.calibration_for(candidate)
+        return cal.apply(sum(cal.op_scale(r.op.kind) * r.ms for r in rows), len(rows),
+                         sum(boundary_melems(r.op) for r in rows))
+
+    def uncalibrated_parts(self, candidate: Candidate, num_classes: int = 1000):
+        """({op kind: summed ms}, number of ops, boundary Melems), for fitting calibrations."""
+        rows = self.breakdown(candidate, num_classes)
+        sums: dict[str, float] = {}
+        for r in rows:
+            sums[r.op.kind] = sums.get(r.op.kind, 0.0) + r.ms
+        return sums, len(rows), sum(boundary_melems(r.op) for r in rows)
+
     def breakdown(self, candidate: Candidate, num_classes: int = 1000) -> list[OpLatency]:
         ops = candidate.ops(num_classes=num_classes)
         self._ensure_measured(ops)
@@ -136,13 +181,10 @@ class DeviceProfile:
 
     def latency_ms(self, candidate: Candidate, num_classes: int = 1000) -> float:
         """Predicted end-to-end latency in milliseconds."""
-        total, n = self._op_sum(candidate, num_classes)
-        return self.calibration_for(candidate).apply(total, n)
+        total, n, melems, quantized = self._op_sum(candidate, num_classes)
+        return self.calibration["i8" if quantized else "f32"].apply(total, n, melems)
 
-    def uncalibrated_sum(self, candidate: Candidate, num_classes: int = 1000) -> tuple[float, int]:
-        return self._op_sum(candidate, num_classes)
-
-    def _op_sum(self, cand: Candidate, num_classes: int) -> tuple[float, int]:
+    def _op_sum(self, cand: Candidate, num_classes: int) -> tuple[float, int, float, bool]:
         # Fast path: a block's op depends only on (skeleton, resolution, width, stage,
         # first-in-stage, block genes); edges only on (skeleton, resolution, width,
         # quantized). Both are cached per context, so a warm profile prices a candidate with
@@ -150,18 +192,20 @@ class DeviceProfile:
         ctx = (cand.space, cand.skeleton, cand.resolution, cand.width, num_classes)
         blocks = self._block_cache.get(ctx)
         if blocks is not None:
-            total, n, quantized = 0.0, 0, False
+            tf, ti, n, el, quantized = 0.0, 0.0, 0, 0.0, False
             try:
                 for si, stage in enumerate(cand.stages):
                     first = True
                     for b in stage:
-                        ms, cnt = blocks[(si, first, b)]
-                        total += ms
+                        f, i, cnt, e = blocks[(si, first, b)]
+                        tf += f
+                        ti += i
                         n += cnt
+                        el += e
                         first = False
                         quantized = quantized or b.bits < FLOAT_BITS
-                ems, ecnt = blocks[quantized]
-                return total + ems, n + ecnt
+                ef, ei, ecnt, ee = blocks[quantized]
+                return (ti + ei if quantized else tf + ef), n + ecnt, el + ee, quantized
             except KeyError:
                 pass
         self._fill_cache(cand, num_classes, ctx)
@@ -170,18 +214,24 @@ class DeviceProfile:
     def _fill_cache(self, cand: Candidate, num_classes: int, ctx: tuple) -> None:
         plan = cand.space_obj().plan(cand, num_classes=num_classes)
         self._ensure_measured([op for _, op in plan])
-        edge = [self.op_latency(op).ms for tag, op in plan if tag is None]
-        per_block: dict[tuple[int, int], list[float]] = {}
+        cf, ci = self.calibration["f32"], self.calibration["i8"]
+
+        def entry(ops: list[OpSpec]) -> tuple[float, float, int, float]:
+            lat = [(op.kind, self.op_latency(op).ms) for op in ops]
+            return (sum(cf.op_scale(k) * ms for k, ms in lat), sum(ci.op_scale(k) * ms for k, ms in lat),
+                    len(ops), sum(boundary_melems(op) for op in ops))
+
+        per_block: dict[tuple[int, int], list[OpSpec]] = {}
         for tag, op in plan:
             if tag is not None:
-                per_block.setdefault(tag, []).append(self.op_latency(op).ms)
+                per_block.setdefault(tag, []).append(op)
         with self._lock:
             blocks = self._block_cache.setdefault(ctx, {})
-            blocks[cand.is_quantized] = (sum(edge), len(edge))
+            blocks[cand.is_quantized] = entry([op for tag, op in plan if tag is None])
             for si, stage in enumerate(cand.stages):
                 for bi, b in enumerate(stage):
-                    ms = per_block.get((si, bi), [])  # identity skips have no op
-                    blocks[(si, bi == 0, b)] = (sum(ms), len(ms))
+                    # identity skips have no op: an empty entry
+                    blocks[(si, bi == 0, b)] = entry(per_block.get((si, bi), []))
 
     def _ensure_measured(self, ops: list[OpSpec]) -> None:
         if self.measure_missing is None:
@@ -200,6 +250,12 @@ class DeviceProfile:
                 "native_bits": list(self.native_bits),
                 "bit_fallback": {str(k): v for k, v in self.bit_fallback.items()},
                 "table_entries": len(self.table), "validation": self.validation}
+
+
+def boundary_melems(op: OpSpec) -> float:
+    """Millions of elements entering and leaving ``op``."""
+    ho, wo = op.out_hw
+    return (op.h * op.w * op.cin + ho * wo * op.cout) / 1e6
 
 
 def _with_bits(op: OpSpec, bits: int) -> OpSpec:
@@ -282,8 +338,11 @@ def _read_profile(path: Path) -> DeviceProfile:
     est_raw = _need(raw, "estimator", dict, path)
     table: dict[str, float] = {}
     validation = _need(raw, "validation", dict, path, default={}) or {}
-    calib = {k: Calibration(**v) for k, v in
-             (_need(raw, "calibration", dict, path, default={}) or {}).items()}
+    try:
+        calib = {k: Calibration(**v) for k, v in
+                 (_need(raw, "calibration", dict, path, default={}) or {}).items()}
+    except TypeError as exc:
+        raise DeviceError(f"{path}: calibration: {exc}") from None
     measure = None
     kind = _need(raw, "kind", str, path, default="static")
     if kind == "host":

@@ -43,20 +43,19 @@ def _candidates(space_name: str, n: int, seed: int) -> list[Candidate]:
 
 
 def end_to_end(cands: list[Candidate], profile: DeviceProfile, progress: Progress | None = None):
-    """Per precision: (predicted-before-calibration sums, op counts, measured ms)."""
+    """Per precision: ({kind: summed op ms}, op counts, boundary Melems, measured ms)."""
     from nas.latency.host import measure_candidate
 
-    out = {"f32": ([], [], []), "i8": ([], [], [])}
+    out = {"f32": ([], [], [], []), "i8": ([], [], [], [])}
     total = 2 * len(cands)
     done = 0
     with tempfile.TemporaryDirectory(prefix="hwnas-e2e-") as tmp:
         for cand in cands:
             for prec, c in (("f32", cand.replace_bits(32)), ("i8", cand.replace_bits(8))):
-                s, n = profile.uncalibrated_sum(c)  # measures missing ops (host) first
+                s, n, e = profile.uncalibrated_parts(c)  # measures missing ops (host) first
                 m = measure_candidate(c, prec == "i8", Path(tmp))
-                out[prec][0].append(s)
-                out[prec][1].append(n)
-                out[prec][2].append(m)
+                for lst, v in zip(out[prec], (s, n, e, m)):
+                    lst.append(v)
                 done += 1
                 if progress:
                     progress(f"{prec} {c.key[:40]}", done, total)
@@ -78,14 +77,17 @@ def calibrate_host(profile: DeviceProfile, spaces: list[str], n: int, seed: int 
 
 
 def validate_profile(profile: DeviceProfile, spaces: list[str], n: int, seed: int = 1,
-                     progress: Progress | None = None) -> dict:
+                     progress: Progress | None = None, raw_out: dict | None = None) -> dict:
     """Share within +-5% / +-10%, mean absolute % error and Kendall tau, per precision."""
     cands = [c for s in spaces for c in _candidates(s, n, seed)]
     data = end_to_end(cands, profile, progress)
+    if raw_out is not None:
+        raw_out.update({k: [list(col) for col in v] for k, v in data.items()})
     result = {"spaces": spaces, "samples": len(cands), "seed": seed}
-    for prec, (sums, nops, meas) in data.items():
+    for prec, (sums, nops, melems, meas) in data.items():
         cal = profile.calibration[prec]
-        pred = np.array([cal.apply(s, k) for s, k in zip(sums, nops)])
+        pred = np.array([cal.apply(sum(cal.op_scale(kd) * v for kd, v in s.items()), k, e)
+                         for s, k, e in zip(sums, nops, melems)])
         meas = np.array(meas)
         err = pred / meas - 1
         result[prec] = {
@@ -93,6 +95,7 @@ def validate_profile(profile: DeviceProfile, spaces: list[str], n: int, seed: in
             "within_10pct": round(float(np.mean(np.abs(err) <= 0.10)), 3),
             "mape_pct": round(float(np.mean(np.abs(err)) * 100), 2),
             "kendall_tau": round(kendall_tau(pred, meas), 3),
-            "uncalibrated_mean_error_pct": round(float(np.mean(np.array(sums) / meas - 1) * 100), 2),
+            "uncalibrated_mean_error_pct": round(float(np.mean(
+                np.array([sum(s.values()) for s in sums]) / meas - 1) * 100), 2),
         }
     return result

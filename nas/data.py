@@ -1,0 +1,364 @@
+"""Datasets: the built-in Fashion-MNIST subset, CIFAR-10, .npz files and image folders.
+
+Images are kept as uint8 NHWC; ``Dataset.batches`` and ``Dataset.test_arrays`` turn them into
+float32 NCHW normalised with the training set's per-channel mean and std, exactly what an
+exported model expects. Grayscale data stays one channel: models are built with
+``in_channels=1`` (cheaper than repeating the channel three times, and honest about the data).
+
+Splits: the search trains on ``train`` and selects on ``val`` (a seeded, stratified share of
+the training images); ``test`` is touched only for final reporting.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import pickle
+import tarfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from nas.errors import NasError
+
+__all__ = ["Dataset", "DatasetError", "load_dataset", "CIFAR10_URL", "datasets_cache"]
+
+BUILTIN = Path(__file__).resolve().parent / "_builtin" / "fashion_mnist_subset.npz"
+CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
+CIFAR10_FILE = "cifar-10-python.tar.gz"
+IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
+
+
+class DatasetError(NasError, ValueError):
+    """A dataset is missing, malformed or unusable."""
+
+
+def datasets_cache() -> Path:
+    return Path(os.environ.get("HWNAS_CACHE", Path.home() / ".cache" / "hwnas")) / "datasets"
+
+
+@dataclass
+class Dataset:
+    name: str
+    source: str
+    x_train: np.ndarray  # uint8 N x H x W x C
+    y_train: np.ndarray  # int64
+    x_val: np.ndarray
+    y_val: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    class_names: list[str]
+    mean: np.ndarray = field(default=None)  # per channel, in [0, 1] units
+    std: np.ndarray = field(default=None)
+
+    def __post_init__(self) -> None:
+        if self.mean is None:
+            x = self.x_train.reshape(-1, self.in_channels).astype(np.float64) / 255.0
+            self.mean = x.mean(0).astype(np.float32)
+            self.std = np.maximum(x.std(0), 1e-3).astype(np.float32)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def in_channels(self) -> int:
+        return int(self.x_train.shape[-1])
+
+    @property
+    def resolution(self) -> int:
+        return int(self.x_train.shape[1])
+
+    def describe(self) -> str:
+        return (f"{self.name}: {len(self.x_train)} train / {len(self.x_val)} val / "
+                f"{len(self.x_test)} test images, {self.resolution}x{self.resolution}x"
+                f"{self.in_channels}, {self.num_classes} classes ({self.source})")
+
+    def normalize(self, x_uint8: np.ndarray) -> np.ndarray:
+        """uint8 NHWC -> float32 NCHW, normalised."""
+        x = x_uint8.astype(np.float32) / 255.0
+        x = (x - self.mean) / self.std
+        return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+
+    def test_arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        """(x, y) of the test split: float32 NCHW as an exported model expects, int64 labels."""
+        return self.normalize(self.x_test), self.y_test.astype(np.int64)
+
+    def val_arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        return self.normalize(self.x_val), self.y_val.astype(np.int64)
+
+    def batches(self, batch_size: int, rng: np.random.Generator, augment: bool = True,
+                limit: int | None = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """One epoch of shuffled training batches (float32 NCHW, int64), with light
+        augmentation: random crop after zero padding by 1/8 of the side, and horizontal flips
+        (both keep the class of clothing and natural images)."""
+        n = len(self.x_train) if limit is None else min(limit, len(self.x_train))
+        order = rng.permutation(len(self.x_train))[:n]
+        pad = max(1, self.resolution // 8)
+        for start in range(0, n, batch_size):
+            idx = order[start:start + batch_size]
+            x = self.x_train[idx]
+            if augment:
+                x = _random_crop_flip(x, pad, rng)
+            yield self.normalize(x), self.y_train[idx]
+
+    def subset(self, train: int | None = None, val: int | None = None, seed: int = 0) -> "Dataset":
+        """A seeded, stratified smaller copy (same normalisation), for quick runs."""
+        rng = np.random.default_rng(seed)
+        itr = _stratified_take(self.y_train, train, rng)
+        iva = _stratified_take(self.y_val, val, rng)
+        return Dataset(self.name, self.source, self.x_train[itr], self.y_train[itr],
+                       self.x_val[iva], self.y_val[iva], self.x_test, self.y_test,
+                       self.class_names, self.mean, self.std)
+
+
+def _stratified_take(y: np.ndarray, n: int | None, rng: np.random.Generator) -> np.ndarray:
+    if n is None or n >= len(y):
+        return np.arange(len(y))
+    classes = np.unique(y)
+    per = max(1, n // len(classes))
+    idx = [rng.permutation(np.flatnonzero(y == c))[:per] for c in classes]
+    return np.sort(np.concatenate(idx))
+
+
+def _random_crop_flip(x: np.ndarray, pad: int, rng: np.random.Generator) -> np.ndarray:
+    n, h, w, c = x.shape
+    padded = np.zeros((n, h + 2 * pad, w + 2 * pad, c), dtype=x.dtype)
+    padded[:, pad:pad + h, pad:pad + w] = x
+    dy = rng.integers(0, 2 * pad + 1, n)
+    dx = rng.integers(0, 2 * pad + 1, n)
+    out = np.empty_like(x)
+    flip = rng.random(n) < 0.5
+    for i in range(n):
+        crop = padded[i, dy[i]:dy[i] + h, dx[i]:dx[i] + w]
+        out[i] = crop[:, ::-1] if flip[i] else crop
+    return out
+
+
+# --------------------------------------------------------------------------- loading
+
+def load_dataset(name_or_path: str | os.PathLike, val_fraction: float = 0.1, seed: int = 0,
+                 image_size: int | None = None, download: bool = True) -> Dataset:
+    """``builtin``, ``cifar10`` (from ``$HWNAS_CACHE/datasets`` or downloaded there when asked
+    for by name), a path to an ``.npz`` (x_train, y_train, x_test, y_test), to CIFAR-10's
+    ``cifar-10-python.tar.gz``, or to an image folder (one subfolder per class, or ``train/``
+    and ``test/`` each with one subfolder per class)."""
+    if not 0 < val_fraction < 1:
+        raise DatasetError(f"val_fraction must be in (0, 1), got {val_fraction}")
+    text = str(name_or_path)
+    if text == "builtin":
+        name, source, arrays = "builtin", ("Fashion-MNIST subset shipped with hwnas (600 train / 100 "
+                                           "test images per class; MIT licence)"), _read_npz(BUILTIN)
+    elif text == "cifar10":
+        path = _cifar10_path(download)
+        name, source, arrays = "cifar10", f"CIFAR-10 ({path})", _read_cifar10(path)
+    else:
+        path = Path(text)
+        if not path.exists():
+            raise DatasetError(f"dataset not found: {path} (use 'builtin', 'cifar10', an .npz file "
+                               f"or an image folder)")
+        if path.is_dir():
+            name, source, arrays = path.name, f"image folder {path}", _read_folder(path, image_size, seed)
+        elif path.name.endswith((".tar.gz", ".tgz")):
+            name, source, arrays = "cifar10", f"CIFAR-10 ({path})", _read_cifar10(path)
+        elif path.suffix == ".npz":
+            name, source, arrays = path.stem, f"npz file {path}", _read_npz(path)
+        else:
+            raise DatasetError(f"{path}: not an .npz file, a CIFAR-10 archive or an image folder")
+    return _make(name, source, *arrays, val_fraction=val_fraction, seed=seed)
+
+
+def _make(name, source, x_train, y_train, x_test, y_test, class_names, *, val_fraction, seed) -> Dataset:
+    x_train, x_test = _as_nhwc(x_train, f"{name}: x_train"), _as_nhwc(x_test, f"{name}: x_test")
+    y_train, y_test = _labels(y_train, len(x_train), f"{name}: y_train"), _labels(y_test, len(x_test), f"{name}: y_test")
+    if x_train.shape[1:] != x_test.shape[1:]:
+        raise DatasetError(f"{name}: train images are {x_train.shape[1:]}, test images {x_test.shape[1:]}")
+    num_classes = int(max(y_train.max(), y_test.max())) + 1
+    if class_names is None:
+        class_names = [str(i) for i in range(num_classes)]
+    if len(class_names) < num_classes:
+        raise DatasetError(f"{name}: label {num_classes - 1} out of range for {len(class_names)} classes")
+    present = np.bincount(y_train, minlength=len(class_names))
+    if (present < 2).any():
+        missing = [class_names[i] for i in np.flatnonzero(present < 2)]
+        raise DatasetError(f"{name}: classes with fewer than 2 training images: {', '.join(missing)}")
+    rng = np.random.default_rng(seed)
+    val_idx = []
+    for c in range(len(class_names)):
+        members = rng.permutation(np.flatnonzero(y_train == c))
+        val_idx.append(members[:max(1, int(round(len(members) * val_fraction)))])
+    val = np.zeros(len(y_train), dtype=bool)
+    val[np.concatenate(val_idx)] = True
+    return Dataset(name, source, x_train[~val], y_train[~val], x_train[val], y_train[val],
+                   x_test, y_test, list(class_names))
+
+
+def _as_nhwc(x, what: str) -> np.ndarray:
+    x = np.asarray(x)
+    if x.ndim == 3:
+        x = x[..., None]
+    if x.ndim != 4 or x.shape[-1] not in (1, 3) or x.shape[1] != x.shape[2]:
+        raise DatasetError(f"{what}: expected N x H x W (x 1 or 3) square images, got shape {x.shape}")
+    if len(x) == 0:
+        raise DatasetError(f"{what}: no images")
+    if x.dtype != np.uint8:
+        if not np.issubdtype(x.dtype, np.number) or not np.isfinite(x).all():
+            raise DatasetError(f"{what}: images must be finite numbers")
+        hi = float(x.max())
+        x = np.clip(x * (255.0 if hi <= 1.0 else 1.0), 0, 255).round().astype(np.uint8)
+    return x
+
+
+def _labels(y, n: int, what: str) -> np.ndarray:
+    y = np.asarray(y)
+    if y.ndim != 1 or len(y) != n:
+        raise DatasetError(f"{what}: expected {n} labels, got shape {y.shape}")
+    if not np.issubdtype(y.dtype, np.integer):
+        if not np.issubdtype(y.dtype, np.number) or not np.all(y == np.round(y)):
+            raise DatasetError(f"{what}: labels must be whole numbers")
+    y = y.astype(np.int64)
+    if (y < 0).any():
+        raise DatasetError(f"{what}: negative label {int(y.min())}")
+    return y
+
+
+def _read_npz(path: Path):
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            missing = [k for k in ("x_train", "y_train", "x_test", "y_test") if k not in z.files]
+            if missing:
+                raise DatasetError(f"{path}: missing keys {', '.join(missing)} "
+                                   f"(has {', '.join(z.files) or 'none'})")
+            names = [str(s) for s in z["class_names"]] if "class_names" in z.files else None
+            return z["x_train"], z["y_train"], z["x_test"], z["y_test"], names
+    except DatasetError:
+        raise
+    except (OSError, ValueError, EOFError) as exc:
+        raise DatasetError(f"{path}: not a readable .npz file ({exc})") from None
+
+
+class _ArrayUnpickler(pickle.Unpickler):
+    """CIFAR-10's batches are pickles: allow only what they contain (dicts, lists, bytes and
+    numpy arrays), never arbitrary code."""
+
+    ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+               ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "scalar"),
+               ("numpy._core.multiarray", "scalar")}
+
+    def find_class(self, module, name):
+        if (module, name) in self.ALLOWED:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"refusing to load {module}.{name} from a dataset file")
+
+
+def _cifar10_path(download: bool) -> Path:
+    path = datasets_cache() / CIFAR10_FILE
+    if path.is_file():
+        return path
+    if not download:
+        raise DatasetError(f"CIFAR-10 not found: put {CIFAR10_FILE} in {path.parent}")
+    import urllib.request
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".part")
+    try:
+        with urllib.request.urlopen(CIFAR10_URL, timeout=30) as r, open(tmp, "wb") as f:
+            while chunk := r.read(1 << 20):
+                f.write(chunk)
+        os.replace(tmp, path)
+    except OSError as exc:
+        if tmp.exists():
+            tmp.unlink()
+        raise DatasetError(f"could not download CIFAR-10 from {CIFAR10_URL} ({exc}); download "
+                           f"{CIFAR10_FILE} elsewhere and put it in {path.parent}, or pass its path") from None
+    return path
+
+
+def _read_cifar10(path: Path):
+    try:
+        with tarfile.open(path, "r:gz") as tar:
+            def load(member: str) -> dict:
+                f = tar.extractfile(f"cifar-10-batches-py/{member}")
+                if f is None:
+                    raise DatasetError(f"{path}: {member} missing from the archive")
+                return _ArrayUnpickler(io.BytesIO(f.read()), encoding="bytes").load()
+
+            train = [load(f"data_batch_{i}") for i in range(1, 6)]
+            test = load("test_batch")
+            meta = load("batches.meta")
+    except DatasetError:
+        raise
+    except (OSError, tarfile.TarError, KeyError, EOFError, pickle.UnpicklingError) as exc:
+        raise DatasetError(f"{path}: not a readable CIFAR-10 python archive ({exc})") from None
+
+    def arrays(batches):
+        x = np.concatenate([b[b"data"] for b in batches]).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+        y = np.concatenate([np.asarray(b[b"labels"]) for b in batches])
+        return x, y
+
+    xtr, ytr = arrays(train)
+    xte, yte = arrays([test])
+    names = [n.decode() for n in meta[b"label_names"]]
+    return xtr, ytr, xte, yte, names
+
+
+def _read_folder(root: Path, image_size: int | None, seed: int):
+    from PIL import Image, UnidentifiedImageError
+
+    def classes_in(d: Path) -> list[Path]:
+        return sorted(p for p in d.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+    split = (root / "train").is_dir() and (root / "test").is_dir()
+    class_dirs = classes_in(root / "train") if split else classes_in(root)
+    if not class_dirs:
+        raise DatasetError(f"{root}: no class subfolders (expected {root}/<class>/<image> "
+                           f"or {root}/train/<class>/...)")
+    names = [d.name for d in class_dirs]
+
+    def read(dirs: list[Path]) -> tuple[list, list]:
+        files, labels = [], []
+        for label, d in enumerate(dirs):
+            imgs = sorted(p for p in d.rglob("*") if p.suffix.lower() in IMAGE_EXTS)
+            if not imgs:
+                raise DatasetError(f"{d}: class {d.name!r} has no images")
+            files += imgs
+            labels += [label] * len(imgs)
+        return files, labels
+
+    def decode(files: list[Path], size: int, gray: bool) -> np.ndarray:
+        out = np.empty((len(files), size, size, 1 if gray else 3), dtype=np.uint8)
+        for i, f in enumerate(files):
+            try:
+                with Image.open(f) as im:
+                    im = im.convert("L" if gray else "RGB").resize((size, size), Image.BILINEAR)
+                    a = np.asarray(im)
+            except (OSError, UnidentifiedImageError) as exc:
+                raise DatasetError(f"{f}: cannot read image ({exc})") from None
+            out[i] = a[..., None] if gray else a
+        return out
+
+    if split:
+        test_dirs = [root / "test" / n for n in names]
+        missing = [n for n, d in zip(names, test_dirs) if not d.is_dir()]
+        if missing:
+            raise DatasetError(f"{root}/test: missing class folders {', '.join(missing)}")
+        ftr, ltr = read(class_dirs)
+        fte, lte = read(test_dirs)
+    else:
+        files, labels = read(class_dirs)
+        rng = np.random.default_rng(seed)
+        test_mask = np.zeros(len(files), dtype=bool)
+        labels_a = np.array(labels)
+        for c in range(len(names)):
+            members = rng.permutation(np.flatnonzero(labels_a == c))
+            test_mask[members[:max(1, len(members) // 5)]] = True  # 20% of each class
+        ftr = [f for f, t in zip(files, test_mask) if not t]
+        ltr = [l for l, t in zip(labels, test_mask) if not t]
+        fte = [f for f, t in zip(files, test_mask) if t]
+        lte = [l for l, t in zip(labels, test_mask) if t]
+    with Image.open(ftr[0]) as im:
+        gray = im.mode in ("L", "1", "I;16", "I")
+        size = image_size or min(im.size)
+    return decode(ftr, size, gray), np.array(ltr), decode(fte, size, gray), np.array(lte), names

@@ -1,0 +1,244 @@
+"""Onboarding a real device.
+
+1. ``export_ops``: the op models of a space (ONNX fp32 and int8), a manifest and a standalone
+   script (numpy + onnxruntime only) that times them on the target and writes results.json.
+2. ``import_results``: a profile (YAML + table) from those timings; the estimator is fitted
+   to them so ops that were not exported still get a number.
+3. ``fit_measurements``: a profile from end-to-end latencies of whole candidates, for teams
+   that can only time whole models: least squares over the per-op estimator's coefficients,
+   with another profile's estimator as the prior.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import random
+import tempfile
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import yaml
+
+from nas.candidate import FLOAT_BITS, Candidate, OpSpec
+from nas.errors import NasError
+from nas.latency.estimator import FEATURES, Estimator, op_features
+from nas.latency.profile import DeviceError, DeviceProfile, read_table
+
+__all__ = ["export_ops", "import_results", "fit_measurements", "TIMING_SCRIPT"]
+
+Progress = Callable[[int, int], None]
+
+TIMING_SCRIPT = '''#!/usr/bin/env python3
+"""Time the op models listed in manifest.json with onnxruntime; write results.json.
+
+Runs on the target (any board or phone with Python, numpy and onnxruntime):
+    python3 time_ops.py [--threads 1] [--runs 30]
+Alternatively time each file with onnxruntime_perf_test and write results.json yourself as
+{"<op key>": <median milliseconds>, ...}.
+"""
+import argparse, json, time
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+ap = argparse.ArgumentParser()
+ap.add_argument("--threads", type=int, default=1)
+ap.add_argument("--runs", type=int, default=30)
+ap.add_argument("--out", default="results.json")
+args = ap.parse_args()
+here = Path(__file__).resolve().parent
+manifest = json.loads((here / "manifest.json").read_text())
+out_path = here / args.out
+results = json.loads(out_path.read_text()) if out_path.exists() else {}
+opts = ort.SessionOptions()
+opts.intra_op_num_threads = args.threads
+opts.inter_op_num_threads = 1
+for i, entry in enumerate(manifest["ops"], 1):
+    if entry["key"] in results:
+        continue
+    sess = ort.InferenceSession(str(here / entry["file"]), opts, providers=["CPUExecutionProvider"])
+    x = np.random.default_rng(0).standard_normal(entry["input_shape"]).astype(np.float32)
+    for _ in range(3):
+        sess.run(None, {"input": x})
+    times = []
+    for _ in range(args.runs):
+        t0 = time.perf_counter()
+        sess.run(None, {"input": x})
+        times.append(time.perf_counter() - t0)
+    results[entry["key"]] = min(times) * 1e3  # fastest run: steadiest on a busy device
+    if i % 20 == 0 or i == len(manifest["ops"]):
+        out_path.write_text(json.dumps(results, indent=0))
+        print(f"{i}/{len(manifest['ops'])} timed", flush=True)
+out_path.write_text(json.dumps(results, indent=0))
+print(f"wrote {out_path} ({len(results)} ops); import it with: "
+      f"nas profile import --name NAME --results {out_path.name}")
+'''
+
+
+def _ops_for_export(space_names: list[str], samples: int, seed: int, bits: list[int]) -> list[OpSpec]:
+    from dataclasses import replace
+
+    from nas.spaces import load_space
+
+    ops: dict[str, OpSpec] = {}
+    for name in space_names:
+        space = load_space(name)
+        if samples:
+            rng = random.Random(seed)
+            base = [op for _ in range(samples) for op in space.sample(rng).ops()]
+        else:
+            base = list(space.all_ops())
+        for op in base:
+            for b in bits:
+                spec = replace(op, bits=b)
+                ops.setdefault(spec.key, spec)
+    return list(ops.values())
+
+
+def export_ops(space_names: list[str], out_dir: Path, samples: int = 50, seed: int = 0,
+               bits: tuple[int, ...] = (32, 8), progress: Progress | None = None) -> Path:
+    """Write op models, manifest.json and time_ops.py into ``out_dir``. ``samples`` > 0
+    exports the ops of that many sampled candidates per space (0: every op of the space)."""
+    from nas.latency.host import _export, _input_for, quantize_int8
+    from nas.models.blocks import build_op
+
+    import torch
+
+    out_dir = Path(out_dir)
+    (out_dir / "ops").mkdir(parents=True, exist_ok=True)
+    ops = _ops_for_export(space_names, samples, seed, list(bits))
+    manifest_path = out_dir / "manifest.json"
+    entries = json.loads(manifest_path.read_text())["ops"] if manifest_path.exists() else []
+    done = {e["key"] for e in entries}
+    with tempfile.TemporaryDirectory() as tmp:
+        for i, op in enumerate(ops, 1):
+            if op.key not in done:
+                torch.manual_seed(0)
+                x = _input_for(op)
+                fname = f"ops/op{len(entries):05d}.onnx"
+                fp32 = Path(tmp) / "op.onnx"
+                _export(build_op(op), x, fp32)
+                if op.bits < FLOAT_BITS:
+                    rng = np.random.default_rng(1)
+                    quantize_int8(fp32, out_dir / fname, [rng.standard_normal(x.shape).astype(np.float32)
+                                                          for _ in range(4)])
+                else:
+                    fp32.replace(out_dir / fname)
+                entries.append({"key": op.key, "file": fname, "input_shape": list(x.shape)})
+                done.add(op.key)
+            if progress:
+                progress(i, len(ops))
+            if i % 50 == 0 or i == len(ops):
+                manifest_path.write_text(json.dumps({"spaces": space_names, "ops": entries}, indent=0))
+    script = out_dir / "time_ops.py"
+    script.write_text(TIMING_SCRIPT)
+    script.chmod(0o755)
+    return out_dir
+
+
+def _write_profile(out_dir: Path, name: str, doc: dict, table: dict[str, float] | None) -> Path:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if table is not None:
+        table_path = out_dir / f"{name}.table.json"
+        table_path.write_text(json.dumps(table, indent=0, sort_keys=True))
+        doc["table"] = table_path.name
+    path = out_dir / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return path
+
+
+def _check_name(name: str) -> None:
+    import re
+
+    if not re.fullmatch(r"[a-z][a-z0-9_-]*", name):
+        raise NasError(f"profile name {name!r}: use lower-case letters, digits, '-' and '_'")
+
+
+def import_results(name: str, results: Path, out_dir: Path, runtime: str = "onnxruntime-cpu",
+                   threads: int = 1, source: str = "") -> Path:
+    """A measured profile from a results.json written by time_ops.py."""
+    _check_name(name)
+    table = read_table(Path(results))
+    X, y = [], []
+    for key, ms in table.items():
+        try:
+            X.append(op_features(OpSpec.from_key(key)))
+        except ValueError as exc:
+            raise DeviceError(f"{results}: {exc}") from None
+        y.append(ms)
+    est = Estimator.fit(np.array(X), np.array(y))
+    bits = sorted({OpSpec.from_key(k).bits for k in table})
+    native = [b for b in bits] or [FLOAT_BITS]
+    fallback = {b: (8 if 8 in native else FLOAT_BITS) for b in (4, 6, 8) if b not in native}
+    doc = {
+        "name": name,
+        "description": f"{name}: op latencies timed on the device with hwnas op models ({len(table)} ops).",
+        "provenance": "measured",
+        "source": source or f"nas profile import of {Path(results).name}: {len(table)} op models "
+                            f"timed on the device by time_ops.py",
+        "runtime": runtime, "threads": threads,
+        "native_bits": native, "bit_fallback": fallback,
+        "estimator": {"coef": {f: float(v) for f, v in est.coef.items() if v}},
+    }
+    return _write_profile(Path(out_dir), name, doc, table)
+
+
+def read_measurements(path: Path) -> list[tuple[Candidate, float]]:
+    """CSV with columns ``key`` (candidate key) and ``ms`` (measured end-to-end latency)."""
+    path = Path(path)
+    if not path.is_file():
+        raise NasError(f"measurements file not found: {path}")
+    rows = []
+    with path.open(newline="") as f:
+        reader = csv.DictReader(f)
+        if not reader.fieldnames or not {"key", "ms"} <= set(reader.fieldnames):
+            raise NasError(f"{path}: needs a header with columns 'key' and 'ms'")
+        for i, row in enumerate(reader, start=2):
+            try:
+                ms = float(row["ms"])
+            except (TypeError, ValueError):
+                raise NasError(f"{path}: line {i}: ms {row['ms']!r} is not a number") from None
+            if not np.isfinite(ms) or ms <= 0:
+                raise NasError(f"{path}: line {i}: ms must be positive, got {row['ms']}")
+            rows.append((Candidate.parse(row["key"]), ms))
+    if len(rows) < 3:
+        raise NasError(f"{path}: need at least 3 measured candidates, got {len(rows)}")
+    return rows
+
+
+def fit_measurements(name: str, measurements: Path, out_dir: Path, prior: DeviceProfile,
+                     runtime: str = "unknown", threads: int = 1, source: str = "") -> tuple[Path, dict]:
+    """A profile whose estimator is fitted to whole-network latencies (least squares over the
+    per-op estimator's coefficients, ridge towards ``prior``'s). Returns the path and the
+    leave-one-out error over the measured candidates."""
+    _check_name(name)
+    rows = read_measurements(measurements)
+    X = np.array([sum(op_features(op, prior.exec_bits(op.bits)) for op in c.ops()) for c, _ in rows])
+    y = np.array([ms for _, ms in rows])
+    est = Estimator.fit(X, y, prior=prior.estimator, ridge=0.05)
+    errs = []
+    for i in range(len(y)):
+        m = np.arange(len(y)) != i
+        e = Estimator.fit(X[m], y[m], prior=prior.estimator, ridge=0.05)
+        errs.append(e.predict_rows(X[i:i + 1])[0] / y[i] - 1)
+    errs = np.abs(np.array(errs))
+    validation = {"method": f"leave-one-out over {len(y)} whole-network measurements",
+                  "entries": int(len(y)), "loo_mape_pct": round(float(errs.mean() * 100), 2),
+                  "loo_median_ape_pct": round(float(np.median(errs) * 100), 2),
+                  "loo_within_10pct": round(float(np.mean(errs <= 0.10)), 3)}
+    doc = {
+        "name": name,
+        "description": f"{name}: per-op model fitted to {len(y)} end-to-end measurements.",
+        "provenance": "measured",
+        "source": source or f"nas profile fit of {Path(measurements).name}: {len(y)} whole "
+                            f"networks timed on the device; prior: {prior.name} ({prior.provenance})",
+        "runtime": runtime, "threads": threads,
+        "native_bits": list(prior.native_bits),
+        "bit_fallback": {int(k): int(v) for k, v in prior.bit_fallback.items()},
+        "estimator": {"coef": {f: float(v) for f, v in est.coef.items() if v}},
+        "validation": validation,
+    }
+    return _write_profile(Path(out_dir), name, doc, None), validation

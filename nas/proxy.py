@@ -1,0 +1,194 @@
+"""Short-proxy accuracy: brief training of a candidate on a proxy dataset.
+
+The candidate is built at the dataset's resolution (the proxy variant of ``build_model``) with
+its pruned widths, fake-quantized at its bit widths, trained for a small budget with SGD
+(Nesterov momentum, one-cycle schedule, label smoothing) in channels-last memory format, and
+scored on the validation split after re-estimating batch-norm statistics. Deterministic for
+a given seed and thread count.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from nas.candidate import Candidate
+from nas.data import Dataset
+
+__all__ = ["ProxyBudget", "ProxyResult", "evaluate_proxy", "train_model", "evaluate_model"]
+
+
+@dataclass(frozen=True)
+class ProxyBudget:
+    epochs: float = 2.0  # passes over the training images used (fractions allowed)
+    max_train_images: int | None = 4000  # per epoch; None = all
+    batch_size: int = 64
+    lr: float = 0.1
+    weight_decay: float = 5e-5
+    label_smoothing: float = 0.1
+    max_val_images: int | None = 2000
+    threads: int = 1
+    bn_recalibration_batches: int = 8  # re-estimate batch-norm statistics after training
+
+
+@dataclass
+class ProxyResult:
+    key: str
+    accuracy: float  # validation accuracy in [0, 1]; nan when failed
+    loss: float  # final training loss (mean of the last 20 steps)
+    seconds: float
+    train_seconds: float
+    eval_seconds: float
+    images_per_second: float
+    steps: int
+    failed: bool = False
+    reason: str = ""
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _channels_last(x: torch.Tensor) -> torch.Tensor:
+    return x.contiguous(memory_format=torch.channels_last)
+
+
+def recalibrate_bn(model: nn.Module, dataset: Dataset, batches: int, seed: int,
+                   batch_size: int = 128) -> None:
+    """Re-estimate batch-norm running statistics with the final weights (a cumulative average
+    over ``batches`` un-augmented training batches). After a short, high-learning-rate
+    schedule the running averages lag behind the weights: eval-mode accuracy of a 45-step run
+    was 12% before this and 38% after (train-mode accuracy 40%)."""
+    bns = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
+    if not bns or batches <= 0:
+        return
+    for bn in bns:
+        bn.reset_running_stats()
+        bn.momentum = None
+    model.train()
+    rng = np.random.default_rng(seed + 1)
+    with torch.no_grad():
+        for i, (xb, _) in enumerate(dataset.batches(batch_size, rng, augment=False)):
+            if i >= batches:
+                break
+            model(_channels_last(torch.from_numpy(xb)))
+    for bn in bns:
+        bn.momentum = 0.1
+
+
+def evaluate_model(model: nn.Module, x: np.ndarray, y: np.ndarray, batch_size: int = 256) -> float:
+    model.eval()
+    correct = 0
+    with torch.no_grad():
+        for i in range(0, len(x), batch_size):
+            xb = _channels_last(torch.from_numpy(x[i:i + batch_size]))
+            correct += int((model(xb).argmax(1).numpy() == y[i:i + batch_size]).sum())
+    return correct / max(1, len(x))
+
+
+def train_model(model: nn.Module, dataset: Dataset, budget: ProxyBudget, seed: int,
+                teacher: nn.Module | None = None, kd_temperature: float = 4.0, kd_alpha: float = 0.7):
+    """Train in place. Returns (steps, last losses, images seen, seconds). Raises
+    FloatingPointError on a non-finite loss."""
+    rng = np.random.default_rng(seed)
+    torch.manual_seed(seed)
+    n_per_epoch = len(dataset.x_train) if budget.max_train_images is None else min(
+        budget.max_train_images, len(dataset.x_train))
+    steps_per_epoch = math.ceil(n_per_epoch / budget.batch_size)
+    total_steps = max(1, int(round(budget.epochs * steps_per_epoch)))
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        (no_decay if p.ndim <= 1 else decay).append(p)
+    opt = torch.optim.SGD([{"params": decay, "weight_decay": budget.weight_decay},
+                           {"params": no_decay, "weight_decay": 0.0}],
+                          lr=budget.lr, momentum=0.9, nesterov=True)
+    warm = max(1, total_steps // 4)
+
+    def lr_factor(step: int) -> float:  # linear warm-up, then cosine to 0; any step count
+        if step < warm:
+            return (step + 1) / warm
+        return 0.5 * (1 + math.cos(math.pi * (step - warm) / max(1, total_steps - warm)))
+
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_factor)
+    crit = nn.CrossEntropyLoss(label_smoothing=budget.label_smoothing)
+    model.train()
+    if teacher is not None:
+        teacher.eval()
+    losses: list[float] = []
+    step, seen = 0, 0
+    t0 = time.perf_counter()
+    while step < total_steps:
+        for xb, yb in dataset.batches(budget.batch_size, rng, limit=n_per_epoch):
+            x = _channels_last(torch.from_numpy(xb))
+            y = torch.from_numpy(yb)
+            out = model(x)
+            loss = crit(out, y)
+            if teacher is not None:
+                with torch.no_grad():
+                    t_out = teacher(x)
+                kd = nn.functional.kl_div(nn.functional.log_softmax(out / kd_temperature, 1),
+                                          nn.functional.softmax(t_out / kd_temperature, 1),
+                                          reduction="batchmean") * kd_temperature ** 2
+                loss = (1 - kd_alpha) * loss + kd_alpha * kd
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"non-finite training loss at step {step}")
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+            opt.step()
+            sched.step()
+            losses.append(float(loss.detach()))
+            seen += len(yb)
+            step += 1
+            if step >= total_steps:
+                break
+    return step, losses[-20:], seen, time.perf_counter() - t0
+
+
+def evaluate_proxy(candidate: Candidate | str, dataset: Dataset, seed: int = 0,
+                   budget: ProxyBudget | None = None, **overrides) -> ProxyResult:
+    """Train ``candidate`` briefly on ``dataset`` and return its validation accuracy.
+
+    ``budget`` fields can be overridden by keyword (``epochs=1``, ``threads=2`` ...). A
+    non-finite loss gives a failed result with the reason rather than an exception.
+    """
+    from nas.models import build_model
+    from nas.models.quant import apply_fake_quant
+
+    if isinstance(candidate, str):
+        candidate = Candidate.parse(candidate)
+    budget = budget or ProxyBudget()
+    if overrides:
+        from dataclasses import replace
+
+        budget = replace(budget, **overrides)
+    prev_threads = torch.get_num_threads()
+    torch.set_num_threads(budget.threads)
+    start = time.perf_counter()
+    try:
+        torch.manual_seed(seed)
+        model = build_model(candidate, dataset.num_classes, dataset.in_channels,
+                            resolution=dataset.resolution)
+        apply_fake_quant(model)
+        model = model.to(memory_format=torch.channels_last)
+        try:
+            steps, losses, seen, train_s = train_model(model, dataset, budget, seed)
+        except FloatingPointError as exc:
+            el = time.perf_counter() - start
+            return ProxyResult(candidate.key, float("nan"), float("nan"), el, el, 0.0, 0.0, 0,
+                               failed=True, reason=str(exc))
+        t1 = time.perf_counter()
+        recalibrate_bn(model, dataset, budget.bn_recalibration_batches, seed)
+        xv, yv = dataset.val_arrays()
+        if budget.max_val_images is not None:
+            xv, yv = xv[:budget.max_val_images], yv[:budget.max_val_images]
+        acc = evaluate_model(model, xv, yv)
+        eval_s = time.perf_counter() - t1
+    finally:
+        torch.set_num_threads(prev_threads)
+    return ProxyResult(candidate.key, acc, float(np.mean(losses)), time.perf_counter() - start,
+                       train_s, eval_s, seen / max(train_s, 1e-9), steps)

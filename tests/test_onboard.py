@@ -1,0 +1,92 @@
+"""Onboarding paths, exercised with real timings taken on this host."""
+
+import csv
+import json
+import subprocess
+import sys
+
+import pytest
+from typer.testing import CliRunner
+
+import nas
+from nas.cli import app
+from nas.latency import load_device
+from nas.latency.host import measure_candidate
+
+runner = CliRunner()
+
+
+@pytest.fixture(autouse=True)
+def cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("HWNAS_CACHE", str(tmp_path / "cache"))
+
+
+def small(cand):
+    """Candidates at a small input keep op models and timings fast."""
+    return cand.replace(resolution=64)
+
+
+def test_export_time_import(tmp_path):
+    out = tmp_path / "export"
+    r = runner.invoke(app, ["profile", "export-ops", "--space", "shufflenetv2", "--out", str(out),
+                            "--samples", "1", "--bits", "32"])
+    assert r.exit_code == 0, r.output
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert len(manifest["ops"]) >= 10
+    # the standalone script, as a user would run it on the device
+    proc = subprocess.run([sys.executable, str(out / "time_ops.py"), "--runs", "5"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    results = json.loads((out / "results.json").read_text())
+    assert set(results) == {e["key"] for e in manifest["ops"]}
+    r = runner.invoke(app, ["profile", "import", "--name", "myboard", "--results",
+                            str(out / "results.json"), "--out", str(tmp_path / "profiles")])
+    assert r.exit_code == 0, r.output
+    prof = load_device(tmp_path / "profiles" / "myboard.yaml")
+    assert prof.provenance == "measured" and len(prof.table) == len(results)
+    space = nas.load_space("shufflenetv2")
+    import random
+
+    cand = space.sample(random.Random(0)).replace_bits(32)  # the sampled candidate: all ops in the table
+    rows = prof.breakdown(cand)
+    assert all(r.source == "table" for r in rows)
+    other = space.sample(random.Random(99)).replace_bits(32)
+    assert prof.latency_ms(other) > 0  # ops not exported come from the fitted estimator
+
+
+def test_fit_from_whole_network_timings(tmp_path):
+    import random
+
+    space = nas.load_space("mobilenetv3")
+    rng = random.Random(3)
+    cands = [space.sample(rng).replace_bits(32) for _ in range(8)]
+    csv_path = tmp_path / "m.csv"
+    with csv_path.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["key", "ms"])
+        for c in cands:
+            w.writerow([c.key, measure_candidate(c, False, tmp_path)])
+    r = runner.invoke(app, ["profile", "fit", "--name", "fitted", "--measurements", str(csv_path),
+                            "--prior", "pixel7", "--out", str(tmp_path / "profiles")])
+    assert r.exit_code == 0, r.output
+    assert "leave-one-out" in r.output
+    prof = load_device(tmp_path / "profiles" / "fitted.yaml")
+    assert prof.provenance == "measured" and prof.validation["entries"] == 8
+    assert all(prof.latency_ms(c) > 0 for c in cands)
+
+
+def test_fit_rejects_bad_csv(tmp_path):
+    p = tmp_path / "bad.csv"
+    p.write_text("key,latency\nx,1\n")
+    r = runner.invoke(app, ["profile", "fit", "--name", "x", "--measurements", str(p)])
+    assert r.exit_code == 2 and "'key' and 'ms'" in r.output
+    p.write_text("key,ms\nmobilenetv2:r224:w1:k3e1,abc\n")
+    r = runner.invoke(app, ["profile", "fit", "--name", "x", "--measurements", str(p)])
+    assert r.exit_code == 2 and "line 2" in r.output
+    r = runner.invoke(app, ["profile", "fit", "--name", "x", "--measurements", str(tmp_path / "nope.csv")])
+    assert r.exit_code == 2 and "not found" in r.output
+
+
+def test_build_refuses_non_host_devices():
+    r = runner.invoke(app, ["profile", "build", "--device", "pixel7"])
+    assert r.exit_code == 2 and "only the host profile" in r.output

@@ -1,0 +1,54 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+
+import nas
+from nas.data import load_dataset
+from nas.models.quant import apply_fake_quant, strip_fake_quant
+from nas.proxy import evaluate_proxy
+
+from conftest import sample
+
+
+@pytest.fixture(scope="module")
+def small():
+    return load_dataset("builtin").subset(train=1000, val=300)
+
+
+def test_proxy_learns_and_is_deterministic(small):
+    cand = nas.load_space("mobilenetv3").reference("mobilenet_v3_small_0.75_224").replace_bits(8)
+    a = evaluate_proxy(cand, small, seed=0, epochs=3, max_train_images=900)
+    b = evaluate_proxy(cand, small, seed=0, epochs=3, max_train_images=900)
+    assert not a.failed and a.accuracy == b.accuracy and a.loss == b.loss
+    assert a.accuracy > 0.3  # 10 classes: chance is 0.1
+    assert a.steps == 3 * math.ceil(900 / 64) and a.images_per_second > 0
+    assert a.seconds >= a.train_seconds + a.eval_seconds * 0.99
+
+
+def test_nan_loss_is_a_failed_result_not_a_crash(small):
+    cand = sample("mobilenetv2", 1)[0]
+    r = evaluate_proxy(cand, small, epochs=1, max_train_images=256, lr=1e12)
+    assert r.failed and "non-finite" in r.reason and math.isnan(r.accuracy)
+
+
+def test_fake_quant_weights_take_few_levels():
+    cand = nas.load_space("mobilenetv2").reference("mobilenet_v2_0.35_96").replace_bits(4)
+    model = apply_fake_quant(nas.build_model(cand, 10, resolution=32))
+    conv = model.layers[3].body[0][0]  # a block's expansion conv, 4 bits
+    w = conv.weight.detach()
+    for ch in w.reshape(w.shape[0], -1)[:5]:
+        assert len(torch.unique(ch)) <= 2 ** 4 - 1
+    x = torch.randn(2, 3, 32, 32)
+    y = model(x)
+    y.sum().backward()  # straight-through: gradients reach the float weights
+    assert conv.parametrizations.weight.original.grad is not None
+    strip_fake_quant(model)
+    assert not hasattr(conv, "act_quant")
+
+
+def test_float_candidates_are_not_quantized():
+    cand = sample("shufflenetv2", 1)[0].replace_bits(32)
+    model = apply_fake_quant(nas.build_model(cand, 10, resolution=32))
+    assert not any(hasattr(m, "act_quant") for m in model.modules())
