@@ -1,12 +1,14 @@
-"""Where the package's data lives: ``search_spaces/`` and ``device_profiles/``.
+"""Where the package's data lives (``search_spaces/``, ``device_profiles/``), how a name or a
+path to one of its YAML files is resolved, and how those files are read.
 
-In a source checkout (or an editable install) they are the top-level folders of the repo. A
-wheel carries them inside the package as ``nas/_data/<folder>`` (see pyproject.toml).
+In a source checkout (or an editable install) the folders are the top-level folders of the
+repo. A wheel carries them inside the package as ``nas/_data/<folder>`` (see pyproject.toml).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, Callable
 
 _PKG = Path(__file__).resolve().parent
 
@@ -16,3 +18,44 @@ def data_dir(kind: str) -> Path:
     if installed.is_dir():
         return installed
     return _PKG.parent / kind
+
+
+def data_names(kind: str) -> list[str]:
+    """Names of the built-in YAML files of a data folder."""
+    return sorted(p.stem for p in data_dir(kind).glob("*.yaml"))
+
+
+def is_path_like(text: str) -> bool:
+    return text.endswith((".yaml", ".yml")) or "/" in text or "\\" in text
+
+
+def resolve_yaml(kind: str, name_or_path: str, missing_file: Callable[[Path], Exception],
+                 unknown_name: Callable[[str, list[str]], Exception]) -> Path:
+    """The YAML file for a built-in name or an explicit path, or the matching error."""
+    if is_path_like(name_or_path):
+        path = Path(name_or_path)
+        if not path.is_file():
+            raise missing_file(path)
+        return path
+    path = data_dir(kind) / f"{name_or_path}.yaml"
+    if not path.is_file():
+        raise unknown_name(name_or_path, data_names(kind))
+    return path
+
+
+def read_yaml(path: Path, error: Callable[[str], Exception]) -> Any:
+    """Safe-load a YAML file; malformed YAML or an unreadable file becomes ``error(message)``
+    naming the file and, where known, the line."""
+    import yaml
+
+    try:
+        return yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}:" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise error(f"{path}:{where} malformed YAML: {problem}") from None
+    except OSError as exc:
+        raise error(f"{path}: cannot read: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise error(f"{path}: not a UTF-8 text file") from None

@@ -40,6 +40,9 @@ FLOAT_BITS = 32
 DEFAULT_SKELETON = "default"
 
 
+_INTERNED: dict[tuple, "Block"] = {}
+
+
 def make_divisible(value: float, divisor: int = 8, min_value: int | None = None) -> int:
     """Round ``value`` to the nearest multiple of ``divisor``, never below ``min_value``
     (default ``divisor``) and never more than 10% below ``value`` (torchvision, TF-slim)."""
@@ -78,6 +81,23 @@ class Block:
     groups: int = 1
     keep: float = 1.0
     bits: int = FLOAT_BITS
+
+    def __post_init__(self) -> None:
+        # blocks are dictionary keys on the latency hot path: hash once
+        object.__setattr__(self, "_hash", hash((self.kind, self.kernel, self.expansion,
+                                                self.groups, self.keep, self.bits)))
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    @classmethod
+    def of(cls, kind: str, kernel: int, expansion: float, groups: int, keep: float, bits: int) -> "Block":
+        """An interned Block: equal genes give the identical object (fast dictionary hits)."""
+        key = (kind, kernel, float(expansion), groups, float(keep), bits)
+        b = _INTERNED.get(key)
+        if b is None:
+            b = _INTERNED.setdefault(key, cls(kind, kernel, float(expansion), groups, float(keep), bits))
+        return b
 
     @property
     def op(self) -> str:
@@ -275,7 +295,8 @@ class Candidate:
 
     def replace_bits(self, bits: int) -> "Candidate":
         """The same network with every block at bit width ``bits``."""
-        stages = tuple(tuple(dataclasses.replace(b, bits=bits) for b in s) for s in self.stages)
+        stages = tuple(tuple(Block.of(b.kind, b.kernel, b.expansion, b.groups, b.keep, bits) for b in s)
+                       for s in self.stages)
         return dataclasses.replace(self, stages=stages)
 
     def replace(self, **changes) -> "Candidate":
@@ -376,7 +397,7 @@ class _BlockParser(_Cursor):
                 raise self.fail("bit width 32 (float) is the default: leave 'b32' out", self.i - 3)
         if self.i != len(self.text):
             raise self.fail(f"unexpected {self.peek()!r} after block {self.text[:self.i]!r}")
-        return Block(kind=kind, kernel=kernel, expansion=exp, groups=groups, keep=keep, bits=bits)
+        return Block.of(kind, kernel, exp, groups, keep, bits)
 
 
 class _KeyParser(_Cursor):

@@ -10,6 +10,7 @@ a given seed and thread count.
 from __future__ import annotations
 
 import math
+import os
 import time
 from dataclasses import asdict, dataclass
 
@@ -20,12 +21,13 @@ from torch import nn
 from nas.candidate import Candidate
 from nas.data import Dataset
 
-__all__ = ["ProxyBudget", "ProxyResult", "evaluate_proxy", "train_model", "evaluate_model"]
+__all__ = ["ProxyBudget", "ProxyResult", "evaluate_proxy", "train_model", "evaluate_model",
+           "estimate_training_bytes", "recalibrate_bn"]
 
 
 @dataclass(frozen=True)
 class ProxyBudget:
-    epochs: float = 2.0  # passes over the training images used (fractions allowed)
+    epochs: float = 1.0  # passes over the training images used (fractions allowed)
     max_train_images: int | None = 4000  # per epoch; None = all
     batch_size: int = 64
     lr: float = 0.1
@@ -34,6 +36,7 @@ class ProxyBudget:
     max_val_images: int | None = 2000
     threads: int = 1
     bn_recalibration_batches: int = 8  # re-estimate batch-norm statistics after training
+    memory_limit_bytes: int | None = None  # per evaluation; None = the memory available now
 
 
 @dataclass
@@ -51,6 +54,33 @@ class ProxyResult:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def available_memory_bytes() -> int:
+    """MemAvailable from /proc/meminfo, else total physical memory."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def estimate_training_bytes(candidate: Candidate, dataset: Dataset, batch_size: int) -> int:
+    """Rough peak memory of one training step: every activation a backward pass keeps (op
+    inputs and outputs, plus expanded hidden maps, pre- and post-activation), its gradient,
+    and the weights with their gradients and momentum, in float32."""
+    ops = candidate.ops(resolution=dataset.resolution, num_classes=dataset.num_classes,
+                        in_channels=dataset.in_channels)
+    act = 0
+    for op in ops:
+        ho, wo = op.out_hw
+        act += op.h * op.w * op.cin + ho * wo * op.cout + 4 * op.hidden * max(ho * wo, 1)
+    weights = sum(op.cin * op.cout * op.kernel ** 2 // max(op.groups, 1) + op.hidden * (op.cin + op.cout)
+                  for op in ops)
+    return int(batch_size * act * 4 * 2 + weights * 4 * 3)
 
 
 def _channels_last(x: torch.Tensor) -> torch.Tensor:
@@ -166,9 +196,18 @@ def evaluate_proxy(candidate: Candidate | str, dataset: Dataset, seed: int = 0,
         from dataclasses import replace
 
         budget = replace(budget, **overrides)
+    if budget.batch_size < 1 or budget.epochs <= 0 or budget.threads < 1:
+        raise ValueError(f"bad proxy budget: {budget}")
+    start = time.perf_counter()
+    batch = min(budget.batch_size, len(dataset.x_train))
+    need = estimate_training_bytes(candidate, dataset, batch)
+    limit = budget.memory_limit_bytes or available_memory_bytes()
+    if need > limit:
+        return ProxyResult(candidate.key, float("nan"), float("nan"), 0.0, 0.0, 0.0, 0.0, 0, failed=True,
+                           reason=f"a batch of {batch} needs about {need / 1e9:.1f} GB, more than the "
+                                  f"{limit / 1e9:.1f} GB available: lower batch_size")
     prev_threads = torch.get_num_threads()
     torch.set_num_threads(budget.threads)
-    start = time.perf_counter()
     try:
         torch.manual_seed(seed)
         model = build_model(candidate, dataset.num_classes, dataset.in_channels,
@@ -177,10 +216,14 @@ def evaluate_proxy(candidate: Candidate | str, dataset: Dataset, seed: int = 0,
         model = model.to(memory_format=torch.channels_last)
         try:
             steps, losses, seen, train_s = train_model(model, dataset, budget, seed)
-        except FloatingPointError as exc:
+        except (FloatingPointError, MemoryError, RuntimeError) as exc:
+            if isinstance(exc, RuntimeError) and "alloc" not in str(exc).lower():
+                raise
             el = time.perf_counter() - start
+            reason = str(exc) if isinstance(exc, FloatingPointError) else \
+                f"out of memory at batch size {batch}: lower batch_size ({str(exc).splitlines()[0][:120]})"
             return ProxyResult(candidate.key, float("nan"), float("nan"), el, el, 0.0, 0.0, 0,
-                               failed=True, reason=str(exc))
+                               failed=True, reason=reason)
         t1 = time.perf_counter()
         recalibrate_bn(model, dataset, budget.bn_recalibration_batches, seed)
         xv, yv = dataset.val_arrays()

@@ -18,9 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-import yaml
-
-from nas._paths import data_dir
+from nas._paths import data_names, is_path_like, read_yaml, resolve_yaml
 from nas.candidate import (DEFAULT_SKELETON, FLOAT_BITS, Block, Candidate, OpSpec,
                            format_number, make_divisible, pruned_channels)
 from nas.errors import (CandidateError, ReferenceNotFoundError, SpaceError,
@@ -275,7 +273,7 @@ class SearchSpace:
                     keeps = st.keep if self._prunable(blk) else (1.0,)
                     for keep in keeps:
                         for bits in st.bits:
-                            b = Block(blk.kind, blk.kernel, blk.expansion, blk.groups, keep, bits)
+                            b = Block.of(blk.kind, blk.kernel, blk.expansion, blk.groups, keep, bits)
                             op = self._block_op(b, hh, cin, cout, st, stride)
                             if op is not None:
                                 out.add(op)
@@ -334,7 +332,7 @@ class SearchSpace:
                 op = Block.parse(pick(f"s{i}.b{j}.op", st.ops))
                 keep = float(pick(f"s{i}.b{j}.keep", st.keep)) if self._prunable(op) else 1.0
                 bits = int(pick(f"s{i}.b{j}.bits", st.bits))
-                blocks.append(Block(op.kind, op.kernel, op.expansion, op.groups, keep, bits))
+                blocks.append(Block.of(op.kind, op.kernel, op.expansion, op.groups, keep, bits))
             stages.append(tuple(blocks))
         return Candidate(self.name, skel, int(resolution), width, tuple(stages))
 
@@ -361,44 +359,24 @@ _cache: dict[str, SearchSpace] = {}
 
 def space_names() -> list[str]:
     """Names of the built-in spaces (files in search_spaces/)."""
-    return sorted(p.stem for p in data_dir("search_spaces").glob("*.yaml"))
+    return data_names("search_spaces")
 
 
 def load_space(name_or_path: str | Path) -> SearchSpace:
     """Load a built-in space by name, or a space YAML by path (then also known by its name
     for the rest of the process, so that its candidates' keys resolve)."""
     text = str(name_or_path)
-    is_path = text.endswith((".yaml", ".yml")) or "/" in text or "\\" in text
     with _lock:
-        if not is_path and text in _cache:
+        if not is_path_like(text) and text in _cache:
             return _cache[text]
-    if is_path:
-        path = Path(text)
-        if not path.is_file():
-            raise SpaceError(f"search space file not found: {path}")
-    else:
-        path = data_dir("search_spaces") / f"{text}.yaml"
-        if not path.is_file():
-            raise UnknownSpaceError(text, space_names())
-    space = _parse_space_file(path)
-    if not is_path and space.name != text:
+    path = resolve_yaml("search_spaces", text,
+                        lambda p: SpaceError(f"search space file not found: {p}"), UnknownSpaceError)
+    space = _SpaceReader(path).read(read_yaml(path, SpaceError))
+    if not is_path_like(text) and space.name != text:
         raise SpaceError(f"{path}: 'name' is {space.name!r} but the file is {text}.yaml")
     with _lock:
         _cache[space.name] = space
     return space
-
-
-def _parse_space_file(path: Path) -> SearchSpace:
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise SpaceError(f"{path}:{where}: malformed YAML: {problem}") from None
-    except OSError as exc:
-        raise SpaceError(f"{path}: cannot read: {exc.strerror}") from None
-    return _SpaceReader(path).read(raw)
 
 
 class _SpaceReader:

@@ -52,3 +52,22 @@ def test_float_candidates_are_not_quantized():
     cand = sample("shufflenetv2", 1)[0].replace_bits(32)
     model = apply_fake_quant(nas.build_model(cand, 10, resolution=32))
     assert not any(hasattr(m, "act_quant") for m in model.modules())
+
+
+def test_batch_too_large_for_memory_is_a_failed_result(small):
+    cand = nas.load_space("mobilenetv2").reference("mobilenet_v2_1.4_224")
+    r = evaluate_proxy(cand, small, batch_size=512, memory_limit_bytes=50_000_000)
+    assert r.failed and "lower batch_size" in r.reason and "GB" in r.reason
+
+
+def test_memory_estimate_grows_with_batch(small):
+    from nas.proxy import estimate_training_bytes
+
+    cand = sample("mobilenetv3", 1)[0]
+    a, b = estimate_training_bytes(cand, small, 32), estimate_training_bytes(cand, small, 64)
+    assert 0 < a < b < 2.1 * a
+
+
+def test_bad_budget_is_rejected(small):
+    with pytest.raises(ValueError, match="bad proxy budget"):
+        evaluate_proxy(sample("mobilenetv2", 1)[0], small, batch_size=0)

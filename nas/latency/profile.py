@@ -15,9 +15,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
-import yaml
 
-from nas._paths import data_dir
+from nas._paths import data_names, read_yaml, resolve_yaml
 from nas.candidate import FLOAT_BITS, Candidate, OpSpec
 from nas.errors import NasError
 from nas.latency.estimator import Estimator, op_features
@@ -271,24 +270,17 @@ _cache_lock = threading.Lock()
 
 
 def device_names() -> list[str]:
-    return sorted(p.stem for p in data_dir("device_profiles").glob("*.yaml"))
+    return data_names("device_profiles")
 
 
 def load_device(name_or_path: str | Path) -> DeviceProfile:
     """A built-in profile by name (``nas devices`` lists them) or a profile YAML by path."""
     text = str(name_or_path)
-    is_path = text.endswith((".yaml", ".yml")) or "/" in text or "\\" in text
     with _cache_lock:
         if text in _cache:
             return _cache[text]
-    if is_path:
-        path = Path(text)
-        if not path.is_file():
-            raise DeviceError(f"device profile file not found: {path}")
-    else:
-        path = data_dir("device_profiles") / f"{text}.yaml"
-        if not path.is_file():
-            raise UnknownDeviceError(text, device_names())
+    path = resolve_yaml("device_profiles", text,
+                        lambda p: DeviceError(f"device profile file not found: {p}"), UnknownDeviceError)
     profile = _read_profile(path)
     with _cache_lock:
         _cache[text] = profile
@@ -296,15 +288,7 @@ def load_device(name_or_path: str | Path) -> DeviceProfile:
 
 
 def _yaml(path: Path) -> Any:
-    try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}:" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise DeviceError(f"{path}:{where} malformed YAML: {problem}") from None
-    except OSError as exc:
-        raise DeviceError(f"{path}: cannot read: {exc.strerror}") from None
+    return read_yaml(path, DeviceError)
 
 
 def _need(d: Any, key: str, typ, path: Path, where: str = "top level", default: Any = ...) -> Any:
