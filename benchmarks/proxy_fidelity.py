@@ -63,14 +63,19 @@ def main() -> None:
         print(f"proxy done at {time.time() - t0:.0f}s", file=sys.stderr, flush=True)
         long = list(pool.map(_run, [(k, args.data, LONG_FACTOR, 0) for k in keys]))
     ok = [i for i in range(len(keys)) if not short[i]["failed"] and not long[i]["failed"]]
-    tau = kendall_tau([short[i]["accuracy"] for i in ok], [long[i]["accuracy"] for i in ok])
+    import numpy as np
+
+    sa = np.array([short[i]["accuracy"] for i in ok])
+    la = np.array([long[i]["accuracy"] for i in ok])
+    tau = kendall_tau(sa, la)
+    rho = float(np.corrcoef(sa.argsort().argsort(), la.argsort().argsort())[0, 1])
     costs = [short[i]["seconds"] for i in ok]
     name = Path(args.data).stem if args.data != "builtin" else "builtin"
     out = Path(__file__).parent / "results" / f"proxy_fidelity_{name}.json"
     out.write_text(json.dumps({"machine": machine(), "keys": keys, "short": short, "long": long}, indent=1))
     print(f"Measured on: {machine()}; data {args.data}; {len(ok)} of {len(keys)} candidates "
           f"finished both runs; wall {time.time() - t0:.0f}s with {args.workers} workers\n")
-    print(f"Kendall tau (proxy vs {LONG_FACTOR}x budget): {tau:.3f}; median proxy cost "
+    print(f"Kendall tau (proxy vs {LONG_FACTOR}x budget): {tau:.3f} (Spearman rho {rho:.3f}); median proxy cost "
           f"{statistics.median(costs):.1f} s per candidate (one core)\n")
     rows = []
     for i in range(len(keys)):
