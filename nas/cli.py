@@ -243,8 +243,9 @@ def _host_only(device: str):
 def profile_build(
     device: str = typer.Option("host", "--device", "-d"),
     space: list[str] = typer.Option(["mobilenetv3"], "--space", "-s", help="Space(s) whose ops to time."),
-    samples: int = typer.Option(0, "--samples", min=0,
-                                help="Time the ops of N sampled candidates per space (lazy); 0 = every op of the space."),
+    samples: int = typer.Option(20, "--samples", min=0,
+                                help="Time the ops of N sampled candidates per space; 0 = every op of "
+                                     "the space (hours for the MobileNet spaces: BENCHMARKS.md)."),
     calibrate: int = typer.Option(0, "--calibrate", min=0,
                                   help="Then fit the whole-network calibration on N candidates per space."),
     seed: int = typer.Option(0, "--seed"),
@@ -335,11 +336,12 @@ def profile_import(
     out_dir: Path = typer.Option(Path("profiles"), "--out", help="Where to write NAME.yaml."),
     runtime: str = typer.Option("onnxruntime-cpu", "--runtime"),
     threads: int = typer.Option(1, "--threads", min=1),
+    force: bool = typer.Option(False, "--force", help="Replace an existing profile of that name."),
 ) -> None:
     """Build a measured profile from op timings taken on the device."""
     from nas.latency.onboard import import_results
 
-    path = import_results(name, results, out_dir, runtime=runtime, threads=threads)
+    path = import_results(name, results, out_dir, runtime=runtime, threads=threads, force=force)
     out.print(f"wrote {path}; use it with --device {path}")
 
 
@@ -352,13 +354,14 @@ def profile_fit(
     out_dir: Path = typer.Option(Path("profiles"), "--out"),
     runtime: str = typer.Option("unknown", "--runtime"),
     threads: int = typer.Option(1, "--threads", min=1),
+    force: bool = typer.Option(False, "--force", help="Replace an existing profile of that name."),
 ) -> None:
     """Build a profile from end-to-end latencies of whole candidates."""
     from nas.latency import load_device
     from nas.latency.onboard import fit_measurements
 
     path, v = fit_measurements(name, measurements, out_dir, load_device(prior), runtime=runtime,
-                               threads=threads)
+                               threads=threads, force=force)
     out.print(f"wrote {path}; leave-one-out over {v['entries']} networks: MAPE {v['loo_mape_pct']}%, "
               f"{v['loo_within_10pct'] * 100:.0f}% within ±10%")
 

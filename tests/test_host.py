@@ -36,6 +36,18 @@ def test_ops_are_timed_fp32_and_int8_and_cached(cache):
     assert got2 == got and calls == []  # everything came from the cache
 
 
+def test_measuring_restores_the_callers_thread_count():
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        host.measure_ops([(OPS[0], 32)])
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_end_to_end_measurement(tmp_path):
     import nas
 

@@ -44,6 +44,13 @@ def test_export_time_import(tmp_path):
     assert r.exit_code == 0, r.output
     prof = load_device(tmp_path / "profiles" / "myboard.yaml")
     assert prof.provenance == "measured" and len(prof.table) == len(results)
+    before = (tmp_path / "profiles" / "myboard.yaml").read_text()
+    again = ["profile", "import", "--name", "myboard", "--results", str(out / "results.json"),
+             "--out", str(tmp_path / "profiles")]
+    r = runner.invoke(app, again)
+    assert r.exit_code == 2 and "--force" in r.output
+    assert (tmp_path / "profiles" / "myboard.yaml").read_text() == before  # nothing lost
+    assert runner.invoke(app, again + ["--force"]).exit_code == 0
     space = nas.load_space("shufflenetv2")
     import random
 

@@ -262,34 +262,34 @@ def measure_op(op: OpSpec, exec_bits: int, workdir: Path) -> float:
 
 def measure_ops(ops: list[tuple[OpSpec, int]], progress: Progress | None = None,
                 save_every: int = 25) -> dict[str, float]:
-    """Time every (op, executed bits) not yet in the cache; returns {table key: ms} for all."""
+    """Time every (op, executed bits) not yet in the cache; returns {table key: ms} for all.
+    The caller's torch thread count is restored afterwards."""
     from dataclasses import replace
 
     import torch
 
-    torch.set_num_threads(THREADS)
-    d = cache_dir()
-    path = d / "table.json"
+    specs = [op if op.bits == eb else replace(op, bits=eb) for op, eb in ops]
+    path = cache_dir() / "table.json"
     table = {k: float(v) for k, v in _read_json(path).items()}
-    todo, seen = [], set()
-    for op, eb in ops:
-        spec = op if op.bits == eb else replace(op, bits=eb)
-        if spec.key not in table and spec.key not in seen:
-            seen.add(spec.key)
-            todo.append(spec)
-    out = {}
-    with tempfile.TemporaryDirectory(prefix="hwnas-op-") as tmp:
-        for i, spec in enumerate(todo, start=1):
-            out[spec.key] = measure_op(spec, spec.bits, Path(tmp))
-            if progress:
-                progress(i, len(todo))
-            if i % save_every == 0 or i == len(todo):
-                table = {k: float(v) for k, v in _read_json(path).items()}  # another process may have added
-                table.update(out)
-                _write_json(path, table)
+    todo = list({s.key: s for s in specs if s.key not in table}.values())
+    out: dict[str, float] = {}
+    prev_threads = torch.get_num_threads()
+    torch.set_num_threads(THREADS)
+    try:
+        with tempfile.TemporaryDirectory(prefix="hwnas-op-") as tmp:
+            for i, spec in enumerate(todo, start=1):
+                out[spec.key] = measure_op(spec, spec.bits, Path(tmp))
+                if progress:
+                    progress(i, len(todo))
+                if i % save_every == 0 or i == len(todo):
+                    # re-read: another process may have added entries meanwhile
+                    table = {k: float(v) for k, v in _read_json(path).items()}
+                    table.update(out)
+                    _write_json(path, table)
+    finally:
+        torch.set_num_threads(prev_threads)
     table.update(out)
-    return {(op.key if op.bits == eb else replace(op, bits=eb).key):
-            table[(op.key if op.bits == eb else replace(op, bits=eb).key)] for op, eb in ops}
+    return {s.key: table[s.key] for s in specs}
 
 
 def measure_into_cache(ops: list[tuple[OpSpec, int]]) -> dict[str, float]:

@@ -139,14 +139,25 @@ def export_ops(space_names: list[str], out_dir: Path, samples: int = 50, seed: i
     return out_dir
 
 
-def _write_profile(out_dir: Path, name: str, doc: dict, table: dict[str, float] | None) -> Path:
+def _atomic_write(path: Path, text: str) -> None:
+    import os
+
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def _write_profile(out_dir: Path, name: str, doc: dict, table: dict[str, float] | None,
+                   force: bool = False) -> Path:
+    path = out_dir / f"{name}.yaml"
+    if path.exists() and not force:
+        raise NasError(f"{path} exists; choose another --name or pass --force to replace it")
     out_dir.mkdir(parents=True, exist_ok=True)
     if table is not None:
         table_path = out_dir / f"{name}.table.json"
-        table_path.write_text(json.dumps(table, indent=0, sort_keys=True))
+        _atomic_write(table_path, json.dumps(table, indent=0, sort_keys=True))
         doc["table"] = table_path.name
-    path = out_dir / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    _atomic_write(path, yaml.safe_dump(doc, sort_keys=False))
     return path
 
 
@@ -158,7 +169,7 @@ def _check_name(name: str) -> None:
 
 
 def import_results(name: str, results: Path, out_dir: Path, runtime: str = "onnxruntime-cpu",
-                   threads: int = 1, source: str = "") -> Path:
+                   threads: int = 1, source: str = "", force: bool = False) -> Path:
     """A measured profile from a results.json written by time_ops.py."""
     _check_name(name)
     table = read_table(Path(results))
@@ -183,7 +194,7 @@ def import_results(name: str, results: Path, out_dir: Path, runtime: str = "onnx
         "native_bits": native, "bit_fallback": fallback,
         "estimator": {"coef": {f: float(v) for f, v in est.coef.items() if v}},
     }
-    return _write_profile(Path(out_dir), name, doc, table)
+    return _write_profile(Path(out_dir), name, doc, table, force)
 
 
 def read_measurements(path: Path) -> list[tuple[Candidate, float]]:
@@ -210,7 +221,8 @@ def read_measurements(path: Path) -> list[tuple[Candidate, float]]:
 
 
 def fit_measurements(name: str, measurements: Path, out_dir: Path, prior: DeviceProfile,
-                     runtime: str = "unknown", threads: int = 1, source: str = "") -> tuple[Path, dict]:
+                     runtime: str = "unknown", threads: int = 1, source: str = "",
+                     force: bool = False) -> tuple[Path, dict]:
     """A profile whose estimator is fitted to whole-network latencies (least squares over the
     per-op estimator's coefficients, ridge towards ``prior``'s). Returns the path and the
     leave-one-out error over the measured candidates."""
@@ -241,4 +253,4 @@ def fit_measurements(name: str, measurements: Path, out_dir: Path, prior: Device
         "estimator": {"coef": {f: float(v) for f, v in est.coef.items() if v}},
         "validation": validation,
     }
-    return _write_profile(Path(out_dir), name, doc, None), validation
+    return _write_profile(Path(out_dir), name, doc, None, force), validation
