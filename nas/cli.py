@@ -28,7 +28,7 @@ app.add_typer(candidate_app, name="candidate")
 app.add_typer(profile_app, name="profile")
 
 out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 160)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True, width=None if sys.stderr.isatty() else 160)
 
 USER_ERROR = 2
 
@@ -40,12 +40,12 @@ def user_errors(fn: Callable) -> Callable:
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
+        except KeyboardInterrupt as exc:  # SearchInterrupted says how to resume
+            err.print(str(exc) or "interrupted", markup=False)
+            raise typer.Exit(130) from None
         except NasError as exc:
             err.print(f"error: {exc}", markup=False)
             raise typer.Exit(USER_ERROR) from None
-        except KeyboardInterrupt:
-            err.print("interrupted", markup=False)
-            raise typer.Exit(130) from None
 
     return wrapper
 
@@ -364,6 +364,122 @@ def profile_fit(
                                threads=threads, force=force)
     out.print(f"wrote {path}; leave-one-out over {v['entries']} networks: MAPE {v['loo_mape_pct']}%, "
               f"{v['loo_within_10pct'] * 100:.0f}% within ±10%")
+
+
+# ----------------------------------------------------------------------------- search
+
+def _search_progress():
+    """A rich progress bar fed by SearchProgress updates; returns (callback, stop)."""
+    from rich.progress import BarColumn, Progress, TextColumn
+
+    bar = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} trials"),
+                   TextColumn("{task.fields[info]}"), console=err, transient=False)
+    task = None
+
+    def update(p) -> None:
+        nonlocal task
+        if task is None:
+            bar.start()
+            task = bar.add_task("searching", total=p.total, info="")
+        best = "-" if p.best_accuracy is None else f"{p.best_accuracy:.3f}"
+        eta = "" if p.eta_s is None else f", ~{p.eta_s / 60:.1f} min left"
+        info = p.message or (f"best acc within budget {best}; {p.running} running, {p.over_budget} over budget, "
+                             f"{p.failed} failed{eta}")
+        bar.update(task, completed=p.done, total=p.total, info=info)
+
+    def stop() -> None:
+        if task is not None:
+            bar.stop()
+
+    return update, stop
+
+
+def _print_result(res, profile_label: str) -> None:
+    out.print(f"{res.evaluated} candidates trained, {res.failed} failed, {res.over_budget} over budget "
+              f"(not trained) in {res.seconds / 60:.1f} min")
+    if res.best_key:
+        out.print(f"best within {res.budget_ms:.2f} ms on {profile_label}: proxy accuracy "
+                  f"{res.best_accuracy:.4f}\n  {res.best_key}")
+    else:
+        out.print("no candidate within the budget finished training")
+    out.print(f"report: {res.files['report.html']}")
+    out.print(f"Pareto front: {res.files['pareto.json']}; study: {res.storage}")
+
+
+@app.command("search")
+@user_errors
+def search_cmd(
+    device: str = typer.Option("pixel7", "--device", "-d", help="Device profile name or YAML path."),
+    space: str = typer.Option("mobilenetv3", "--space", "-s", help="Search space name or YAML path."),
+    latency_ms: Optional[float] = typer.Option(None, "--latency-ms",
+                                               help="Latency budget; default: the device's latency of "
+                                                    "MobileNetV3-Small 1.0 (printed)."),
+    trials: int = typer.Option(40, "--trials", "-n", help="Candidates to train (over-budget ones are free)."),
+    workers: int = typer.Option(2, "--workers", "-w", help="Parallel Ray workers (1 CPU each)."),
+    data: str = typer.Option("builtin", "--data", help="builtin, cifar10, or a path (.npz, folder, archive)."),
+    sampler: str = typer.Option("tpe", "--sampler", help="tpe, nsga2 or random."),
+    objectives: str = typer.Option("acc,latency", "--objectives", help="acc,latency or acc,latency,size."),
+    seed: int = typer.Option(0, "--seed"),
+    out_dir: Path = typer.Option(Path("results"), "--out", help="Folder that holds run folders."),
+    name: Optional[str] = typer.Option(None, "--name", help="Run folder name (default: space-device-time)."),
+    resume: Optional[Path] = typer.Option(None, "--resume", help="Continue the run in this folder."),
+    ray_address: Optional[str] = typer.Option(None, "--ray-address", help="Join an existing Ray cluster."),
+    storage: Optional[str] = typer.Option(None, "--storage", help="Optuna RDB URL (default: study.db in the run)."),
+    references: int = typer.Option(4, "--references", help="Reference networks to train for the report."),
+    epochs: Optional[float] = typer.Option(None, "--proxy-epochs", help="Proxy training epochs (default 1)."),
+    images: Optional[int] = typer.Option(None, "--proxy-images", help="Proxy training images per epoch (default 4000)."),
+    no_distill: bool = typer.Option(False, "--no-distill", help="Stop after the search."),
+) -> None:
+    """Search a space for the most accurate candidates within a latency budget on a device."""
+    import logging
+
+    import optuna
+
+    from nas.latency import load_device
+    from nas.search import SearchConfig, resume_search, run_search
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    logging.getLogger("ray").setLevel(logging.ERROR)
+    update, stop = _search_progress()
+    try:
+        if resume is not None:
+            res = resume_search(resume, progress=update, trials=None, workers=None, ray_address=ray_address)
+        else:
+            proxy = {k: v for k, v in (("epochs", epochs), ("max_train_images", images)) if v is not None}
+            cfg = SearchConfig(device=device, space=space, latency_ms=latency_ms, trials=trials, workers=workers,
+                               data=data, sampler=sampler,
+                               objectives=tuple(o.strip() for o in objectives.split(",") if o.strip()),
+                               seed=seed, out=str(out_dir), name=name, ray_address=ray_address, storage=storage,
+                               distill=not no_distill, references=references, proxy=proxy)
+            cfg.validate()
+            prof = load_device(device)
+            if latency_ms is None:
+                from nas.data import load_dataset
+                from nas.search import default_budget
+
+                ms, source = default_budget(prof, load_dataset(data, seed=seed).num_classes)
+                err.print(f"latency budget {ms:.2f} ms: {source} (set one with --latency-ms)", markup=False)
+            res = run_search(cfg, progress=update)
+    finally:
+        stop()
+    from nas.search import load_config
+
+    _, raw = load_config(res.run_dir / "config.yaml")
+    _print_result(res, raw.get("device_label", ""))
+
+
+@app.command("report")
+@user_errors
+def report_cmd(run_dir: Path = typer.Argument(..., help="A run folder (results/<name>).")) -> None:
+    """Regenerate trials.csv, pareto.json, report.html and pareto.png from the run's study."""
+    import optuna
+
+    from nas.report import regenerate
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    files = regenerate(run_dir)
+    for f in files.values():
+        out.print(f"wrote {f}")
 
 
 def run() -> None:

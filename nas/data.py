@@ -104,6 +104,21 @@ class Dataset:
                 x = _random_crop_flip(x, pad, rng)
             yield self.normalize(x), self.y_train[idx]
 
+    def at_resolution(self, resolution: int) -> "Dataset":
+        """A copy with every split resized to ``resolution`` (antialiased bilinear, same
+        normalisation); ``self`` when the size already matches. Cached per resolution."""
+        if resolution == self.resolution:
+            return self
+        if resolution < 1:
+            raise DatasetError(f"resolution must be positive, got {resolution}")
+        cache = self.__dict__.setdefault("_resized", {})
+        if resolution not in cache:
+            cache[resolution] = Dataset(
+                self.name, self.source, _resize(self.x_train, resolution), self.y_train,
+                _resize(self.x_val, resolution), self.y_val, _resize(self.x_test, resolution),
+                self.y_test, self.class_names, self.mean, self.std)
+        return cache[resolution]
+
     def subset(self, train: int | None = None, val: int | None = None, seed: int = 0) -> "Dataset":
         """A seeded, stratified smaller copy (same normalisation), for quick runs."""
         rng = np.random.default_rng(seed)
@@ -112,6 +127,19 @@ class Dataset:
         return Dataset(self.name, self.source, self.x_train[itr], self.y_train[itr],
                        self.x_val[iva], self.y_val[iva], self.x_test, self.y_test,
                        self.class_names, self.mean, self.std)
+
+
+def _resize(x: np.ndarray, size: int, chunk: int = 2048) -> np.ndarray:
+    import torch
+
+    out = np.empty((len(x), size, size, x.shape[-1]), np.uint8)
+    with torch.no_grad():
+        for i in range(0, len(x), chunk):
+            t = torch.from_numpy(x[i:i + chunk]).permute(0, 3, 1, 2).float()
+            r = torch.nn.functional.interpolate(t, size=(size, size), mode="bilinear",
+                                                antialias=True, align_corners=False)
+            out[i:i + chunk] = r.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    return out
 
 
 def _stratified_take(y: np.ndarray, n: int | None, rng: np.random.Generator) -> np.ndarray:

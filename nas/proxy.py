@@ -21,7 +21,7 @@ from torch import nn
 from nas.candidate import Candidate
 from nas.data import Dataset
 
-__all__ = ["ProxyBudget", "ProxyResult", "evaluate_proxy", "train_model", "evaluate_model",
+__all__ = ["ProxyBudget", "ProxyResult", "evaluate_proxy", "proxy_resolution", "train_model", "evaluate_model",
            "estimate_training_bytes", "recalibrate_bn"]
 
 
@@ -51,6 +51,7 @@ class ProxyResult:
     steps: int
     failed: bool = False
     reason: str = ""
+    resolution: int = 0  # input side the candidate was trained and scored at
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -81,6 +82,29 @@ def estimate_training_bytes(candidate: Candidate, dataset: Dataset, batch_size: 
     weights = sum(op.cin * op.cout * op.kernel ** 2 // max(op.groups, 1) + op.hidden * (op.cin + op.cout)
                   for op in ops)
     return int(batch_size * act * 4 * 2 + weights * 4 * 3)
+
+
+def proxy_resolution(candidate: Candidate, dataset_resolution: int, space=None) -> int:
+    """The input side a candidate trains at in the proxy: the dataset's side scaled by the
+    candidate's resolution over the largest resolution of its skeleton (at least 8 px).
+
+    Without this the resolution gene would cost latency but never accuracy, and a search would
+    always pick the smallest. A candidate of a space that cannot be loaded by name (a space
+    read from a path, with ``space`` not given) trains at the dataset's side.
+    """
+    from nas.errors import UnknownSpaceError
+    from nas.spaces import load_space
+
+    if space is None:
+        try:
+            space = load_space(candidate.space)
+        except UnknownSpaceError:
+            return dataset_resolution
+    sk = space.skeletons.get(candidate.skeleton)
+    top = max(sk.resolutions) if sk is not None and sk.resolutions else candidate.resolution
+    if candidate.resolution >= top:
+        return dataset_resolution
+    return max(8, int(round(dataset_resolution * candidate.resolution / top)))
 
 
 def _channels_last(x: torch.Tensor) -> torch.Tensor:
@@ -180,10 +204,12 @@ def train_model(model: nn.Module, dataset: Dataset, budget: ProxyBudget, seed: i
 
 
 def evaluate_proxy(candidate: Candidate | str, dataset: Dataset, seed: int = 0,
-                   budget: ProxyBudget | None = None, **overrides) -> ProxyResult:
+                   budget: ProxyBudget | None = None, resolution: int | None = None,
+                   **overrides) -> ProxyResult:
     """Train ``candidate`` briefly on ``dataset`` and return its validation accuracy.
 
-    ``budget`` fields can be overridden by keyword (``epochs=1``, ``threads=2`` ...). A
+    ``budget`` fields can be overridden by keyword (``epochs=1``, ``threads=2`` ...). The input
+    side is ``resolution`` if given, else ``proxy_resolution`` (the dataset is resized). A
     non-finite loss gives a failed result with the reason rather than an exception.
     """
     from nas.models import build_model
@@ -199,11 +225,13 @@ def evaluate_proxy(candidate: Candidate | str, dataset: Dataset, seed: int = 0,
     if budget.batch_size < 1 or budget.epochs <= 0 or budget.threads < 1:
         raise ValueError(f"bad proxy budget: {budget}")
     start = time.perf_counter()
+    res = resolution or proxy_resolution(candidate, dataset.resolution)
+    dataset = dataset.at_resolution(res)
     batch = min(budget.batch_size, len(dataset.x_train))
     need = estimate_training_bytes(candidate, dataset, batch)
     limit = budget.memory_limit_bytes or available_memory_bytes()
     if need > limit:
-        return ProxyResult(candidate.key, float("nan"), float("nan"), 0.0, 0.0, 0.0, 0.0, 0, failed=True,
+        return ProxyResult(candidate.key, float("nan"), float("nan"), 0.0, 0.0, 0.0, 0.0, 0, failed=True, resolution=res,
                            reason=f"a batch of {batch} needs about {need / 1e9:.1f} GB, more than the "
                                   f"{limit / 1e9:.1f} GB available: lower batch_size")
     prev_threads = torch.get_num_threads()
@@ -223,7 +251,7 @@ def evaluate_proxy(candidate: Candidate | str, dataset: Dataset, seed: int = 0,
             reason = str(exc) if isinstance(exc, FloatingPointError) else \
                 f"out of memory at batch size {batch}: lower batch_size ({str(exc).splitlines()[0][:120]})"
             return ProxyResult(candidate.key, float("nan"), float("nan"), el, el, 0.0, 0.0, 0,
-                               failed=True, reason=reason)
+                               failed=True, reason=reason, resolution=res)
         t1 = time.perf_counter()
         recalibrate_bn(model, dataset, budget.bn_recalibration_batches, seed)
         xv, yv = dataset.val_arrays()
@@ -234,4 +262,4 @@ def evaluate_proxy(candidate: Candidate | str, dataset: Dataset, seed: int = 0,
     finally:
         torch.set_num_threads(prev_threads)
     return ProxyResult(candidate.key, acc, float(np.mean(losses)), time.perf_counter() - start,
-                       train_s, eval_s, seen / max(train_s, 1e-9), steps)
+                       train_s, eval_s, seen / max(train_s, 1e-9), steps, resolution=res)

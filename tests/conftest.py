@@ -19,3 +19,19 @@ def sample(space_name: str, n: int, seed: int = 0):
 @pytest.fixture(params=SPACES)
 def space(request):
     return nas.load_space(request.param)
+
+
+TINY_PROXY = {"max_train_images": 192, "epochs": 1.0, "max_val_images": 150, "bn_recalibration_batches": 1,
+              "batch_size": 64}
+
+
+@pytest.fixture(scope="session")
+def ray_session():
+    """One local Ray (2 CPUs, no dashboard) shared by the tests that search; shut down at the end."""
+    import logging
+
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False)
+    yield ray
+    ray.shutdown()

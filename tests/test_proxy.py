@@ -71,3 +71,19 @@ def test_memory_estimate_grows_with_batch(small):
 def test_bad_budget_is_rejected(small):
     with pytest.raises(ValueError, match="bad proxy budget"):
         evaluate_proxy(sample("mobilenetv2", 1)[0], small, batch_size=0)
+
+
+def test_proxy_resolution_follows_the_candidate_resolution(small):
+    from nas.proxy import proxy_resolution
+
+    space = nas.load_space("mobilenetv3")
+    ref = space.reference("mobilenet_v3_small_1.0_224")
+    assert proxy_resolution(ref, 32) == 32
+    assert proxy_resolution(ref.replace(resolution=128), 32) == 18
+    assert proxy_resolution(ref.replace(resolution=160), 28) == 20
+    low = small.at_resolution(18)
+    assert low.x_train.shape[1:3] == (18, 18) and low.x_train.dtype == np.uint8
+    assert low is small.at_resolution(18) and small.at_resolution(small.resolution) is small
+    assert np.array_equal(low.y_train, small.y_train) and np.array_equal(low.mean, small.mean)
+    r = evaluate_proxy(ref.replace(resolution=128).replace_bits(8), small, epochs=1, max_train_images=128)
+    assert r.resolution == round(small.resolution * 128 / 224) and not r.failed

@@ -24,6 +24,7 @@ from typing import Callable
 
 import numpy as np
 
+from nas._paths import atomic_write
 from nas.candidate import FLOAT_BITS, Candidate, OpSpec
 from nas.latency.estimator import Estimator, op_features
 from nas.latency.profile import Calibration, DeviceError
@@ -56,14 +57,7 @@ def cache_dir() -> Path:
 
 def _write_json(path: Path, data) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name, dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=0, sort_keys=True)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    atomic_write(path, json.dumps(data, indent=0, sort_keys=True))
 
 
 def _read_json(path: Path) -> dict:

@@ -22,8 +22,9 @@ import numpy as np
 import yaml
 
 from nas.candidate import FLOAT_BITS, Candidate, OpSpec
+from nas._paths import atomic_write
 from nas.errors import NasError
-from nas.latency.estimator import FEATURES, Estimator, op_features
+from nas.latency.estimator import Estimator, op_features
 from nas.latency.profile import DeviceError, DeviceProfile, read_table
 
 __all__ = ["export_ops", "import_results", "fit_measurements", "TIMING_SCRIPT"]
@@ -139,14 +140,6 @@ def export_ops(space_names: list[str], out_dir: Path, samples: int = 50, seed: i
     return out_dir
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    import os
-
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def _write_profile(out_dir: Path, name: str, doc: dict, table: dict[str, float] | None,
                    force: bool = False) -> Path:
     path = out_dir / f"{name}.yaml"
@@ -155,9 +148,9 @@ def _write_profile(out_dir: Path, name: str, doc: dict, table: dict[str, float] 
     out_dir.mkdir(parents=True, exist_ok=True)
     if table is not None:
         table_path = out_dir / f"{name}.table.json"
-        _atomic_write(table_path, json.dumps(table, indent=0, sort_keys=True))
+        atomic_write(table_path, json.dumps(table, indent=0, sort_keys=True))
         doc["table"] = table_path.name
-    _atomic_write(path, yaml.safe_dump(doc, sort_keys=False))
+    atomic_write(path, yaml.safe_dump(doc, sort_keys=False))
     return path
 
 

@@ -19,7 +19,7 @@ import numpy as np
 from nas._paths import data_names, read_yaml, resolve_yaml
 from nas.candidate import FLOAT_BITS, Candidate, OpSpec
 from nas.errors import NasError
-from nas.latency.estimator import Estimator, op_features
+from nas.latency.estimator import Estimator
 
 __all__ = ["DeviceProfile", "Calibration", "OpLatency", "load_device", "device_names",
            "DeviceError", "UnknownDeviceError", "PROVENANCES"]

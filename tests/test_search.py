@@ -1,0 +1,213 @@
+import json
+import math
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+import yaml
+
+from nas.report import hypervolume_2d, load_run, pareto_front, regenerate, TrialRow
+from nas.runfolder import RunFolder, RunLockedError
+from nas.search import BudgetError, SearchConfig, SearchError, resume_search, run_search
+
+from conftest import TINY_PROXY
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+def config(tmp_path, **kw):
+    base = dict(device="pixel7", space="mobilenetv3", trials=4, workers=2, data="builtin", out=str(tmp_path),
+                name="run", references=1, proxy=dict(TINY_PROXY), seed=0)
+    base.update(kw)
+    return SearchConfig(**base)
+
+
+def _row(n, acc, lat, status="evaluated", key=None, size=0):
+    return TrialRow(n, "COMPLETE", status, key or f"k{n}", acc, lat, 1, 1, size, "", "", 32, 1.0, "", "")
+
+
+def test_hypervolume_and_front_on_known_points():
+    assert hypervolume_2d([], 10) == 0
+    assert hypervolume_2d([(0.5, 5.0)], 10) == pytest.approx(0.25)
+    # staircase: (0.2 from 0.1 to 0.5) + (0.6 from 0.5 to 1.0)
+    assert hypervolume_2d([(0.2, 1.0), (0.6, 5.0), (0.1, 8.0), (0.9, 20.0)], 10) == pytest.approx(0.2 * 0.4 + 0.6 * 0.5)
+    rows = [_row(0, 0.2, 1.0), _row(1, 0.6, 5.0), _row(2, 0.1, 8.0), _row(3, 0.9, 20.0),
+            _row(4, 0.0, 2.0, status="over_budget"), _row(5, 0.6, 5.0, key="k1", status="duplicate")]
+    front = pareto_front(rows, 10)
+    assert [r.number for r in front] == [0, 1]
+
+
+def test_search_writes_a_complete_run_folder(tmp_path, ray_session):
+    res = run_search(config(tmp_path, trials=5))
+    run = tmp_path / "run"
+    assert res.run_dir == run.resolve() and res.evaluated + res.failed >= 4
+    for f in ("study.db", "config.yaml", "trials.csv", "pareto.json", "report.html", "pareto.png", "search.log"):
+        assert (run / f).is_file() and (run / f).stat().st_size > 0, f
+    study, meta, cfg = load_run(run)
+    done = [t for t in study.trials if t.user_attrs.get("status") in ("evaluated", "failed", "duplicate")]
+    assert len(done) == 5
+    for t in study.trials:
+        a = t.user_attrs
+        assert a["key"].startswith("mobilenetv3") and a["latency_ms"] > 0 and a["macs"] > 0
+        assert a["latency_provenance"] == "estimated" and "estimated" in a["device"]
+        if a["status"] == "evaluated":
+            assert 0 <= a["accuracy"] <= 1 and a["params"] > 0 and a["bytes"] > 0 and a["proxy_seconds"] > 0
+            assert t.values[0] == a["accuracy"] and t.values[1] == a["latency_ms"]
+    # the budget was derived from MobileNetV3-Small and is recorded with its source
+    assert "mobilenet_v3_small_1.0_224" in meta["latency_budget_source"] and meta["latency_budget_ms"] > 0
+    assert cfg["trials"] == 5 and cfg["proxy"] == TINY_PROXY
+    front = json.loads((run / "pareto.json").read_text())
+    assert front and all(p["latency_ms"] <= meta["latency_budget_ms"] for p in front)
+    page = (run / "report.html").read_text()
+    assert "Pareto front" in page and "estimated" in page and "<script src=\"http" not in page
+    lines = (run / "trials.csv").read_text().strip().splitlines()
+    assert len(lines) == 1 + len(study.trials)
+    refs = study.user_attrs["references"]
+    assert len(refs) == 1 and refs[0]["accuracy"] is not None
+    # `nas report` regenerates every derived file from the study alone
+    for f in ("report.html", "pareto.png", "trials.csv", "pareto.json"):
+        (run / f).unlink()
+    regenerate(run)
+    assert json.loads((run / "pareto.json").read_text()) == front
+    # a second run into the same folder is refused, not mixed in
+    with pytest.raises(SearchError, match="already exists"):
+        run_search(config(tmp_path, trials=5))
+
+
+def test_over_budget_candidates_are_recorded_but_cost_no_training(tmp_path, ray_session):
+    res = run_search(config(tmp_path, trials=2, latency_ms=1.2, references=0))
+    study, _, _ = load_run(tmp_path / "run")
+    over = [t for t in study.trials if t.user_attrs["status"] == "over_budget"]
+    assert over and res.over_budget == len(over)
+    for t in over:
+        assert t.user_attrs["latency_ms"] > 1.2 and "proxy_seconds" not in t.user_attrs
+        assert t.constraints["latency_over_budget_ms"] > 0
+    trained = [t for t in study.trials if t.user_attrs["status"] == "evaluated"]
+    assert len(trained) == 2 and all(t.user_attrs["latency_ms"] <= 1.2 for t in trained)
+
+
+def test_a_budget_nothing_meets_names_the_fastest_latency(tmp_path):
+    with pytest.raises(BudgetError, match=r"fastest .* takes \d+\.\d+ ms"):
+        run_search(config(tmp_path, latency_ms=0.01))
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("kw, msg", [({"trials": 0}, "--trials"), ({"workers": 0}, "--workers"),
+                                     ({"sampler": "grid"}, "sampler"), ({"objectives": ("latency",)}, "objectives"),
+                                     ({"latency_ms": -1.0}, "latency-ms"), ({"proxy": {"epoch": 1}}, "epoch"),
+                                     ({"name": "../x"}, "name")])
+def test_bad_configuration_is_a_clear_error(tmp_path, kw, msg):
+    with pytest.raises(SearchError, match=msg):
+        config(tmp_path, **kw).validate()
+
+
+def test_nan_trials_are_failed_with_a_reason_and_the_search_completes(tmp_path, ray_session):
+    res = run_search(config(tmp_path, trials=2, references=0, proxy={**TINY_PROXY, "lr": 1e12}))
+    study, _, _ = load_run(tmp_path / "run")
+    failed = [t for t in study.trials if t.state == optuna.trial.TrialState.FAIL]
+    assert res.failed == 2 and len(failed) == 2
+    assert all("non-finite" in t.user_attrs["reason"] for t in failed)
+    assert "Failed trials (2)" in (tmp_path / "run" / "report.html").read_text()
+
+
+def _evaluating_worker_pids() -> list[int]:
+    pids = []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                if b"ray::_evaluate" in (d / "cmdline").read_bytes():
+                    pids.append(int(d.name))
+            except OSError:
+                pass
+    return pids
+
+
+def test_a_worker_killed_mid_trial_fails_that_trial_only(tmp_path, ray_session):
+    killed = []
+
+    def killer():
+        deadline = time.time() + 120
+        while time.time() < deadline and not killed:
+            pids = _evaluating_worker_pids()
+            if pids:
+                os.kill(pids[0], signal.SIGKILL)
+                killed.append(pids[0])
+            time.sleep(0.05)
+
+    th = threading.Thread(target=killer, daemon=True)
+    th.start()
+    res = run_search(config(tmp_path, trials=4, references=0, proxy={**TINY_PROXY, "max_train_images": 640}))
+    th.join(5)
+    assert killed
+    study, _, _ = load_run(tmp_path / "run")
+    failed = [t for t in study.trials if t.state == optuna.trial.TrialState.FAIL]
+    assert len(failed) >= 1 and any("died" in t.user_attrs["reason"] or "Worker" in t.user_attrs["reason"]
+                                    for t in failed)
+    assert res.evaluated + res.failed == 4
+
+
+def test_a_second_process_on_the_same_run_is_refused(tmp_path):
+    run_dir = tmp_path / "run"
+    with RunFolder(run_dir):
+        with pytest.raises(RunLockedError, match=f"pid {os.getpid()}"):
+            RunFolder(run_dir).lock()
+        # as a separate process through the CLI
+        (run_dir / "config.yaml").write_text(yaml.safe_dump({"config": {"trials": 1}, "storage": "x", "study_name": "x"}))
+        p = subprocess.run([sys.executable, "-m", "nas", "search", "--resume", str(run_dir)],
+                           capture_output=True, text=True, timeout=120)
+        assert p.returncode == 2 and "in use by another nas process" in p.stderr
+        assert "Traceback" not in p.stderr and len(p.stderr.strip().splitlines()) == 1
+    RunFolder(run_dir).lock()  # free again once released
+
+
+def test_kill_9_then_resume_keeps_every_finished_trial(tmp_path):
+    args = [sys.executable, "-m", "nas", "search", "--trials", "6", "--workers", "2", "--out", str(tmp_path),
+            "--name", "run", "--references", "0", "--proxy-images", "640"]
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    db = tmp_path / "run" / "study.db"
+    deadline = time.time() + 240
+    finished = []
+    try:
+        while time.time() < deadline:
+            time.sleep(0.5)
+            if db.exists():
+                try:
+                    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
+                    finished = con.execute("select number from trials where state='COMPLETE'").fetchall()
+                    con.close()
+                except sqlite3.Error:
+                    continue
+                if len(finished) >= 2:
+                    break
+        assert len(finished) >= 2, "the search did not get going"
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(30)
+    con = sqlite3.connect(db)
+    assert con.execute("pragma integrity_check").fetchone()[0] == "ok"
+    before = {r[0]: r[1] for r in con.execute(
+        "select t.number, v.value from trials t join trial_values v on v.trial_id = t.trial_id "
+        "where t.state='COMPLETE' and v.objective=0")}
+    con.close()
+    p = subprocess.run([sys.executable, "-m", "nas", "search", "--resume", str(tmp_path / "run")],
+                       capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stderr[-2000:]
+    study, _, _ = load_run(tmp_path / "run")
+    after = {t.number: t for t in study.trials}
+    for n, v in before.items():  # nothing finished was lost or changed
+        assert after[n].state.name == "COMPLETE" and after[n].values[0] == v
+    counted = [t for t in study.trials if t.user_attrs.get("status") in ("evaluated", "failed", "duplicate")
+               and not t.user_attrs.get("interrupted")]
+    assert len(counted) == 6
+    reruns = [t for t in study.trials if "rerun_of" in t.user_attrs]
+    interrupted = [t for t in study.trials if t.user_attrs.get("interrupted") and "key" in t.user_attrs]
+    assert len(interrupted) >= 1 and sorted(t.user_attrs["rerun_of"] for t in reruns) == [t.number for t in interrupted]
+    for t in reruns:
+        assert t.params == after[t.user_attrs["rerun_of"]].params
