@@ -464,8 +464,72 @@ def search_cmd(
         stop()
     from nas.search import load_config
 
-    _, raw = load_config(res.run_dir / "config.yaml")
+    cfg, raw = load_config(res.run_dir / "config.yaml")
     _print_result(res, raw.get("device_label", ""))
+    if cfg.distill:
+        _distill(res.run_dir, "best", None, None, None, True)
+
+
+def _stage_progress():
+    """A rich progress bar per stage name, fed by (stage, done, total) updates."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    bar = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                   TimeElapsedColumn(), TimeRemainingColumn(), console=err)
+    tasks: dict[str, int] = {}
+
+    def update(stage: str, done: int, total: int) -> None:
+        if not tasks:
+            bar.start()
+        if stage not in tasks:
+            tasks[stage] = bar.add_task(stage, total=total)
+        bar.update(tasks[stage], completed=done, total=total)
+
+    def stop() -> None:
+        if tasks:
+            bar.stop()
+
+    return update, stop
+
+
+def _distill(run_dir: Path, pick: str, teacher: Optional[Path], epochs: Optional[float],
+             teacher_epochs: Optional[float], kd: bool) -> None:
+    from nas.distill import DistillConfig, distill_run
+
+    kw = {k: v for k, v in (("epochs", epochs), ("teacher_epochs", teacher_epochs)) if v is not None}
+    cfg = DistillConfig(pick=pick, teacher=str(teacher) if teacher else None, kd=kd, **kw)
+    update, stop = _stage_progress()
+    try:
+        card = distill_run(run_dir, cfg, progress=update)
+    finally:
+        stop()
+    pct = lambda v: "n/a" if v is None else f"{v * 100:.2f}%"  # noqa: E731
+    out.print(f"winner: trial {card['trial']} {card['candidate']}")
+    qual = "ESTIMATED " if card["provenance"] == "estimated" else ""
+    out.print(f"{qual}predicted latency on {card['device_label']}: {card['predicted_latency_ms']:.3f} ms "
+              f"(budget {card['latency_budget_ms']:.3f} ms)")
+    out.print(f"test accuracy: fp32 {pct(card['test_accuracy_fp32'])}, int8 {pct(card['test_accuracy_int8'])}; "
+              f"teacher {pct(card['teacher_accuracy'])}")
+    h = card.get("host_latency_ms")
+    if h:
+        out.print(f"this host: fp32 {h['measured_fp32']:.2f} ms, int8 {h['measured_int8']:.2f} ms "
+                  f"(x{h['speedup_int8']:.2f})")
+    win = Path(run_dir) / "winner"
+    out.print(f"model: {win / 'model.onnx'} and {win / 'model.int8.onnx'} (card: {win / 'card.md'})")
+
+
+@app.command("distill")
+@user_errors
+def distill_cmd(
+    run_dir: Path = typer.Argument(..., help="A run folder (results/<name>)."),
+    pick: str = typer.Option("best", "--pick", help="best, knee, latency<=MS or trial=N."),
+    teacher: Optional[Path] = typer.Option(None, "--teacher", help="A teacher checkpoint (model.pt format)."),
+    epochs: Optional[float] = typer.Option(None, "--epochs", help="Student epochs (default 5)."),
+    teacher_epochs: Optional[float] = typer.Option(None, "--teacher-epochs", help="Teacher epochs (default 2)."),
+    no_kd: bool = typer.Option(False, "--no-kd", help="Train the winner without a teacher."),
+) -> None:
+    """Distil the run's winner from a teacher, quantize and export it, and write its card."""
+    _distill(run_dir, pick, teacher, epochs, teacher_epochs, not no_kd)
 
 
 @app.command("report")

@@ -43,6 +43,7 @@ def export_onnx(model: torch.nn.Module, path: str | os.PathLike, resolution: int
     x = torch.randn(2, in_ch, res, res, generator=gen)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=path.parent)
+    os.fchmod(fd, 0o644)
     os.close(fd)
     try:
         with warnings.catch_warnings(), torch.no_grad():

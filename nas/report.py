@@ -61,7 +61,7 @@ class ReportData(NamedTuple):
     hypervolume: list[tuple[int, float]]  # (trial number, normalised HV of the front so far)
 
 
-def _row(t) -> TrialRow:
+def trial_row(t) -> TrialRow:
     a = t.user_attrs
     status = a.get("status") or ("running" if t.state.name in ("RUNNING", "WAITING") else "failed")
     return TrialRow(t.number, t.state.name, status, a.get("key", ""), a.get("accuracy"),
@@ -109,7 +109,7 @@ def hypervolume_2d(points: list[tuple[float, float]], budget_ms: float) -> float
 
 
 def report_data(study, meta: dict, config: dict | None = None) -> ReportData:
-    rows = [_row(t) for t in study.get_trials(deepcopy=False)]
+    rows = [trial_row(t) for t in study.get_trials(deepcopy=False)]
     config = config or {}
     budget = float(meta["latency_budget_ms"])
     objectives = tuple(config.get("objectives", ("acc", "latency")))

@@ -97,6 +97,21 @@ class SearchSpace:
         """Ask an Optuna trial for every gene (define-by-run, conditional on depth and op)."""
         return self._build(lambda name, choices: trial.suggest_categorical(name, list(choices)))
 
+    def largest(self) -> Candidate:
+        """The largest float, unpruned candidate (most MACs over the skeletons; per block the
+        op with the largest expansion, then kernel): the default distillation teacher."""
+        def choose_for(skel: str) -> Callable[[str, Sequence[Any]], Any]:
+            def choose(name: str, choices: Sequence[Any]) -> Any:
+                if name == "skeleton":
+                    return skel
+                if name.endswith(".op"):
+                    return max(choices, key=lambda t: (Block.parse(t).expansion, Block.parse(t).kernel, str(t)))
+                return max(choices)  # resolution, width, depth, keep, bits
+            return choose
+
+        cands = [self._build(choose_for(name)) for name in self.skeletons]
+        return max(cands, key=lambda c: (sum(op.macs for op in self.ops(c)), c.key))
+
     def num_candidates(self) -> int:
         """Exact number of distinct candidates in the searched domain."""
         total = 0

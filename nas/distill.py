@@ -1,0 +1,409 @@
+"""The winner of a run: selection, a teacher, knowledge distillation, export and its card.
+
+``distill_run(run_dir)`` picks a trial (``pick_winner``), trains or loads a teacher, trains
+the winner as a student (temperature-scaled KL to the teacher plus cross-entropy, its pruned
+structure real, fake-quantized at its bit widths), and writes ``<run>/winner/``:
+``model.pt`` (a state dict that ``torch.load(weights_only=True)`` reads, with the candidate
+key), ``model.onnx`` (fp32, outputs checked against torch), ``model.int8.onnx``
+(onnxruntime static QDQ, calibrated on training images), ``card.json`` and ``card.md``.
+
+Both the teacher and the student train at the winner's proxy input side (the dataset's side
+scaled by the candidate's resolution, ``nas.proxy.proxy_resolution``), so the exported models
+take that input; the latency figures on the card are for the candidate at its own resolution,
+as the device profile predicts them.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from nas.candidate import Candidate
+from nas.errors import NasError
+
+__all__ = ["DistillConfig", "DistillError", "pick_winner", "distill_run", "load_checkpoint",
+           "save_checkpoint", "onnx_accuracy"]
+
+Progress = Callable[[str, int, int], None]  # (stage, done, total)
+
+
+class DistillError(NasError, ValueError):
+    """The winner cannot be picked, trained or exported (bad rule, bad teacher ...)."""
+
+
+@dataclass(frozen=True)
+class DistillConfig:
+    pick: str = "best"  # best | knee | latency<=X | trial=N
+    teacher: str | None = None  # a checkpoint path (model.pt format); None: the space's largest
+    epochs: float = 5.0  # student epochs over the whole training split
+    teacher_epochs: float = 2.0
+    kd: bool = True  # False: the same schedule without a teacher (the benchmark's baseline)
+    temperature: float = 4.0
+    alpha: float = 0.7
+    batch_size: int = 64
+    lr: float = 0.1
+    threads: int = 2
+    calibration_images: int = 256
+    measure_host: bool = True
+    seed: int | None = None  # None: the run's seed
+    out: str = "winner"  # folder inside the run
+
+    def validate(self) -> None:
+        if not (self.epochs > 0 and self.teacher_epochs > 0):
+            raise DistillError("--epochs must be positive")
+        if self.threads < 1:
+            raise DistillError("threads must be at least 1")
+        if not 0 <= self.alpha <= 1 or self.temperature <= 0:
+            raise DistillError("alpha must be in [0, 1] and temperature positive")
+        parse_rule(self.pick)
+
+
+# ----------------------------------------------------------------------------- selection
+
+def parse_rule(rule: str) -> tuple[str, float | None]:
+    rule = rule.strip().replace(" ", "")
+    if rule in ("best", "knee"):
+        return rule, None
+    m = re.fullmatch(r"(latency<=|trial=)([0-9]*\.?[0-9]+)", rule)
+    if not m:
+        raise DistillError(f"unknown --pick rule {rule!r}: use best, knee, latency<=MS or trial=N")
+    return ("latency" if m.group(1) == "latency<=" else "trial"), float(m.group(2))
+
+
+def pick_winner(rows, budget_ms: float, rule: str = "best"):
+    """The trial (a ``nas.report.TrialRow``) that ``rule`` picks among trained trials within
+    the budget: ``best`` most accurate; ``latency<=X`` most accurate at or below X ms;
+    ``knee`` the front point farthest from the line through the front's ends (accuracy and
+    latency normalised); ``trial=N`` that trial."""
+    from nas.report import pareto_front
+
+    kind, value = parse_rule(rule)
+    trained = [r for r in rows if r.status == "evaluated" and r.accuracy is not None]
+    if kind == "trial":
+        for r in trained:
+            if r.number == int(value):
+                return r
+        raise DistillError(f"trial {int(value)} is not a trained trial of this run")
+    pool = [r for r in trained if r.latency_ms <= budget_ms]
+    if kind == "latency":
+        pool = [r for r in pool if r.latency_ms <= value]
+    if not pool:
+        where = f"at or below {value} ms" if kind == "latency" else f"within the {budget_ms:.2f} ms budget"
+        raise DistillError(f"no trained trial {where}")
+    if kind == "knee":
+        front = pareto_front(pool, budget_ms)
+        if len(front) <= 2:
+            return max(front, key=lambda r: (r.accuracy, -r.latency_ms))
+        a0, a1 = front[0].accuracy, front[-1].accuracy
+        l0, l1 = front[0].latency_ms, front[-1].latency_ms
+
+        def dist(r) -> float:
+            x = (r.latency_ms - l0) / max(l1 - l0, 1e-12)
+            y = (r.accuracy - a0) / max(a1 - a0, 1e-12)
+            return y - x  # distance above the diagonal (up to a constant factor)
+        return max(front, key=dist)
+    return max(pool, key=lambda r: (r.accuracy, -r.latency_ms, -r.number))
+
+
+# ----------------------------------------------------------------------------- checkpoints
+
+def save_checkpoint(path: Path, model, candidate: Candidate, dataset, resolution: int, extra: dict | None = None) -> None:
+    """A plain dict of tensors, numbers and strings: ``torch.load(weights_only=True)`` reads it."""
+    import io
+
+    import torch
+
+    from nas._paths import atomic_write
+
+    state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+    blob = {"key": candidate.key, "state_dict": state, "num_classes": dataset.num_classes,
+            "in_channels": dataset.in_channels, "resolution": int(resolution),
+            "mean": [float(m) for m in dataset.mean], "std": [float(s) for s in dataset.std],
+            "class_names": list(dataset.class_names), **(extra or {})}
+    buf = io.BytesIO()
+    torch.save(blob, buf)
+    atomic_write(path, buf.getvalue())
+
+
+def load_checkpoint(path: str | Path):
+    """(model in eval mode, checkpoint dict). Only tensors and plain data are unpickled."""
+    import pickle
+
+    import torch
+
+    from nas.models import build_model
+
+    path = Path(path)
+    if not path.is_file():
+        raise DistillError(f"checkpoint {path} not found")
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError) as exc:
+        raise DistillError(f"{path}: not a readable checkpoint ({str(exc).splitlines()[0][:160]})") from None
+    need = {"key", "state_dict", "num_classes", "in_channels", "resolution"}
+    if not isinstance(blob, dict) or not need <= set(blob):
+        raise DistillError(f"{path}: not an hwnas checkpoint (needs {', '.join(sorted(need))})")
+    model = build_model(blob["key"], blob["num_classes"], blob["in_channels"], resolution=blob["resolution"])
+    try:
+        model.load_state_dict(blob["state_dict"])
+    except RuntimeError as exc:
+        raise DistillError(f"{path}: weights do not fit {blob['key']}: {str(exc).splitlines()[0][:160]}") from None
+    return model.eval(), blob
+
+
+# ----------------------------------------------------------------------------- training
+
+def _train(cand: Candidate, dataset, epochs: float, cfg: DistillConfig, teacher=None, quantize: bool = True,
+           progress: Progress | None = None, stage: str = "training"):
+    """Build ``cand`` at the dataset's side, train it, re-estimate BN; (model, seconds)."""
+    import torch
+
+    from nas.models import build_model
+    from nas.models.quant import apply_fake_quant
+    from nas.proxy import ProxyBudget, recalibrate_bn, train_model
+
+    torch.manual_seed(cfg.seed)
+    model = build_model(cand, dataset.num_classes, dataset.in_channels, resolution=dataset.resolution)
+    if quantize:
+        apply_fake_quant(model)
+    model = model.to(memory_format=torch.channels_last)
+    budget = ProxyBudget(epochs=epochs, max_train_images=None, batch_size=cfg.batch_size, lr=cfg.lr,
+                         threads=cfg.threads)
+    t0 = time.perf_counter()
+    try:
+        train_model(model, dataset, budget, cfg.seed, teacher=teacher, kd_temperature=cfg.temperature,
+                    kd_alpha=cfg.alpha, progress=(lambda d, t: progress(stage, d, t)) if progress else None)
+    except FloatingPointError as exc:
+        raise DistillError(f"{stage} of {cand.key} diverged: {exc}; try a lower learning rate") from None
+    recalibrate_bn(model, dataset, 8, cfg.seed)
+    return model.eval(), time.perf_counter() - t0
+
+
+def _accuracy(model, x, y) -> float:
+    from nas.proxy import evaluate_model
+
+    return evaluate_model(model, x, y)
+
+
+def onnx_accuracy(path: Path, x: np.ndarray, y: np.ndarray, batch: int = 250) -> float:
+    """Top-1 accuracy of an ONNX file in onnxruntime (1 thread) on float32 NCHW inputs."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    opts.inter_op_num_threads = 1
+    opts.log_severity_level = 3
+    sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    correct = 0
+    for i in range(0, len(x), batch):
+        out = sess.run(None, {"input": x[i:i + batch]})[0]
+        correct += int((out.argmax(1) == y[i:i + batch]).sum())
+    return correct / max(1, len(x))
+
+
+def _teacher(space, dataset, cfg: DistillConfig, cache: Path, progress: Progress | None) -> tuple[Any, dict]:
+    """The user's checkpoint, or the space's largest float candidate trained here (cached in
+    the run folder per key, input side, epochs and seed)."""
+    if cfg.teacher:
+        model, blob = load_checkpoint(cfg.teacher)
+        if blob["num_classes"] != dataset.num_classes or blob["in_channels"] != dataset.in_channels:
+            raise DistillError(f"teacher {cfg.teacher} has {blob['num_classes']} classes and "
+                               f"{blob['in_channels']} input channels; the data has {dataset.num_classes} "
+                               f"and {dataset.in_channels}")
+        return model, {"key": blob["key"], "source": str(cfg.teacher), "seconds": 0.0}
+    cand = space.largest()
+    tag = f"{dataset.resolution}px-{cfg.teacher_epochs:g}ep-seed{cfg.seed}"
+    path = cache / f"teacher-{tag}.pt"
+    if path.is_file():
+        model, blob = load_checkpoint(path)
+        if blob["key"] == cand.key and blob["num_classes"] == dataset.num_classes:
+            return model, {"key": cand.key, "source": f"trained in this run (cached {path.name})",
+                           "seconds": blob.get("seconds", 0.0)}
+    model, secs = _train(cand, dataset, cfg.teacher_epochs, cfg, quantize=False, progress=progress,
+                         stage="training the teacher")
+    save_checkpoint(path, model, cand, dataset, dataset.resolution, {"seconds": secs})
+    return model, {"key": cand.key, "source": "the space's largest float candidate, trained in this run",
+                   "seconds": secs}
+
+
+# ----------------------------------------------------------------------------- the run
+
+def distill_run(run_dir: str | Path, cfg: DistillConfig | None = None,
+                progress: Progress | None = None) -> dict:
+    """Pick, distil, export and document the winner of a run; returns the card."""
+    import torch
+
+    from nas.data import load_dataset
+    from nas.export import export_onnx
+    from nas.latency import load_device
+    from nas.models.quant import strip_fake_quant
+    from nas.proxy import proxy_resolution
+    from nas.report import load_run, trial_row
+    from nas.runfolder import RunFolder
+    from nas.search import load_config
+    from nas.spaces import load_space
+
+    cfg = cfg or DistillConfig()
+    cfg.validate()
+    run_dir = Path(run_dir)
+    study, meta, _ = load_run(run_dir)
+    config, _ = load_config(run_dir / "config.yaml")
+    cfg = replace(cfg, seed=config.seed if cfg.seed is None else cfg.seed)
+    rows = [trial_row(t) for t in study.get_trials(deepcopy=False)]
+    budget_ms = float(meta["latency_budget_ms"])
+    win = pick_winner(rows, budget_ms, cfg.pick)
+    cand = Candidate.parse(win.key)
+    space = load_space(config.space)
+    dataset = load_dataset(config.data, seed=config.seed)
+    res = proxy_resolution(cand, dataset.resolution, space)
+    data = dataset.at_resolution(res)
+    out_dir = run_dir / cfg.out
+    prev_threads = torch.get_num_threads()
+    torch.set_num_threads(cfg.threads)
+    t_start = time.perf_counter()
+    try:
+        with RunFolder(run_dir) as run:
+            out_dir.mkdir(exist_ok=True)
+            run.log(f"winner ({cfg.pick}): trial {win.number} {win.key}")
+            xt, yt = data.test_arrays()
+            teacher, tinfo = (None, {"key": None, "source": "none (--no-kd)", "seconds": 0.0})
+            if cfg.kd:
+                teacher, tinfo = _teacher(space, data, cfg, out_dir, progress)
+                tinfo["test_accuracy"] = _accuracy(teacher, xt, yt)
+                run.log(f"teacher {tinfo['key']}: test accuracy {tinfo['test_accuracy']:.4f}")
+            student, secs = _train(cand, data, cfg.epochs, cfg, teacher=teacher, progress=progress,
+                                   stage="distilling the winner" if cfg.kd else "training the winner")
+            acc_torch = _accuracy(student, xt, yt)
+            float_model = strip_fake_quant(student).eval()
+            save_checkpoint(out_dir / "model.pt", float_model, cand, data, res,
+                            {"teacher": tinfo["key"], "bits": win.bits})
+            if progress:
+                progress("exporting ONNX fp32 and int8", 0, 2)
+            export_onnx(float_model, out_dir / "model.onnx", resolution=res)
+            if progress:
+                progress("exporting ONNX fp32 and int8", 1, 2)
+            rng = np.random.default_rng(cfg.seed)
+            idx = rng.choice(len(data.x_train), size=min(cfg.calibration_images, len(data.x_train)), replace=False)
+            calib = data.normalize(data.x_train[np.sort(idx)])
+            export_onnx(float_model, out_dir / "model.int8.onnx", resolution=res, int8=True, calibration=calib)
+            if progress:
+                progress("exporting ONNX fp32 and int8", 2, 2)
+            acc_fp32 = onnx_accuracy(out_dir / "model.onnx", xt, yt)
+            acc_int8 = onnx_accuracy(out_dir / "model.int8.onnx", xt, yt)
+            host = _host_latency(cand, data.num_classes, progress) if cfg.measure_host else {}
+            profile = load_device(config.device)
+            card = {
+                "candidate": cand.key,
+                "trial": win.number,
+                "pick": cfg.pick,
+                "device": profile.name,
+                "provenance": profile.provenance,
+                "device_label": profile.label,
+                "device_source": profile.source,
+                "predicted_latency_ms": profile.latency_ms(cand, num_classes=data.num_classes),
+                "latency_budget_ms": budget_ms,
+                "latency_budget_source": meta.get("latency_budget_source", ""),
+                "latency_note": f"predicted for the candidate at {cand.resolution}x{cand.resolution}x3 "
+                                f"with {data.num_classes} classes",
+                **host,
+                "macs": win.macs, "params": win.params, "bytes": win.bytes, "bits": win.bits, "keep": win.keep,
+                "proxy_accuracy": win.accuracy,
+                "test_accuracy_torch": acc_torch,
+                "test_accuracy_fp32": acc_fp32,
+                "test_accuracy_int8": acc_int8,
+                "teacher": tinfo["key"],
+                "teacher_source": tinfo["source"],
+                "teacher_accuracy": tinfo.get("test_accuracy"),
+                "distillation": {"kd": cfg.kd, "temperature": cfg.temperature, "alpha": cfg.alpha,
+                                 "epochs": cfg.epochs, "teacher_epochs": cfg.teacher_epochs,
+                                 "batch_size": cfg.batch_size, "lr": cfg.lr, "threads": cfg.threads},
+                "training_seconds": {"teacher": tinfo["seconds"], "student": secs,
+                                     "total": time.perf_counter() - t_start},
+                "input": {"shape": [1, data.in_channels, res, res], "dtype": "float32", "layout": "NCHW",
+                          "normalisation": "x / 255, minus mean, divided by std, per channel",
+                          "mean": [float(m) for m in data.mean], "std": [float(s) for s in data.std]},
+                "dataset": dataset.describe(),
+                "class_names": list(data.class_names),
+                "files": {"model.pt": "state dict + key (torch.load(weights_only=True))",
+                          "model.onnx": "fp32, outputs checked against torch (1e-4)",
+                          "model.int8.onnx": "onnxruntime static QDQ int8, calibrated on "
+                                             f"{len(idx)} training images"},
+                "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            }
+            run.write(f"{cfg.out}/card.json", json.dumps(card, indent=1))
+            run.write(f"{cfg.out}/card.md", card_markdown(card))
+            run.log(f"winner exported to {out_dir}: test accuracy fp32 {acc_fp32:.4f}, int8 {acc_int8:.4f}")
+    finally:
+        torch.set_num_threads(prev_threads)
+    return card
+
+
+def _host_latency(cand: Candidate, num_classes: int, progress: Progress | None) -> dict:
+    """Measured onnxruntime latency on this host (fp32 and int8, candidate at its resolution),
+    next to the host profile's prediction of the same networks."""
+    import tempfile
+
+    from nas.latency import load_device
+    from nas.latency.host import measure_candidate
+
+    if progress:
+        progress("timing the winner on this host", 0, 2)
+    host = load_device("host")
+    f32, i8 = cand.replace_bits(32), cand.replace_bits(8)
+    with tempfile.TemporaryDirectory() as tmp:
+        m32 = measure_candidate(f32, False, Path(tmp), num_classes)
+        if progress:
+            progress("timing the winner on this host", 1, 2)
+        m8 = measure_candidate(i8, True, Path(tmp), num_classes)
+    if progress:
+        progress("timing the winner on this host", 2, 2)
+    return {"host_latency_ms": {
+        "label": host.label,
+        "measured_fp32": m32, "predicted_fp32": host.latency_ms(f32, num_classes),
+        "measured_int8": m8, "predicted_int8": host.latency_ms(i8, num_classes),
+        "speedup_int8": m32 / m8 if m8 > 0 else math.nan,
+        "note": "onnxruntime, 1 thread, fastest of repeated runs; int8 = every layer at 8 bits"}}
+
+
+def card_markdown(card: dict) -> str:
+    def pct(v):
+        return "n/a" if v is None else f"{v * 100:.2f}%"
+
+    h = card.get("host_latency_ms")
+    lines = [
+        f"# Model card: {card['candidate']}",
+        "",
+        f"- Device: **{card['device_label']}**. Latency numbers from this profile are "
+        f"**{card['provenance']}** ({card['device_source']}).",
+        f"- Predicted latency: **{card['predicted_latency_ms']:.3f} ms** (budget {card['latency_budget_ms']:.3f} ms: "
+        f"{card['latency_budget_source']}); {card['latency_note']}.",
+        f"- MACs {card['macs'] / 1e6:.1f}M, params {card['params'] / 1e6:.3f}M, {card['bytes'] / 1e6:.3f} MB at its "
+        f"bit widths ({card['bits']}); keep ratios {card['keep']}.",
+        f"- Proxy accuracy (search): {pct(card['proxy_accuracy'])}.",
+        f"- Test accuracy: fp32 ONNX {pct(card['test_accuracy_fp32'])}, int8 ONNX {pct(card['test_accuracy_int8'])} "
+        f"(torch {pct(card['test_accuracy_torch'])}); teacher {pct(card['teacher_accuracy'])} ({card['teacher_source']}).",
+    ]
+    if h:
+        lines.append(f"- This host ({h['label']}): measured fp32 {h['measured_fp32']:.3f} ms (predicted "
+                     f"{h['predicted_fp32']:.3f}), int8 {h['measured_int8']:.3f} ms (predicted {h['predicted_int8']:.3f}); "
+                     f"int8 speedup {h['speedup_int8']:.2f}x. {h['note']}.")
+    t = card["training_seconds"]
+    lines += [
+        f"- Training: teacher {t['teacher']:.0f} s, student {t['student']:.0f} s; total {t['total']:.0f} s. "
+        f"Distillation: {json.dumps(card['distillation'])}.",
+        f"- Data: {card['dataset']}.",
+        f"- Input: {card['input']['shape']} float32 NCHW; {card['input']['normalisation']} "
+        f"(mean {card['input']['mean']}, std {card['input']['std']}).",
+        "",
+        "Files: " + "; ".join(f"`{k}`: {v}" for k, v in card["files"].items()),
+        "",
+    ]
+    return "\n".join(lines)
+

@@ -1,0 +1,93 @@
+import json
+
+import numpy as np
+import onnxruntime as ort
+import optuna
+import pytest
+import torch
+
+from nas.distill import DistillConfig, DistillError, distill_run, load_checkpoint, pick_winner
+from nas.report import TrialRow
+from nas.search import SearchConfig, run_search
+
+from conftest import TINY_PROXY
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+FAST = dict(epochs=0.3, teacher_epochs=0.1)
+
+
+def _row(n, acc, lat, status="evaluated"):
+    return TrialRow(n, "COMPLETE", status, f"k{n}", acc, lat, 1, 1, 1, "", "", 32, 1.0, "", "")
+
+
+def test_pick_rules():
+    rows = [_row(0, 0.50, 1.0), _row(1, 0.70, 2.0), _row(2, 0.72, 6.0), _row(3, 0.90, 20.0),
+            _row(4, 0.99, 3.0, status="failed"), _row(5, 0.30, 0.5)]
+    assert pick_winner(rows, 10, "best").number == 2
+    assert pick_winner(rows, 10, "latency<=2").number == 1
+    assert pick_winner(rows, 10, "latency <= 1.5").number == 0
+    assert pick_winner(rows, 10, "trial=3").number == 3  # a rule may pick outside the budget
+    assert pick_winner(rows, 10, "knee").number == 1  # the front bends at (2 ms, 0.70)
+    with pytest.raises(DistillError, match="no trained trial at or below 0.1 ms"):
+        pick_winner(rows, 10, "latency<=0.1")
+    with pytest.raises(DistillError, match="unknown --pick rule"):
+        pick_winner(rows, 10, "fastest")
+    with pytest.raises(DistillError, match="trial 4 is not a trained trial"):
+        pick_winner(rows, 10, "trial=4")
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory, ray_session):
+    out = tmp_path_factory.mktemp("runs")
+    res = run_search(SearchConfig(trials=3, workers=2, out=str(out), name="r", references=0, proxy=dict(TINY_PROXY)))
+    return res.run_dir
+
+
+def test_distill_exports_a_checked_winner_with_its_card(run_dir):
+    card = distill_run(run_dir, DistillConfig(**FAST))
+    win = run_dir / "winner"
+    for f in ("model.pt", "model.onnx", "model.int8.onnx", "card.json", "card.md"):
+        assert (win / f).is_file(), f
+    assert json.loads((win / "card.json").read_text()) == json.loads(json.dumps(card))
+    for k in ("candidate", "device", "provenance", "predicted_latency_ms", "latency_budget_ms", "macs", "params",
+              "bytes", "proxy_accuracy", "test_accuracy_fp32", "test_accuracy_int8", "teacher_accuracy", "dataset",
+              "training_seconds", "host_latency_ms"):
+        assert card[k] is not None, k
+    assert card["provenance"] == "estimated" and "estimated" in (win / "card.md").read_text()
+    assert card["predicted_latency_ms"] <= card["latency_budget_ms"]
+    h = card["host_latency_ms"]
+    assert h["measured_fp32"] > 0 and h["measured_int8"] > 0 and h["predicted_fp32"] > 0
+    assert 0 <= card["test_accuracy_int8"] <= 1 and 0 <= card["test_accuracy_fp32"] <= 1
+    # the checkpoint loads with weights_only=True and the fp32 ONNX file computes the same function
+    blob = torch.load(win / "model.pt", weights_only=True)
+    assert blob["key"] == card["candidate"]
+    model, _ = load_checkpoint(win / "model.pt")
+    x = np.random.default_rng(0).standard_normal(card["input"]["shape"]).astype(np.float32)
+    got = ort.InferenceSession(str(win / "model.onnx"), providers=["CPUExecutionProvider"]).run(None, {"input": x})[0]
+    with torch.no_grad():
+        want = model(torch.from_numpy(x)).numpy()
+    assert np.allclose(got, want, atol=1e-4)
+    i8 = ort.InferenceSession(str(win / "model.int8.onnx"), providers=["CPUExecutionProvider"]).run(None, {"input": x})[0]
+    assert i8.shape == want.shape and np.isfinite(i8).all()
+    # a teacher checkpoint can be passed; the cached teacher is one
+    teacher = next(win.glob("teacher-*.pt"))
+    card2 = distill_run(run_dir, DistillConfig(**FAST, teacher=str(teacher), measure_host=False, out="winner2"))
+    assert card2["teacher_source"] == str(teacher) and card2["teacher"] == card["teacher"]
+
+
+def test_bad_teachers_are_clear_errors(run_dir, tmp_path):
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a checkpoint")
+    with pytest.raises(DistillError, match="not a readable checkpoint"):
+        distill_run(run_dir, DistillConfig(**FAST, teacher=str(bad), measure_host=False, out="w3"))
+    with pytest.raises(DistillError, match="not found"):
+        distill_run(run_dir, DistillConfig(**FAST, teacher=str(tmp_path / "missing.pt"), measure_host=False))
+    evil = tmp_path / "evil.pt"
+
+    class Boom:
+        def __reduce__(self):
+            return (print, ("executed",))
+
+    torch.save({"key": Boom()}, evil)
+    with pytest.raises(DistillError, match="not a readable checkpoint"):  # weights_only refuses code
+        load_checkpoint(evil)
