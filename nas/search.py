@@ -164,6 +164,7 @@ class SearchResult:
     best_key: str | None
     files: dict[str, Path]
     seconds: float
+    driver_ms: dict[str, float] = field(default_factory=dict)  # medians per trained trial
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -326,6 +327,8 @@ class _Search:
                                        sampler=make_sampler(config.sampler, config.seed, config.trials))
         self.t0 = time.perf_counter()
         self.worker_seconds: list[float] = []
+        self.ask_ms: dict[int, float] = {}  # driver time per trial: ask, suggest, price, submit
+        self.tell_ms: dict[int, float] = {}  # result to study, derived files refreshed
 
     # ---- counting the study
     def _status_counts(self) -> dict[str, int]:
@@ -484,7 +487,8 @@ class _Search:
                         continue
                     ref = ray_.task.remote(cand.key, self.data_ref, cfg.seed, self.budget,
                                            self.num_classes, self._proxy_resolution(cand))
-                    trial.set_user_attr("driver_ms", (time.perf_counter() - t_ask) * 1e3)
+                    self.ask_ms[trial.number] = (time.perf_counter() - t_ask) * 1e3
+                    trial.set_user_attr("driver_ms", self.ask_ms[trial.number])
                     pending[ref] = (trial, cand, time.time())
                 self.progress(self._progress(len(pending)))
                 if not pending:
@@ -511,7 +515,6 @@ class _Search:
                     trial.set_user_attr("accuracy", out["accuracy"])
                     trial.set_user_attr("loss", out["loss"])
                     trial.set_user_attr("status", "evaluated")
-                    trial.set_user_attr("tell_ms", (time.perf_counter() - t_tell) * 1e3)
                     frozen = self.study.tell(trial, _values(objectives, out["accuracy"],
                                                             trial.user_attrs["latency_ms"],
                                                             out["bytes"]))
@@ -519,6 +522,7 @@ class _Search:
                     self.run.log(f"trial {trial.number}: {cand.key} acc {out['accuracy']:.4f} "
                                  f"latency {frozen.user_attrs['latency_ms']:.2f} ms ({out['seconds']:.1f} s)")
                     self.on_trial()
+                    self.tell_ms[trial.number] = (time.perf_counter() - t_tell) * 1e3
         except KeyboardInterrupt:
             for ref, (trial, cand, _) in pending.items():
                 try:
@@ -676,8 +680,15 @@ def _drive(config: SearchConfig, run: RunFolder, meta: dict, progress, resume: b
     seconds = time.perf_counter() - search.t0
     run.log(f"search finished in {seconds:.0f} s: {c['evaluated']} evaluated, {c['failed']} failed, "
             f"{c['over_budget']} over budget, best {best[0]} ({best[1]})")
+    both = [search.ask_ms[n] + search.tell_ms[n] for n in search.tell_ms if n in search.ask_ms]
+    driver = {"ask": _median(list(search.ask_ms.values())), "tell": _median(list(search.tell_ms.values())),
+              "per_trial": _median(both)}
     return SearchResult(run.path, meta["study_name"], meta["storage"], search.budget_ms, config.trials,
-                        c["evaluated"], c["failed"], c["over_budget"], best[0], best[1], files, seconds)
+                        c["evaluated"], c["failed"], c["over_budget"], best[0], best[1], files, seconds, driver)
+
+
+def _median(xs: list[float]) -> float:
+    return float(sorted(xs)[len(xs) // 2]) if xs else float("nan")
 
 
 def _version() -> str:

@@ -53,3 +53,28 @@ def test_bad_key_is_one_line_with_position():
     assert "position 21" in r.output and "Traceback" not in r.output
     r = run("candidate", "describe", "not_a_reference")
     assert r.exit_code == 2 and "neither" in r.output
+
+
+import pytest  # noqa: E402
+
+
+@pytest.mark.parametrize("args, msg", [
+    (["search", "--trials", "0"], "--trials must be at least 1"),
+    (["search", "--workers", "0"], "--workers must be at least 1"),
+    (["search", "--sampler", "grid"], "unknown sampler"),
+    (["search", "--objectives", "latency,acc"], "--objectives"),
+    (["search", "--device", "nokia3310"], "nokia3310"),
+    (["search", "--space", "resnet"], "resnet"),
+    (["search", "--data", "/nonexistent/data.npz"], "/nonexistent/data.npz"),
+    (["search", "--latency-ms", "0.001", "--out", "{tmp}"], "no candidate of mobilenetv3 meets 0.00 ms"),
+    (["search", "--resume", "/nonexistent/run"], "not a run folder"),
+    (["report", "/nonexistent/run"], "not a run folder"),
+    (["distill", "/nonexistent/run"], "not a run folder"),
+    (["distill", "{tmp}", "--pick", "fastest"], "unknown --pick rule"),
+])
+def test_search_commands_reject_bad_input_in_one_line(args, msg, tmp_path):
+    r = run(*[a.replace("{tmp}", str(tmp_path)) for a in args])
+    assert r.exit_code == 2, r.output
+    lines = [ln for ln in r.output.strip().splitlines() if not ln.startswith("latency budget")]
+    assert len(lines) == 1 and lines[0].startswith("error:") and msg in lines[0], r.output
+    assert list(tmp_path.iterdir()) == []  # nothing written
