@@ -13,7 +13,7 @@ import optuna
 import pytest
 import yaml
 
-from nas.report import hypervolume_2d, load_run, pareto_front, regenerate, TrialRow
+from nas.report import TrialRow, hypervolume_2d, load_run, pareto_front, regenerate, report_data
 from nas.runfolder import RunFolder, RunLockedError
 from nas.search import BudgetError, SearchConfig, SearchError, resume_search, run_search
 
@@ -44,8 +44,15 @@ def test_hypervolume_and_front_on_known_points():
     assert [r.number for r in front] == [0, 1]
 
 
-def test_search_writes_a_complete_run_folder(tmp_path, ray_session):
-    res = run_search(config(tmp_path, trials=5))
+@pytest.fixture(scope="module")
+def run5(tmp_path_factory, ray_session):
+    """One real 5-trial search shared by the tests that only read its folder."""
+    tmp = tmp_path_factory.mktemp("run5")
+    return tmp, run_search(config(tmp, trials=5))
+
+
+def test_search_writes_a_complete_run_folder(run5):
+    tmp_path, res = run5
     run = tmp_path / "run"
     assert res.run_dir == run.resolve() and res.evaluated + res.failed >= 4
     for f in ("study.db", "config.yaml", "trials.csv", "pareto.json", "report.html", "pareto.png", "search.log"):
@@ -211,3 +218,70 @@ def test_kill_9_then_resume_keeps_every_finished_trial(tmp_path):
     assert len(interrupted) >= 1 and sorted(t.user_attrs["rerun_of"] for t in reruns) == [t.number for t in interrupted]
     for t in reruns:
         assert t.params == after[t.user_attrs["rerun_of"]].params
+
+
+def test_a_write_that_fails_half_way_leaves_the_previous_file(tmp_path, monkeypatch):
+    import errno
+
+    from nas._paths import atomic_write
+
+    target = tmp_path / "trials.csv"
+    atomic_write(target, "old content\n")
+    real_fdopen = os.fdopen
+
+    class FullDisk:  # the first bytes land, then the disk is full
+        def __init__(self, f):
+            self.f = f
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.f.close()
+
+        def write(self, data):
+            self.f.write(data[:5])
+            self.f.flush()
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fdopen", lambda fd, mode: FullDisk(real_fdopen(fd, mode)))
+    with pytest.raises(OSError, match="No space left"):
+        atomic_write(target, "new content that does not fit\n" * 1000)
+    monkeypatch.undo()
+    assert target.read_text() == "old content\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["trials.csv"]  # no temp file left behind
+
+
+def _chromium():
+    import shutil
+
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.mark.skipif(_chromium() is None, reason="chromium is not installed (.ci/run installs it)")
+def test_report_renders_offline_in_headless_chromium(run5, tmp_path):
+    import re
+
+    from PIL import Image
+
+    run = run5[0] / "run"
+    study, _, _ = load_run(run)
+    page = run / "report.html"
+    common = [_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+              "--disable-background-networking", "--proxy-server=127.0.0.1:9", "--virtual-time-budget=8000",
+              f"--user-data-dir={tmp_path / 'profile'}"]
+    shot = tmp_path / "shot.png"
+    subprocess.run(common + [f"--screenshot={shot}", "--window-size=1200,1000", page.as_uri()],
+                   capture_output=True, timeout=120)
+    img = Image.open(shot).convert("RGB")
+    colours = img.getcolors(maxcolors=1 << 20)
+    assert img.size == (1200, 1000) and len(colours) > 50  # a drawn plot, not a blank page
+    dom = subprocess.run(common + ["--dump-dom", page.as_uri()], capture_output=True, text=True,
+                         timeout=120).stdout
+    front_div = dom[dom.index('id="front"'):dom.index('id="hypervolume"')]
+    points = len(re.findall(r'class="point"', front_div))
+    rows = [t for t in study.trials if t.user_attrs.get("status") in ("evaluated", "duplicate", "over_budget")]
+    _, meta, cfg = load_run(run)
+    data = report_data(study, meta, cfg)  # front points are drawn twice: among all trials and on the front
+    refs = sum(1 for r in data.references if r.get("accuracy") is not None)
+    assert points == len(rows) + len(data.front) + refs
