@@ -92,7 +92,7 @@ def main() -> None:
         space = nas.load_space(cand.space)
         side = proxy_resolution(cand, data.resolution, space)
         d = data.at_resolution(side)
-        teacher, tinfo = _teacher(nas.load_space("mobilenetv3"), d, base, run_dir / f"winner-{ref}", None)
+        teacher, tinfo = _teacher(nas.load_space("mobilenetv3"), d, base, run_dir / "teachers", None)
         model, secs = _train(cand, d, args.epochs, base, teacher=teacher, quantize=False)
         xt, yt = d.test_arrays()
         res["references"][ref] = {"key": cand.key, "latency_ms": lat, "test_accuracy": _accuracy(model, xt, yt),

@@ -275,7 +275,8 @@ def distill_run(run_dir: str | Path, cfg: DistillConfig | None = None,
             xt, yt = data.test_arrays()
             teacher, tinfo = (None, {"key": None, "source": "none (--no-kd)", "seconds": 0.0})
             if cfg.kd:
-                teacher, tinfo = _teacher(space, data, cfg, out_dir, progress)
+                (run_dir / "teachers").mkdir(exist_ok=True)
+                teacher, tinfo = _teacher(space, data, cfg, run_dir / "teachers", progress)
                 tinfo["test_accuracy"] = _accuracy(teacher, xt, yt)
                 run.log(f"teacher {tinfo['key']}: test accuracy {tinfo['test_accuracy']:.4f}")
             student, secs = _train(cand, data, cfg.epochs, cfg, teacher=teacher, progress=progress,

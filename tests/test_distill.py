@@ -70,7 +70,7 @@ def test_distill_exports_a_checked_winner_with_its_card(run_dir):
     i8 = ort.InferenceSession(str(win / "model.int8.onnx"), providers=["CPUExecutionProvider"]).run(None, {"input": x})[0]
     assert i8.shape == want.shape and np.isfinite(i8).all()
     # a teacher checkpoint can be passed; the cached teacher is one
-    teacher = next(win.glob("teacher-*.pt"))
+    teacher = next((run_dir / "teachers").glob("teacher-*.pt"))
     card2 = distill_run(run_dir, DistillConfig(**FAST, teacher=str(teacher), measure_host=False, out="winner2"))
     assert card2["teacher_source"] == str(teacher) and card2["teacher"] == card["teacher"]
 
