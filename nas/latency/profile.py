@@ -9,6 +9,7 @@ execute natively are priced at the width they fall back to (``bit_fallback``).
 from __future__ import annotations
 
 import json
+import math
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -64,6 +65,16 @@ class Calibration:
     per_melem_ms: float = 0.0
     offset_ms: float = 0.0
     source: str = "none"
+
+    def __post_init__(self) -> None:
+        nums = {"scale": self.scale, "per_op_ms": self.per_op_ms, "per_melem_ms": self.per_melem_ms,
+                "offset_ms": self.offset_ms}
+        if not isinstance(self.kind_scale, dict):
+            raise DeviceError(f"calibration.kind_scale: expected a mapping, got {self.kind_scale!r}")
+        nums.update({f"kind_scale.{k}": v for k, v in self.kind_scale.items()})
+        for k, v in nums.items():
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+                raise DeviceError(f"calibration.{k}: expected a finite number, got {v!r}")
 
     def op_scale(self, kind: str) -> float:
         return self.kind_scale.get(kind, self.scale)
@@ -281,7 +292,13 @@ def load_device(name_or_path: str | Path) -> DeviceProfile:
             return _cache[text]
     path = resolve_yaml("device_profiles", text,
                         lambda p: DeviceError(f"device profile file not found: {p}"), UnknownDeviceError)
-    profile = _read_profile(path)
+    try:
+        profile = _read_profile(path)
+    except (TypeError, ValueError, KeyError, AttributeError, IndexError, ArithmeticError) as exc:
+        if isinstance(exc, NasError):
+            raise
+        # a backstop: the checks above name the field; anything they miss is still one line
+        raise DeviceError(f"{path}: malformed profile ({type(exc).__name__}: {exc})") from None
     with _cache_lock:
         _cache[text] = profile
     return profile
