@@ -84,6 +84,14 @@ class SearchConfig:
     proxy: dict = field(default_factory=dict)  # ProxyBudget overrides
 
     def validate(self) -> None:
+        kinds = {"device": str, "space": str, "data": str, "sampler": str, "out": str, "trials": int,
+                 "workers": int, "seed": int, "references": int, "distill": bool, "proxy": dict,
+                 "objectives": tuple, "latency_ms": (int, float, type(None)), "name": (str, type(None)),
+                 "ray_address": (str, type(None)), "storage": (str, type(None))}
+        for k, typ in kinds.items():
+            v = getattr(self, k)
+            if not isinstance(v, typ) or (typ is int and isinstance(v, bool)):
+                raise SearchError(f"{k}: expected {getattr(typ, '__name__', 'a number or nothing')}, got {v!r}")
         if self.trials < 1:
             raise SearchError(f"--trials must be at least 1, got {self.trials}")
         if self.workers < 1:

@@ -1,0 +1,46 @@
+"""Nothing in a config, profile, space or checkpoint is executed; YAML is read safely."""
+
+import pytest
+import torch
+import yaml
+
+from nas.distill import DistillError, load_checkpoint
+from nas.errors import NasError
+from nas.latency import load_device
+from nas.search import SearchError, load_config
+from nas.spaces import load_space
+
+PAYLOAD = "!!python/object/apply:os.system ['touch {marker}']"
+
+
+@pytest.mark.parametrize("loader", [load_space, load_device, load_config])
+def test_yaml_tags_that_would_run_code_are_refused(tmp_path, loader):
+    marker = tmp_path / "pwned"
+    doc = tmp_path / "evil.yaml"
+    doc.write_text(f"name: {PAYLOAD.format(marker=marker)}\nconfig: {PAYLOAD.format(marker=marker)}\n")
+    with pytest.raises(NasError):
+        loader(doc)
+    assert not marker.exists()
+
+
+def test_checkpoints_are_loaded_without_running_code(tmp_path):
+    marker = tmp_path / "pwned"
+
+    class Payload:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    path = tmp_path / "model.pt"
+    torch.save({"key": "x", "state_dict": {}, "num_classes": 10, "in_channels": 3, "resolution": 32,
+                "extra": Payload()}, path)
+    with pytest.raises(DistillError):
+        load_checkpoint(path)
+    assert not marker.exists()
+
+
+def test_a_config_with_unknown_or_odd_fields_is_data_only(tmp_path):
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text(yaml.safe_dump({"config": {"trials": "__import__('os').system('x')"}, "storage": "s",
+                                   "study_name": "n"}))
+    with pytest.raises(SearchError):
+        load_config(cfg)
