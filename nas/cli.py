@@ -468,6 +468,8 @@ def search_cmd(
     _print_result(res, raw.get("device_label", ""))
     if cfg.distill:
         _distill(res.run_dir, "best", None, None, None, True)
+        out.print(f"done. model: {res.run_dir / 'winner' / 'model.onnx'} (int8: model.int8.onnx, card: card.md); "
+                  f"report: {res.files['report.html']}")
 
 
 def _stage_progress():

@@ -27,7 +27,7 @@ class ReportError(NasError, ValueError):
 class TrialRow(NamedTuple):
     number: int
     state: str  # Optuna state: COMPLETE, FAIL, RUNNING, WAITING
-    status: str  # evaluated | over_budget | duplicate | failed | running
+    status: str  # evaluated | over_budget | duplicate | failed | interrupted | running
     key: str
     accuracy: float | None
     latency_ms: float | None
@@ -64,6 +64,8 @@ class ReportData(NamedTuple):
 def trial_row(t) -> TrialRow:
     a = t.user_attrs
     status = a.get("status") or ("running" if t.state.name in ("RUNNING", "WAITING") else "failed")
+    if a.get("interrupted"):
+        status = "interrupted"  # stopped by Ctrl-C or kill; run again on --resume
     return TrialRow(t.number, t.state.name, status, a.get("key", ""), a.get("accuracy"),
                     a.get("latency_ms"), a.get("macs"), a.get("params"), a.get("bytes"),
                     a.get("bits", ""), a.get("keep", ""), a.get("resolution"), a.get("proxy_seconds"),
@@ -203,7 +205,7 @@ def render_html(data: ReportData) -> str:
     rows = "".join(f"<tr><td>{r.number}</td><td><code>{html.escape(r.key)}</code></td>"
                    f"<td>{html.escape(r.reason)}</td></tr>" for r in failed)
     counts = {s: sum(1 for r in data.trials if r.status == s)
-              for s in ("evaluated", "duplicate", "over_budget", "failed", "running")}
+              for s in ("evaluated", "duplicate", "over_budget", "failed", "interrupted", "running")}
     summary = ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in counts.items() if v)
     body = [
         "<!DOCTYPE html><html><head><meta charset='utf-8'>",
