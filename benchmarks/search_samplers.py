@@ -77,12 +77,11 @@ def main() -> None:
                     res = run_search(cfg)
                     study, meta, _ = load_run(res.run_dir)
                     curve = hv_curve(study, res.budget_ms)
-                    drv = [t.user_attrs["driver_ms"] for t in study.trials if "driver_ms" in t.user_attrs]
                     row = {"data": data, "sampler": sampler, "seed": seed, "trials": args.trials,
                            "budget_ms": res.budget_ms, "hv": curve, "evaluated": res.evaluated,
                            "failed": res.failed, "over_budget": res.over_budget, "best": res.best_accuracy,
                            "wall_s": time.perf_counter() - t0,
-                           "driver_ms_median": sorted(drv)[len(drv) // 2] if drv else None}
+                           "driver_ms": res.driver_ms}
                     results["runs"].append(row)
                     out.write_text(json.dumps(results, indent=1))
                     print(f"{data} {sampler} seed {seed}: HV@{args.trials} {curve[-1]:.4f} "

@@ -62,7 +62,9 @@ class ReportData(NamedTuple):
 
 
 def trial_row(t) -> TrialRow:
-    a = t.user_attrs
+    from nas.search import trial_attrs
+
+    a = trial_attrs(t)
     status = a.get("status") or ("running" if t.state.name in ("RUNNING", "WAITING") else "failed")
     if a.get("interrupted"):
         status = "interrupted"  # stopped by Ctrl-C or kill; run again on --resume

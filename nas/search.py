@@ -33,7 +33,7 @@ from nas.runfolder import RunFolder
 
 __all__ = ["SearchConfig", "SearchProgress", "SearchResult", "SearchError", "BudgetError",
            "SearchInterrupted", "run_search", "resume_search", "default_budget", "load_config",
-           "SAMPLERS", "OBJECTIVES", "BUDGET_REFERENCE"]
+           "SAMPLERS", "OBJECTIVES", "BUDGET_REFERENCE", "trial_attrs"]
 
 SAMPLERS = ("tpe", "nsga2", "random")
 OBJECTIVES = ("acc", "latency", "size")
@@ -463,19 +463,18 @@ class _Search:
                     cand = self.space.suggest(trial)
                     lat = self.profile.latency_ms(cand, num_classes=self.num_classes)
                     macs = sum(op.macs for op in cand.ops(num_classes=self.num_classes))
-                    attrs = {"key": cand.key, "latency_ms": lat, "latency_provenance": self.profile.provenance,
-                             "device": self.profile.label, "macs": macs, "bits": _bits_summary(cand),
-                             "keep": _keep_summary(cand)}
-                    for k, v in attrs.items():
-                        trial.set_user_attr(k, v)
+                    # few writes: each user attribute is one SQLite transaction (~4 ms here), so
+                    # the secondary facts travel in one "info" dict (read back by trial_attrs)
+                    info = {"latency_provenance": self.profile.provenance, "device": self.profile.label,
+                            "macs": macs, "bits": _bits_summary(cand), "keep": _keep_summary(cand)}
+                    trial.set_user_attr("key", cand.key)
+                    trial.set_user_attr("latency_ms", lat)
                     trial.set_constraint("latency_over_budget_ms", lat - self.budget_ms)
                     if lat > self.budget_ms:
                         over += 1
                         params, nbytes = _size(cand, self.num_classes, self.dataset.in_channels)
-                        trial.set_user_attr("params", params)
-                        trial.set_user_attr("bytes", nbytes)
+                        trial.set_user_attr("info", {**info, "params": params, "bytes": nbytes})
                         trial.set_user_attr("status", "over_budget")
-                        trial.set_user_attr("driver_ms", (time.perf_counter() - t_ask) * 1e3)
                         self.study.tell(trial, _values(objectives, 0.0, lat, nbytes))
                         if over >= max_over:
                             raise BudgetError(
@@ -483,45 +482,40 @@ class _Search:
                                 f"on {self.profile.name}; raise --latency-ms")
                         continue
                     if cand.key in known:
-                        prev = known[cand.key]
-                        for k in ("accuracy", "params", "bytes", "proxy_seconds"):
-                            if k in prev.user_attrs:
-                                trial.set_user_attr(k, prev.user_attrs[k])
+                        prev = trial_attrs(known[cand.key])
+                        trial.set_user_attr("info", {**info, **{k: prev[k] for k in ("params", "bytes", "proxy_seconds")
+                                                                if k in prev}, "duplicate_of": known[cand.key].number})
+                        trial.set_user_attr("accuracy", prev["accuracy"])
                         trial.set_user_attr("status", "duplicate")
-                        trial.set_user_attr("duplicate_of", prev.number)
-                        self.study.tell(trial, _values(objectives, prev.user_attrs["accuracy"], lat,
-                                                       prev.user_attrs.get("bytes", 0)))
+                        self.study.tell(trial, _values(objectives, prev["accuracy"], lat, prev.get("bytes", 0)))
                         counted += 1
                         continue
                     ref = ray_.task.remote(cand.key, self.data_ref, cfg.seed, self.budget,
                                            self.num_classes, self._proxy_resolution(cand))
                     self.ask_ms[trial.number] = (time.perf_counter() - t_ask) * 1e3
-                    trial.set_user_attr("driver_ms", self.ask_ms[trial.number])
-                    pending[ref] = (trial, cand, time.time())
+                    pending[ref] = (trial, cand, info)
                 self.progress(self._progress(len(pending)))
                 if not pending:
                     continue
                 ready, _ = ray_.ray.wait(list(pending), num_returns=1, timeout=1.0)
                 for r in ready:
-                    trial, cand, _ = pending.pop(r)
+                    trial, cand, info = pending.pop(r)
                     counted += 1
                     t_tell = time.perf_counter()
                     try:
                         out = ray_.ray.get(r)
                     except Exception as exc:  # the task raised, or its worker died
-                        self._fail(trial, _one_line(exc))
+                        self._fail(trial, _one_line(exc), info)
                         continue
                     self.worker_seconds.append(out["seconds"])
-                    for k in ("params", "bytes", "resolution", "host", "node", "pid", "steps"):
-                        trial.set_user_attr(k, out[k])
-                    trial.set_user_attr("proxy_seconds", out["seconds"])
-                    trial.set_user_attr("train_seconds", out["train_seconds"])
-                    trial.set_user_attr("images_per_second", out["images_per_second"])
+                    info.update({k: out[k] for k in ("params", "bytes", "resolution", "host", "node", "pid", "steps",
+                                                     "train_seconds", "images_per_second", "loss")},
+                                proxy_seconds=out["seconds"])
                     if out["failed"] or not math.isfinite(out["accuracy"]):
-                        self._fail(trial, out["reason"] or "accuracy is not finite")
+                        self._fail(trial, out["reason"] or "accuracy is not finite", info)
                         continue
+                    trial.set_user_attr("info", info)
                     trial.set_user_attr("accuracy", out["accuracy"])
-                    trial.set_user_attr("loss", out["loss"])
                     trial.set_user_attr("status", "evaluated")
                     frozen = self.study.tell(trial, _values(objectives, out["accuracy"],
                                                             trial.user_attrs["latency_ms"],
@@ -532,7 +526,7 @@ class _Search:
                     self.on_trial()
                     self.tell_ms[trial.number] = (time.perf_counter() - t_tell) * 1e3
         except KeyboardInterrupt:
-            for ref, (trial, cand, _) in pending.items():
+            for ref, (trial, cand, info) in pending.items():
                 try:
                     ray_.ray.cancel(ref, force=True)
                 except Exception:
@@ -543,20 +537,32 @@ class _Search:
                 self.study.tell(trial, state=TrialState.FAIL)
             raise
 
-    def _fail(self, trial, reason: str) -> None:
+    def _fail(self, trial, reason: str, info: dict | None = None) -> None:
         from optuna.trial import TrialState
 
+        if info is not None:
+            trial.set_user_attr("info", info)
         trial.set_user_attr("status", "failed")
         trial.set_user_attr("reason", reason)
         self.study.tell(trial, state=TrialState.FAIL)
         self.run.log(f"trial {trial.number}: FAILED {trial.user_attrs.get('key')}: {reason}")
         self.on_trial()
 
-    def on_trial(self) -> None:
-        """After each finished trial: refresh the cheap derived files."""
+    def on_trial(self, force: bool = False) -> None:
+        """After a finished trial: refresh trials.csv and pareto.json (at most every 5 s; the
+        study is the record, these are views of it)."""
         from nas.report import write_tables
 
-        write_tables(self.run.path, self.study, self.meta)
+        now = time.perf_counter()
+        if force or now - getattr(self, "_tables_at", -1e9) >= 5.0:
+            write_tables(self.run.path, self.study, self.meta)
+            self._tables_at = now
+
+
+def trial_attrs(t) -> dict:
+    """A trial's user attributes with its "info" bundle flattened in."""
+    a = dict(t.user_attrs)
+    return {**a.pop("info", {}), **a}
 
 
 def _size(cand: Candidate, num_classes: int, in_channels: int) -> tuple[int, int]:

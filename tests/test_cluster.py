@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from nas.report import load_run
+from nas.search import trial_attrs
 
 RAY = shutil.which("ray") or str(Path(sys.executable).parent / "ray")
 pytestmark = pytest.mark.skipif(not os.path.exists(RAY), reason="the ray CLI is not installed")
@@ -60,7 +61,7 @@ def test_search_runs_trials_on_both_nodes_of_a_ray_cluster(tmp_path):
                            env=env, capture_output=True, text=True, timeout=600)
         assert p.returncode == 0, p.stderr[-2000:]
         study, _, _ = load_run(tmp_path / "c")
-        nodes = {t.user_attrs["node"] for t in study.trials if t.user_attrs.get("status") == "evaluated"}
+        nodes = {trial_attrs(t)["node"] for t in study.trials if t.user_attrs.get("status") == "evaluated"}
         assert len(nodes) == 2, nodes
     finally:
         _kill_session(temp)

@@ -15,7 +15,7 @@ import yaml
 
 from nas.report import TrialRow, hypervolume_2d, load_run, pareto_front, regenerate, report_data
 from nas.runfolder import RunFolder, RunLockedError
-from nas.search import BudgetError, SearchConfig, SearchError, resume_search, run_search
+from nas.search import BudgetError, SearchConfig, SearchError, resume_search, run_search, trial_attrs
 
 from conftest import TINY_PROXY
 
@@ -61,7 +61,7 @@ def test_search_writes_a_complete_run_folder(run5):
     done = [t for t in study.trials if t.user_attrs.get("status") in ("evaluated", "failed", "duplicate")]
     assert len(done) == 5
     for t in study.trials:
-        a = t.user_attrs
+        a = trial_attrs(t)
         assert a["key"].startswith("mobilenetv3") and a["latency_ms"] > 0 and a["macs"] > 0
         assert a["latency_provenance"] == "estimated" and "estimated" in a["device"]
         if a["status"] == "evaluated":
@@ -94,7 +94,8 @@ def test_over_budget_candidates_are_recorded_but_cost_no_training(tmp_path, ray_
     over = [t for t in study.trials if t.user_attrs["status"] == "over_budget"]
     assert over and res.over_budget == len(over)
     for t in over:
-        assert t.user_attrs["latency_ms"] > 1.2 and "proxy_seconds" not in t.user_attrs
+        assert t.user_attrs["latency_ms"] > 1.2 and "proxy_seconds" not in trial_attrs(t)
+        assert trial_attrs(t)["params"] > 0 and trial_attrs(t)["bytes"] > 0
         assert t.constraints["latency_over_budget_ms"] > 0
     trained = [t for t in study.trials if t.user_attrs["status"] == "evaluated"]
     assert len(trained) == 2 and all(t.user_attrs["latency_ms"] <= 1.2 for t in trained)
@@ -124,25 +125,29 @@ def test_nan_trials_are_failed_with_a_reason_and_the_search_completes(tmp_path, 
     assert "Failed trials (2)" in (tmp_path / "run" / "report.html").read_text()
 
 
-def _evaluating_worker_pids() -> list[int]:
+def _evaluating_worker_pids(raylet: int) -> list[int]:
+    """Workers of *this* Ray (children of its raylet) running a trial; other Ray instances on
+    the machine are left alone."""
     pids = []
     for d in Path("/proc").iterdir():
         if d.name.isdigit():
             try:
-                if b"ray::_evaluate" in (d / "cmdline").read_bytes():
+                ppid = int((d / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                if ppid == raylet and b"ray::_evaluate" in (d / "cmdline").read_bytes():
                     pids.append(int(d.name))
-            except OSError:
+            except (OSError, ValueError, IndexError):
                 pass
     return pids
 
 
 def test_a_worker_killed_mid_trial_fails_that_trial_only(tmp_path, ray_session):
     killed = []
+    raylet = ray_session._private.worker._global_node.all_processes["raylet"][0].process.pid
 
     def killer():
         deadline = time.time() + 120
         while time.time() < deadline and not killed:
-            pids = _evaluating_worker_pids()
+            pids = _evaluating_worker_pids(raylet)
             if pids:
                 os.kill(pids[0], signal.SIGKILL)
                 killed.append(pids[0])
