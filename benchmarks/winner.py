@@ -72,7 +72,7 @@ def main() -> None:
         res["search"] = {"trials": args.trials, "budget_ms": budget, "seconds": time.perf_counter() - t0,
                          "evaluated": r.evaluated, "over_budget": r.over_budget, "best_proxy": r.best_accuracy}
         out.write_text(json.dumps(res, indent=1))
-    base = DistillConfig(epochs=args.epochs, teacher_epochs=args.teacher_epochs, threads=2, seed=0)
+    base = DistillConfig(epochs=args.epochs, teacher_epochs=args.teacher_epochs, threads=2, seed=0, kd=True)
     res.setdefault("winners", {})
     for ref, cand, lat in refs:
         if ref in res["winners"]:

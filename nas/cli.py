@@ -467,7 +467,7 @@ def search_cmd(
     cfg, raw = load_config(res.run_dir / "config.yaml")
     _print_result(res, raw.get("device_label", ""))
     if cfg.distill:
-        _distill(res.run_dir, "best", None, None, None, True)
+        _distill(res.run_dir, "best", None, None, None, False)
         out.print(f"done. model: {res.run_dir / 'winner' / 'model.onnx'} (int8: model.int8.onnx, card: card.md); "
                   f"report: {res.files['report.html']}")
 
@@ -528,10 +528,11 @@ def distill_cmd(
     teacher: Optional[Path] = typer.Option(None, "--teacher", help="A teacher checkpoint (model.pt format)."),
     epochs: Optional[float] = typer.Option(None, "--epochs", help="Student epochs (default 5)."),
     teacher_epochs: Optional[float] = typer.Option(None, "--teacher-epochs", help="Teacher epochs (default 2)."),
-    no_kd: bool = typer.Option(False, "--no-kd", help="Train the winner without a teacher."),
+    kd: bool = typer.Option(False, "--kd", help="Distil from the space's largest candidate trained in the run "
+                                                "(off by default: it cost accuracy in the benchmark; BENCHMARKS.md)."),
 ) -> None:
-    """Distil the run's winner from a teacher, quantize and export it, and write its card."""
-    _distill(run_dir, pick, teacher, epochs, teacher_epochs, not no_kd)
+    """Train the run's winner (with --kd or --teacher: distilled), quantize and export it, and write its card."""
+    _distill(run_dir, pick, teacher, epochs, teacher_epochs, kd)
 
 
 @app.command("report")

@@ -13,7 +13,7 @@ from nas.search import SearchConfig, run_search
 from conftest import TINY_PROXY
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
-FAST = dict(epochs=0.3, teacher_epochs=0.1)
+FAST = dict(epochs=0.3, teacher_epochs=0.1, kd=True)
 
 
 def _row(n, acc, lat, status="evaluated"):

@@ -1,4 +1,3 @@
-import random
 import textwrap
 
 import numpy as np

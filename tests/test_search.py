@@ -1,5 +1,4 @@
 import json
-import math
 import os
 import signal
 import sqlite3
@@ -15,7 +14,7 @@ import yaml
 
 from nas.report import TrialRow, hypervolume_2d, load_run, pareto_front, regenerate, report_data
 from nas.runfolder import RunFolder, RunLockedError
-from nas.search import BudgetError, SearchConfig, SearchError, resume_search, run_search, trial_attrs
+from nas.search import BudgetError, SearchConfig, SearchError, run_search, trial_attrs
 
 from conftest import TINY_PROXY
 
