@@ -222,8 +222,24 @@ def _storage(url: str):
     import optuna
 
     if url.startswith("sqlite:"):
+        from sqlalchemy import event
+
         # a generous busy timeout: `nas report` may read while the search writes
-        return optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}})
+        storage = optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}})
+
+        @event.listens_for(storage.engine, "connect")
+        def _wal(dbapi_conn, _record) -> None:
+            # Write-ahead log + synchronous=NORMAL: a commit no longer waits for a full fsync
+            # (ask + suggest + tell of a candidate: 154 -> 55 ms here; Optuna writes every
+            # sampled parameter in its own transaction). A killed process loses nothing; a
+            # power cut may lose the last commits, never the database.
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.close()
+
+        storage.engine.dispose()  # connections opened while creating the schema take the pragmas too
+        return storage
     try:
         return optuna.storages.RDBStorage(url)
     except Exception as exc:  # sqlalchemy raises many kinds for a bad URL

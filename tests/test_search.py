@@ -190,7 +190,7 @@ def test_kill_9_then_resume_keeps_every_finished_trial(tmp_path):
             time.sleep(0.5)
             if db.exists():
                 try:
-                    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
+                    con = sqlite3.connect(db, timeout=5)
                     finished = con.execute("select number from trials where state='COMPLETE'").fetchall()
                     con.close()
                 except sqlite3.Error:
