@@ -44,3 +44,27 @@ def test_a_config_with_unknown_or_odd_fields_is_data_only(tmp_path):
                                    "study_name": "n"}))
     with pytest.raises(SearchError):
         load_config(cfg)
+
+
+def test_a_search_writes_only_inside_out(tmp_path):
+    """Run from a clean working directory with a clean HOME: afterwards hwnas's files are all in
+    --out (Ray keeps its session logs in its temp folder and its token in ~/.ray; matplotlib
+    caches its font list)."""
+    import os
+    import subprocess
+    import sys
+
+    work, home, out = tmp_path / "cwd", tmp_path / "home", tmp_path / "out"
+    for d in (work, home):
+        d.mkdir()
+    env = {**os.environ, "HOME": str(home), "HWNAS_CACHE": str(home / ".cache" / "hwnas")}
+    p = subprocess.run([sys.executable, "-m", "nas", "search", "--trials", "1", "--proxy-images", "128",
+                        "--references", "0", "--no-distill", "--out", str(out), "--name", "r"],
+                       cwd=work, env=env, capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert list(work.iterdir()) == []
+    # third-party caches only: Ray's auth token (~/.ray) and matplotlib's font list
+    stray = [f for f in home.rglob("*") if f.is_file()
+             and not f.relative_to(home).parts[0] == ".ray" and "matplotlib" not in f.parts]
+    assert stray == []
+    assert (out / "r" / "study.db").is_file() and {f.name for f in out.iterdir()} == {"r"}
