@@ -23,6 +23,18 @@ def machine() -> str:
             f"torch {torch.__version__}; {datetime.date.today().isoformat()}")
 
 
+def portable(text: str) -> str:
+    """Results text without this machine's paths: the repo's parent becomes "..", the temp
+    folder "<tmp>"."""
+    import re
+    import tempfile
+    from pathlib import Path
+
+    root = str(Path(__file__).resolve().parents[2])
+    text = text.replace(root + "/", "../")
+    return re.sub(re.escape(tempfile.gettempdir()) + r"/[A-Za-z0-9_.-]+", "<tmp>", text)
+
+
 def table(header: list[str], rows: list[list]) -> str:
     out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     out += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]

@@ -24,7 +24,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from _common import machine, table  # noqa: E402
+from _common import machine, portable, table  # noqa: E402
 
 
 def main() -> None:
@@ -53,7 +53,7 @@ def main() -> None:
             res[f"workers_{w}"] = {"trials": args.trials, "seconds": r.seconds,
                                    "trials_per_minute": args.trials / r.seconds * 60, "driver_ms": r.driver_ms,
                                    "evaluated": r.evaluated, "failed": r.failed}
-            out.write_text(json.dumps(res, indent=1))
+            out.write_text(portable(json.dumps(res, indent=1)))
             print(f"{w} worker(s): {args.trials} trials in {r.seconds:.1f} s = "
                   f"{args.trials / r.seconds * 60:.2f} trials/min; driver {r.driver_ms}", flush=True)
         ray.shutdown()
@@ -67,7 +67,7 @@ def main() -> None:
             run = next(Path(tmp).glob("mobilenetv3-pixel7-*"))
             card = json.loads((run / "winner" / "card.json").read_text())
             res["default_command"]["card"] = card
-            out.write_text(json.dumps(res, indent=1))
+            out.write_text(portable(json.dumps(res, indent=1)))
             print(f"default command: {wall / 60:.1f} min, exit {p.returncode}")
     w1, w2 = res["workers_1"], res["workers_2"]
     print(table(["workers", "trials", "seconds", "trials/min", "driver ask ms", "driver tell ms", "per trial ms"],

@@ -20,12 +20,13 @@ import argparse
 import json
 import logging
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from _common import machine, table  # noqa: E402
+from _common import machine, portable, table  # noqa: E402
 
 CIFAR = HERE.parent.parent / "shared" / "data" / "cifar10_subset_10k_2k.npz"
 REFERENCES = [("mobilenetv3", "mobilenet_v3_small_1.0_224"), ("mobilenetv2", "mobilenet_v2_0.5_224"),
@@ -37,7 +38,7 @@ def main() -> None:
     ap.add_argument("--trials", type=int, default=30)
     ap.add_argument("--epochs", type=float, default=5.0)
     ap.add_argument("--teacher-epochs", type=float, default=2.0)
-    ap.add_argument("--runs", default="/tmp/hwnas-bench-winner")
+    ap.add_argument("--runs", default=str(Path(tempfile.gettempdir()) / "hwnas-bench-winner"))
     ap.add_argument("--out", default=str(HERE / "results" / "winner.json"))
     args = ap.parse_args()
 
@@ -71,7 +72,7 @@ def main() -> None:
                                     distill=False))
         res["search"] = {"trials": args.trials, "budget_ms": budget, "seconds": time.perf_counter() - t0,
                          "evaluated": r.evaluated, "over_budget": r.over_budget, "best_proxy": r.best_accuracy}
-        out.write_text(json.dumps(res, indent=1))
+        out.write_text(portable(json.dumps(res, indent=1)))
     base = DistillConfig(epochs=args.epochs, teacher_epochs=args.teacher_epochs, threads=2, seed=0, kd=True)
     res.setdefault("winners", {})
     for ref, cand, lat in refs:
@@ -80,7 +81,7 @@ def main() -> None:
         card = distill_run(run_dir, DistillConfig(**{**base.__dict__, "pick": f"latency<={lat}",
                                                      "out": f"winner-{ref}"}))
         res["winners"][ref] = card
-        out.write_text(json.dumps(res, indent=1))
+        out.write_text(portable(json.dumps(res, indent=1)))
         print(f"winner at <= {lat:.3f} ms ({ref}): test fp32 {card['test_accuracy_fp32']:.4f} "
               f"int8 {card['test_accuracy_int8']:.4f} (trial {card['trial']}, {card['predicted_latency_ms']:.3f} ms)",
               flush=True)
@@ -97,7 +98,7 @@ def main() -> None:
         xt, yt = d.test_arrays()
         res["references"][ref] = {"key": cand.key, "latency_ms": lat, "test_accuracy": _accuracy(model, xt, yt),
                                   "seconds": secs, "teacher": tinfo["key"]}
-        out.write_text(json.dumps(res, indent=1))
+        out.write_text(portable(json.dumps(res, indent=1)))
         print(f"reference {ref}: test {res['references'][ref]['test_accuracy']:.4f} at {lat:.3f} ms", flush=True)
     first = REFERENCES[0][1]
     if "no_kd" not in res:
@@ -105,7 +106,7 @@ def main() -> None:
         card = distill_run(run_dir, DistillConfig(**{**base.__dict__, "pick": f"latency<={lat}", "kd": False,
                                                      "measure_host": False, "out": "winner-no-kd"}))
         res["no_kd"] = card
-        out.write_text(json.dumps(res, indent=1))
+        out.write_text(portable(json.dumps(res, indent=1)))
     summarize(res)
 
 

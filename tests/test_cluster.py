@@ -40,7 +40,7 @@ def _kill_session(marker: str) -> None:
 
 
 def test_search_runs_trials_on_both_nodes_of_a_ray_cluster(tmp_path):
-    temp = tempfile.mkdtemp(prefix="hwrc", dir="/tmp")  # short: Ray's socket paths have a length limit
+    temp = tempfile.mkdtemp(prefix="hwrc")  # not tmp_path: Ray's socket paths have a length limit
     env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": f"{temp}/token",
            "RAY_USAGE_STATS_ENABLED": "0"}
     with open(f"{temp}/token", "w") as f:

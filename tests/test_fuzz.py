@@ -3,6 +3,7 @@ Each must load or fail with the project's typed error (a NasError), never anythi
 
 import copy
 import math
+import random
 
 import pytest
 import yaml
@@ -57,26 +58,29 @@ SPACE_DOC = yaml.safe_load((data_dir("search_spaces") / "mobilenetv3.yaml").read
 PROFILE_DOC = yaml.safe_load((data_dir("device_profiles") / "pixel7.yaml").read_text())
 
 
+def _load_mutated(factory, doc, mutation, loader):
+    """Write the mutated document and load it: the loaded object, or None after a NasError."""
+    path = factory.mktemp("y") / "doc.yaml"
+    path.write_text(yaml.safe_dump(_mutate(doc, *mutation)))
+    try:
+        return loader(path)
+    except NasError:
+        return None
+
+
 @SETTINGS
 @given(_mutation(SPACE_DOC))
 def test_mutated_space_yaml_loads_or_raises_a_typed_error(tmp_path_factory, m):
-    path = tmp_path_factory.mktemp("s") / "space.yaml"
-    path.write_text(yaml.safe_dump(_mutate(SPACE_DOC, *m)))
-    try:
-        space = load_space(path)
-    except NasError:
-        return
-    space.sample(__import__("random").Random(0))  # what loads, works
+    space = _load_mutated(tmp_path_factory, SPACE_DOC, m, load_space)
+    if space is not None:
+        space.sample(random.Random(0))  # what loads, works
 
 
 @SETTINGS
 @given(_mutation(PROFILE_DOC))
 def test_mutated_profile_yaml_loads_or_raises_a_typed_error(tmp_path_factory, m):
-    path = tmp_path_factory.mktemp("p") / "dev.yaml"
-    path.write_text(yaml.safe_dump(_mutate(PROFILE_DOC, *m)))
-    try:
-        prof = load_device(path)
-    except NasError:
+    prof = _load_mutated(tmp_path_factory, PROFILE_DOC, m, load_device)
+    if prof is None:
         return
     cand = load_space("mobilenetv3").reference("mobilenet_v3_small_1.0_224")
     try:
