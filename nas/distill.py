@@ -164,8 +164,10 @@ def load_checkpoint(path: str | Path):
 # ----------------------------------------------------------------------------- training
 
 def _train(cand: Candidate, dataset, epochs: float, cfg: DistillConfig, teacher=None, quantize: bool = True,
-           progress: Progress | None = None, stage: str = "training"):
-    """Build ``cand`` at the dataset's side, train it, re-estimate BN; (model, seconds)."""
+           progress: Progress | None = None, stage: str = "training", parent=None):
+    """Build ``cand`` at the dataset's side, train it, re-estimate BN; (model, seconds).
+    With a trained ``parent`` (the candidate unpruned), start from its weights by L1-norm
+    channel selection (``nas.models.prune.l1_transfer``) instead of a random init."""
     import torch
 
     from nas.models import build_model
@@ -174,6 +176,10 @@ def _train(cand: Candidate, dataset, epochs: float, cfg: DistillConfig, teacher=
 
     torch.manual_seed(cfg.seed)
     model = build_model(cand, dataset.num_classes, dataset.in_channels, resolution=dataset.resolution)
+    if parent is not None:
+        from nas.models.prune import l1_transfer
+
+        l1_transfer(parent, model)
     if quantize:
         apply_fake_quant(model)
     model = model.to(memory_format=torch.channels_last)

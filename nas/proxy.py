@@ -31,6 +31,7 @@ class ProxyBudget:
     max_train_images: int | None = 4000  # per epoch; None = all
     batch_size: int = 64
     lr: float = 0.1
+    warmup_fraction: float = 0.25  # linear warm-up over this share of the steps, then cosine to 0
     weight_decay: float = 5e-5
     label_smoothing: float = 0.1
     max_val_images: int | None = 2000
@@ -52,6 +53,7 @@ class ProxyResult:
     failed: bool = False
     reason: str = ""
     resolution: int = 0  # input side the candidate was trained and scored at
+    val_loss: float = float("nan")  # mean cross-entropy on the validation images scored
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -134,14 +136,21 @@ def recalibrate_bn(model: nn.Module, dataset: Dataset, batches: int, seed: int,
         bn.momentum = 0.1
 
 
-def evaluate_model(model: nn.Module, x: np.ndarray, y: np.ndarray, batch_size: int = 256) -> float:
+def evaluate_model(model: nn.Module, x: np.ndarray, y: np.ndarray, batch_size: int = 256,
+                   with_loss: bool = False):
+    """Accuracy of ``model`` on (x, y); with ``with_loss``, (accuracy, mean cross-entropy)."""
     model.eval()
-    correct = 0
+    correct, loss_sum = 0, 0.0
     with torch.no_grad():
         for i in range(0, len(x), batch_size):
             xb = _channels_last(torch.from_numpy(x[i:i + batch_size]))
-            correct += int((model(xb).argmax(1).numpy() == y[i:i + batch_size]).sum())
-    return correct / max(1, len(x))
+            out = model(xb)
+            yb = torch.from_numpy(np.asarray(y[i:i + batch_size], dtype=np.int64))
+            correct += int((out.argmax(1) == yb).sum())
+            if with_loss:
+                loss_sum += float(nn.functional.cross_entropy(out.float(), yb, reduction="sum"))
+    acc = correct / max(1, len(x))
+    return (acc, loss_sum / max(1, len(x))) if with_loss else acc
 
 
 def train_model(model: nn.Module, dataset: Dataset, budget: ProxyBudget, seed: int,
@@ -163,7 +172,7 @@ def train_model(model: nn.Module, dataset: Dataset, budget: ProxyBudget, seed: i
     opt = torch.optim.SGD([{"params": decay, "weight_decay": budget.weight_decay},
                            {"params": no_decay, "weight_decay": 0.0}],
                           lr=budget.lr, momentum=0.9, nesterov=True)
-    warm = max(1, total_steps // 4)
+    warm = max(1, int(total_steps * budget.warmup_fraction))
 
     def lr_factor(step: int) -> float:  # linear warm-up, then cosine to 0; any step count
         if step < warm:
@@ -227,7 +236,7 @@ def evaluate_proxy(candidate: Candidate | str, dataset: Dataset, seed: int = 0,
         from dataclasses import replace
 
         budget = replace(budget, **overrides)
-    if budget.batch_size < 1 or budget.epochs <= 0 or budget.threads < 1:
+    if budget.batch_size < 1 or budget.epochs <= 0 or budget.threads < 1 or not 0 <= budget.warmup_fraction < 1:
         raise ValueError(f"bad proxy budget: {budget}")
     start = time.perf_counter()
     res = resolution or proxy_resolution(candidate, dataset.resolution)
@@ -262,9 +271,9 @@ def evaluate_proxy(candidate: Candidate | str, dataset: Dataset, seed: int = 0,
         xv, yv = dataset.val_arrays()
         if budget.max_val_images is not None:
             xv, yv = xv[:budget.max_val_images], yv[:budget.max_val_images]
-        acc = evaluate_model(model, xv, yv)
+        acc, val_loss = evaluate_model(model, xv, yv, with_loss=True)
         eval_s = time.perf_counter() - t1
     finally:
         torch.set_num_threads(prev_threads)
     return ProxyResult(candidate.key, acc, float(np.mean(losses)), time.perf_counter() - start,
-                       train_s, eval_s, seen / max(train_s, 1e-9), steps, resolution=res)
+                       train_s, eval_s, seen / max(train_s, 1e-9), steps, resolution=res, val_loss=val_loss)
