@@ -75,6 +75,22 @@ def test_distill_exports_a_checked_winner_with_its_card(run_dir):
     assert card2["teacher_source"] == str(teacher) and card2["teacher"] == card["teacher"]
 
 
+def test_parent_teacher_is_the_winner_unpruned_and_float(run_dir):
+    from nas.candidate import Candidate
+    from nas.models.prune import unpruned
+
+    card = distill_run(run_dir, DistillConfig(**{**FAST, "teacher_epochs": None}, teacher_net="parent",
+                                              measure_host=False, out="winner-parent"))
+    want = unpruned(Candidate.parse(card["candidate"])).replace_bits(32).key
+    assert card["teacher"] == want and "unpruned" in card["teacher_source"]
+    assert card["distillation"]["teacher_net"] == "parent"
+    assert card["distillation"]["teacher_epochs"] == 2 * FAST["epochs"]  # default: twice the student's
+    cached = list((run_dir / "teachers").glob("teacher-parent-*.pt"))
+    assert len(cached) == 1 and load_checkpoint(cached[0])[1]["key"] == want
+    with pytest.raises(DistillError, match="unknown teacher"):
+        distill_run(run_dir, DistillConfig(**FAST, teacher_net="biggest"))
+
+
 def test_bad_teachers_are_clear_errors(run_dir, tmp_path):
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"not a checkpoint")
