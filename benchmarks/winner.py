@@ -46,32 +46,17 @@ def main() -> None:
     import torch
 
     import nas
-    from nas.data import load_dataset
     from nas.distill import DistillConfig, _accuracy, _teacher, _train, distill_run
-    from nas.latency import load_device
     from nas.proxy import proxy_resolution
-    from nas.search import SearchConfig, run_search
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     logging.getLogger("ray").setLevel(logging.ERROR)
     out = Path(args.out)
     res = json.loads(out.read_text()) if out.exists() else {}
     res["machine"] = machine()
-    pixel7 = load_device("pixel7")
-    data = load_dataset(str(CIFAR))
-    refs = []
-    for space_name, ref in REFERENCES:
-        cand = nas.load_space(space_name).reference(ref)
-        refs.append((ref, cand, pixel7.latency_ms(cand, num_classes=data.num_classes)))
-    budget = max(lat for _, _, lat in refs)
-    run_dir = Path(args.runs) / "cifar"
-    if not (run_dir / "config.yaml").exists():
-        t0 = time.perf_counter()
-        r = run_search(SearchConfig(device="pixel7", space="mobilenetv3", data=str(CIFAR), trials=args.trials,
-                                    workers=2, latency_ms=budget, out=args.runs, name="cifar", references=0,
-                                    distill=False))
-        res["search"] = {"trials": args.trials, "budget_ms": budget, "seconds": time.perf_counter() - t0,
-                         "evaluated": r.evaluated, "over_budget": r.over_budget, "best_proxy": r.best_accuracy}
+    run_dir, refs, data, info = prepare(args.runs, args.trials)
+    if info:
+        res["search"] = info
         out.write_text(portable(json.dumps(res, indent=1)))
     base = DistillConfig(epochs=args.epochs, teacher_epochs=args.teacher_epochs, threads=2, seed=0, kd=True)
     res.setdefault("winners", {})
@@ -108,6 +93,33 @@ def main() -> None:
         res["no_kd"] = card
         out.write_text(portable(json.dumps(res, indent=1)))
     summarize(res)
+
+
+def prepare(runs: str, trials: int):
+    """The benchmark's CIFAR search (run once, reused after): (run folder, references as
+    (name, candidate, pixel7 ms), dataset, search figures or None when reused)."""
+    import nas
+    from nas.data import load_dataset
+    from nas.latency import load_device
+    from nas.search import SearchConfig, run_search
+
+    pixel7 = load_device("pixel7")
+    data = load_dataset(str(CIFAR))
+    refs = []
+    for space_name, ref in REFERENCES:
+        cand = nas.load_space(space_name).reference(ref)
+        refs.append((ref, cand, pixel7.latency_ms(cand, num_classes=data.num_classes)))
+    budget = max(lat for _, _, lat in refs)
+    run_dir = Path(runs) / "cifar"
+    info = None
+    if not (run_dir / "config.yaml").exists():
+        t0 = time.perf_counter()
+        r = run_search(SearchConfig(device="pixel7", space="mobilenetv3", data=str(CIFAR), trials=trials,
+                                    workers=2, latency_ms=budget, out=runs, name="cifar", references=0,
+                                    distill=False))
+        info = {"trials": trials, "budget_ms": budget, "seconds": time.perf_counter() - t0,
+                "evaluated": r.evaluated, "over_budget": r.over_budget, "best_proxy": r.best_accuracy}
+    return run_dir, refs, data, info
 
 
 def summarize(res: dict) -> None:
