@@ -136,6 +136,11 @@ def load_config(path: Path) -> tuple[SearchConfig, dict]:
     cfg = {k: v for k, v in raw["config"].items() if k in known}
     if "objectives" in cfg:
         cfg["objectives"] = tuple(cfg["objectives"])
+    recorded = raw.get("proxy_budget")
+    if isinstance(recorded, dict) and isinstance(cfg.get("proxy", {}), dict):
+        # pin the budget the run started with: a resumed run keeps it when a default changes
+        names = {f.name for f in fields(ProxyBudget)} - {"memory_limit_bytes"}
+        cfg["proxy"] = {**{k: v for k, v in recorded.items() if k in names}, **cfg.get("proxy", {})}
     try:
         config = SearchConfig(**cfg)
     except TypeError as exc:

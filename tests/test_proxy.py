@@ -7,7 +7,7 @@ import torch
 import nas
 from nas.data import load_dataset
 from nas.models.quant import apply_fake_quant, strip_fake_quant
-from nas.proxy import evaluate_proxy
+from nas.proxy import ProxyBudget, evaluate_proxy
 
 from conftest import sample
 
@@ -23,7 +23,7 @@ def test_proxy_learns_and_is_deterministic(small):
     b = evaluate_proxy(cand, small, seed=0, epochs=3, max_train_images=900)
     assert not a.failed and a.accuracy == b.accuracy and a.loss == b.loss
     assert a.accuracy > 0.3  # 10 classes: chance is 0.1
-    assert a.steps == 3 * math.ceil(900 / 64) and a.images_per_second > 0
+    assert a.steps == 3 * math.ceil(900 / ProxyBudget().batch_size) and a.images_per_second > 0
     assert a.seconds >= a.train_seconds + a.eval_seconds * 0.99
 
 

@@ -289,3 +289,20 @@ def test_report_renders_offline_in_headless_chromium(run5, tmp_path):
     data = report_data(study, meta, cfg)  # front points are drawn twice: among all trials and on the front
     refs = sum(1 for r in data.references if r.get("accuracy") is not None)
     assert points == len(rows) + len(data.front) + refs
+
+
+def test_a_resumed_run_keeps_the_proxy_budget_it_started_with(tmp_path):
+    """config.yaml records the full budget; a later change of a default must not reach an old run."""
+    import yaml
+    from dataclasses import asdict
+
+    from nas.proxy import ProxyBudget
+    from nas.search import load_config
+
+    old = asdict(ProxyBudget())
+    old["batch_size"] = ProxyBudget().batch_size * 2  # as if the default had been another
+    raw = {"config": SearchConfig(proxy={"epochs": 2.0}).to_dict(), "proxy_budget": old}
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(raw))
+    config, _ = load_config(tmp_path / "config.yaml")
+    assert config.budget().batch_size == old["batch_size"]
+    assert config.budget().epochs == 2.0  # the run's own overrides still win
