@@ -42,22 +42,13 @@ def main() -> None:
     ap.add_argument("--out", default=str(HERE / "results" / "winner.json"))
     args = ap.parse_args()
 
-    import optuna
     import torch
 
     import nas
     from nas.distill import DistillConfig, _accuracy, _teacher, _train, distill_run
     from nas.proxy import proxy_resolution
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    logging.getLogger("ray").setLevel(logging.ERROR)
-    out = Path(args.out)
-    res = json.loads(out.read_text()) if out.exists() else {}
-    res["machine"] = machine()
-    run_dir, refs, data, info = prepare(args.runs, args.trials)
-    if info:
-        res["search"] = info
-        out.write_text(portable(json.dumps(res, indent=1)))
+    out, res, run_dir, refs, data = start(args)
     base = DistillConfig(epochs=args.epochs, teacher_epochs=args.teacher_epochs, threads=2, seed=0, kd=True)
     res.setdefault("winners", {})
     for ref, cand, lat in refs:
@@ -93,6 +84,23 @@ def main() -> None:
         res["no_kd"] = card
         out.write_text(portable(json.dumps(res, indent=1)))
     summarize(res)
+
+
+def start(args):
+    """Quiet logs, load the results file so far, and run or reuse the search:
+    (results path, results dict, run folder, references, dataset)."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    logging.getLogger("ray").setLevel(logging.ERROR)
+    out = Path(args.out)
+    res = json.loads(out.read_text()) if out.exists() else {}
+    res["machine"] = machine()
+    run_dir, refs, data, info = prepare(args.runs, args.trials)
+    if info:
+        res["search"] = info
+        out.write_text(portable(json.dumps(res, indent=1)))
+    return out, res, run_dir, refs, data
 
 
 def prepare(runs: str, trials: int):

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import sys
 import tempfile
 import time
@@ -33,8 +32,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from _common import machine, portable, table  # noqa: E402
-from winner import prepare  # noqa: E402
+from _common import portable, table  # noqa: E402
+from winner import start  # noqa: E402
 
 
 def main() -> None:
@@ -47,7 +46,6 @@ def main() -> None:
     ap.add_argument("--out", default=str(HERE / "results" / "winner_recipes.json"))
     args = ap.parse_args()
 
-    import optuna
     import torch
 
     import nas
@@ -57,15 +55,8 @@ def main() -> None:
     from nas.proxy import proxy_resolution
     from nas.report import load_run, trial_row
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    logging.getLogger("ray").setLevel(logging.ERROR)
     torch.set_num_threads(2)
-    out = Path(args.out)
-    res = json.loads(out.read_text()) if out.exists() else {}
-    res["machine"] = machine()
-    run_dir, refs, data, info = prepare(args.runs, args.trials)
-    if info:
-        res["search"] = info
+    out, res, run_dir, refs, data = start(args)
     study, meta, _ = load_run(run_dir)
     rows = [trial_row(t) for t in study.get_trials(deepcopy=False)]
     space = nas.load_space("mobilenetv3")
