@@ -366,12 +366,15 @@ class _Search:
         return counts
 
     def _best(self) -> tuple[float | None, str | None]:
-        best = (None, None)
+        """The most accurate trained trial within the budget; ties go to the lower latency, then
+        the earlier trial, as in ``nas.distill.pick_winner`` (so both name the same trial)."""
+        best, rank = (None, None), None
         for t in self.study.get_trials(deepcopy=False):
-            if t.user_attrs.get("status") == "evaluated" and t.user_attrs.get("latency_ms", math.inf) <= self.budget_ms:
+            lat = t.user_attrs.get("latency_ms", math.inf)
+            if t.user_attrs.get("status") == "evaluated" and lat <= self.budget_ms:
                 acc = t.user_attrs.get("accuracy")
-                if acc is not None and (best[0] is None or acc > best[0]):
-                    best = (acc, t.user_attrs.get("key"))
+                if acc is not None and (rank is None or (acc, -lat, -t.number) > rank):
+                    best, rank = (acc, t.user_attrs.get("key")), (acc, -lat, -t.number)
         return best
 
     def _known_results(self) -> dict[str, Any]:

@@ -306,3 +306,14 @@ def test_a_resumed_run_keeps_the_proxy_budget_it_started_with(tmp_path):
     config, _ = load_config(tmp_path / "config.yaml")
     assert config.budget().batch_size == old["batch_size"]
     assert config.budget().epochs == 2.0  # the run's own overrides still win
+
+
+def test_the_searchs_best_is_the_trial_distill_picks(run5):
+    from nas.distill import pick_winner
+    from nas.report import load_run, trial_row
+
+    tmp_path, res = run5
+    study, meta, _ = load_run(tmp_path / "run")
+    rows = [trial_row(t) for t in study.get_trials(deepcopy=False)]
+    win = pick_winner(rows, float(meta["latency_budget_ms"]), "best")
+    assert (res.best_accuracy, res.best_key) == (win.accuracy, win.key)
