@@ -110,6 +110,15 @@ class SearchConfig:
         unknown = sorted(set(self.proxy) - names)
         if unknown:
             raise SearchError(f"unknown proxy setting(s) {', '.join(unknown)}; known: {', '.join(sorted(names))}")
+        for f in fields(ProxyBudget):  # values from a CLI flag or a (hand-edited) config.yaml
+            if f.name not in self.proxy:
+                continue
+            v, default = self.proxy[f.name], f.default
+            ok = (v is None and "None" in str(f.type)) or (
+                isinstance(v, (int, float)) and not isinstance(v, bool)
+                and (isinstance(default, float) or isinstance(v, int) or default is None))
+            if not ok:
+                raise SearchError(f"proxy setting {f.name}: expected a number, got {v!r}")
         if self.name is not None and (not self.name or "/" in self.name or self.name in (".", "..")):
             raise SearchError(f"--name must be a plain folder name, got {self.name!r}")
 

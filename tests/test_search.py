@@ -317,3 +317,12 @@ def test_the_searchs_best_is_the_trial_distill_picks(run5):
     rows = [trial_row(t) for t in study.get_trials(deepcopy=False)]
     win = pick_winner(rows, float(meta["latency_budget_ms"]), "best")
     assert (res.best_accuracy, res.best_key) == (win.accuracy, win.key)
+
+
+def test_proxy_settings_are_type_checked():
+    from nas.search import SearchError
+
+    SearchConfig(proxy={"epochs": 2, "lr": 0.05, "max_train_images": None, "batch_size": 16}).validate()
+    for bad in ({"batch_size": "32"}, {"batch_size": 3.5}, {"lr": True}, {"epochs": None}):
+        with pytest.raises(SearchError, match="proxy setting"):
+            SearchConfig(proxy=bad).validate()
