@@ -56,7 +56,7 @@ def _zero_cost(keys, ok, data, short_acc, long_acc) -> dict:
     from nas.data import load_dataset
     from nas.latency.validate import kendall_tau
     from nas.proxy import proxy_resolution
-    from nas.zerocost import naswot
+    from zerocost import naswot
 
     torch.set_num_threads(1)
     ds = load_dataset(data)
@@ -111,7 +111,7 @@ def main() -> None:
     ap.add_argument("--long-seed", type=int, default=0,
                     help="seed of the long runs (another seed measures the target's own noise)")
     ap.add_argument("--zero-cost", action="store_true",
-                    help="also score NASWOT (nas.zerocost) and MACs alone, as tie-breaker and rank-sum")
+                    help="also score NASWOT (benchmarks/zerocost.py) and MACs alone, as tie-breaker and rank-sum")
     args = ap.parse_args()
     overrides = _parse_set(args.set)
 

@@ -7,7 +7,7 @@ On the CIFAR-10 search of benchmarks/winner.py (run once, reused), for each dist
   scratch        5 epochs from a random init, no teacher (the default recipe)
   scratch x2     10 epochs, no teacher (the compute of the L1 recipe)
   l1             the candidate unpruned (float) trained 5 epochs, its channels selected by L1
-                 norm into the pruned winner (nas.models.prune.l1_transfer), then 5 epochs
+                 norm into the pruned winner (benchmarks/l1_prune.py), then 5 epochs
   kd             5 epochs distilled from the space's largest float candidate trained
                  --teacher-epochs epochs (a stronger teacher than the first round's 2);
                  first winner only. Not in the default list: at 12 images/s on a shared core
@@ -51,7 +51,7 @@ def main() -> None:
     import nas
     from nas.candidate import Candidate
     from nas.distill import DistillConfig, _accuracy, _teacher, _train, pick_winner
-    from nas.models.prune import unpruned
+    from l1_prune import l1_transfer
     from nas.proxy import proxy_resolution
     from nas.report import load_run, trial_row
 
@@ -89,10 +89,10 @@ def main() -> None:
             elif recipe == "scratch_x2":
                 model, _ = _train(cand, d, 2 * args.epochs, cfg)
             elif recipe == "l1":
-                parent_cand = unpruned(cand).replace_bits(32)
+                parent_cand = cand.unpruned().replace_bits(32)
                 parent, _ = _train(parent_cand, d, args.epochs, cfg, quantize=False)
                 extra["parent_test_accuracy"] = _accuracy(parent, xt, yt)
-                model, _ = _train(cand, d, args.epochs, cfg, parent=parent)
+                model, _ = _train(cand, d, args.epochs, cfg, init=lambda m: l1_transfer(parent, m))
             elif recipe == "kd":
                 teacher, tinfo = _teacher(space, d, cfg, run_dir / "teachers", None)
                 extra["teacher"] = tinfo["key"]
@@ -102,7 +102,7 @@ def main() -> None:
                 model, _ = _train(cand, d, args.epochs, DistillConfig(**{**cfg.__dict__, "kd": True}),
                                   teacher=teacher)
             elif recipe == "kd_parent":
-                teacher, _ = _train(unpruned(cand).replace_bits(32), d, 2 * args.epochs, cfg, quantize=False)
+                teacher, _ = _train(cand.unpruned().replace_bits(32), d, 2 * args.epochs, cfg, quantize=False)
                 extra["teacher"] = "the candidate unpruned, float"
                 extra["teacher_epochs"] = 2 * args.epochs
                 extra["teacher_test_accuracy"] = _accuracy(teacher, xt, yt)

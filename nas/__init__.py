@@ -13,7 +13,8 @@ from nas.data import Dataset, load_dataset
 from nas.export import export_onnx
 from nas.models import build_model
 from nas.proxy import ProxyResult, evaluate_proxy
-from nas.spaces import SearchSpace, load_space, space_names
+from nas.space_files import load_space, parse_candidate, space_names
+from nas.spaces import SearchSpace
 
 try:
     __version__ = version("hwnas")
@@ -21,5 +22,5 @@ except PackageNotFoundError:  # pragma: no cover - running from a bare source tr
     __version__ = "0+unknown"
 
 __all__ = ["Block", "Candidate", "Dataset", "OpSpec", "ProxyResult", "SearchSpace", "build_model",
-           "count", "evaluate_proxy", "export_onnx", "load_dataset", "load_space", "space_names",
+           "count", "evaluate_proxy", "export_onnx", "load_dataset", "load_space", "parse_candidate", "space_names",
            "__version__"]

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import os
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 _PKG = Path(__file__).resolve().parent
 
@@ -63,24 +64,31 @@ def read_yaml(path: Path, error: Callable[[str], Exception]) -> Any:
         raise error(f"{path}: not a UTF-8 text file") from None
 
 
-def atomic_write(path: Path, data: bytes | str) -> None:
-    """Write ``data`` to ``path`` via a temporary file and a rename (same folder)."""
+@contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """A temporary path beside ``path`` for a writer to fill; renamed onto ``path`` when the
+    block ends without an error, removed otherwise. The one way hwnas writes a file: a crash
+    or a full disk mid-write leaves the previous version intact."""
     path = Path(path)
-    raw = data.encode() if isinstance(data, str) else data
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.fchmod(fd, 0o666 & ~_umask())
+    os.close(fd)
     try:
-        os.fchmod(fd, 0o666 & ~_umask())
-        with os.fdopen(fd, "wb") as f:
-            f.write(raw)
-            f.flush()
+        yield Path(tmp)
+        with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        try:
+    finally:
+        if os.path.exists(tmp):
             os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+
+
+def atomic_write(path: str | os.PathLike, data: bytes | str) -> None:
+    """Write ``data`` to ``path`` via a temporary file and a rename (same folder)."""
+    raw = data.encode() if isinstance(data, str) else data
+    with atomic_path(path) as tmp:
+        with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_TRUNC), "wb") as f:
+            f.write(raw)
 
 
 def _umask() -> int:

@@ -1,5 +1,5 @@
-"""Candidate (the genes of one network), Block (one searchable block) and OpSpec (one operator
-instance, the unit of latency tables).
+"""Candidate (the genes of one network) and Block (one searchable block); OpSpec (one operator
+instance, the unit of latency tables) lives in ``nas.opspec`` and is re-exported here.
 
 Key grammar (canonical, human readable, round-trips exactly through ``Candidate.parse``)::
 
@@ -25,18 +25,15 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
-from typing import TYPE_CHECKING, Iterator
+from typing import Any, Iterator
 
-from nas.errors import CandidateSyntaxError
-
-if TYPE_CHECKING:  # pragma: no cover
-    from nas.spaces import SearchSpace
+from nas.errors import CandidateError, CandidateSyntaxError
+from nas.opspec import FLOAT_BITS, OpSpec
 
 __all__ = ["Block", "Candidate", "OpSpec", "make_divisible", "format_number", "FLOAT_BITS"]
 
-FLOAT_BITS = 32
 DEFAULT_SKELETON = "default"
 
 
@@ -90,6 +87,11 @@ class Block:
     def __hash__(self) -> int:
         return self._hash
 
+    def __reduce__(self):
+        # re-intern on unpickling (in a Ray worker): the cached hash mixes in str hashes, which
+        # differ between processes, so it must be recomputed there, never copied
+        return _interned_block, (self.kind, self.kernel, self.expansion, self.groups, self.keep, self.bits)
+
     @classmethod
     def of(cls, kind: str, kernel: int, expansion: float, groups: int, keep: float, bits: int) -> "Block":
         """An interned Block: equal genes give the identical object (fast dictionary hits)."""
@@ -123,126 +125,28 @@ class Block:
         return _BlockParser(token, token, 0).parse()
 
 
-@dataclass(frozen=True)
-class OpSpec:
-    """One operator instance with everything its latency depends on. ``key`` is the latency
-    table key. Kinds: conv, mbconv, shuffle, shuffle_x, maxpool, gap, linear."""
-
-    kind: str
-    h: int  # input height
-    w: int  # input width
-    cin: int
-    cout: int
-    hidden: int = 0  # expanded / branch-mid channels (0 when the op has none)
-    kernel: int = 1
-    stride: int = 1
-    groups: int = 1
-    se: int = 0  # squeeze-excite bottleneck channels, 0 = no SE
-    act: str = "none"
-    bits: int = FLOAT_BITS
-    expand: bool = False  # mbconv: has a 1x1 expansion conv
-
-    @property
-    def out_hw(self) -> tuple[int, int]:
-        if self.kind in ("gap", "linear"):
-            return (1, 1)
-        return (-(-self.h // self.stride), -(-self.w // self.stride))
-
-    @property
-    def residual(self) -> bool:
-        return self.kind == "mbconv" and self.stride == 1 and self.cin == self.cout
-
-    @cached_property
-    def key(self) -> str:
-        parts = [self.kind, f"{self.h}x{self.w}", f"{self.cin}-{self.cout}"]
-        if self.hidden:
-            parts.append(f"h{self.hidden}")
-        if self.kind not in ("gap", "linear"):
-            parts.append(f"k{self.kernel}s{self.stride}")
-        if self.groups != 1:
-            parts.append(f"g{self.groups}")
-        if self.expand:
-            parts.append("x")
-        if self.se:
-            parts.append(f"se{self.se}")
-        if self.act != "none":
-            parts.append(self.act)
-        parts.append(f"b{self.bits}")
-        return ":".join(parts)
-
-    @classmethod
-    def from_key(cls, key: str) -> "OpSpec":
-        """Inverse of ``key``. Raises ValueError on a malformed key."""
-        parts = key.split(":")
-        try:
-            kind, hw, io = parts[0], parts[1], parts[2]
-            h, w = (int(v) for v in hw.split("x"))
-            cin, cout = (int(v) for v in io.split("-"))
-            kw: dict = {}
-            for p in parts[3:]:
-                if p.startswith("h") and p[1:].isdigit():
-                    kw["hidden"] = int(p[1:])
-                elif re.fullmatch(r"k\d+s\d+", p):
-                    k, s = p[1:].split("s")
-                    kw["kernel"], kw["stride"] = int(k), int(s)
-                elif re.fullmatch(r"g\d+", p):
-                    kw["groups"] = int(p[1:])
-                elif p == "x":
-                    kw["expand"] = True
-                elif re.fullmatch(r"se\d+", p):
-                    kw["se"] = int(p[2:])
-                elif re.fullmatch(r"b\d+", p):
-                    kw["bits"] = int(p[1:])
-                elif p in ("relu", "relu6", "hswish"):
-                    kw["act"] = p
-                else:
-                    raise ValueError(f"unknown field {p!r}")
-            op = cls(kind, h, w, cin, cout, **kw)
-        except (IndexError, ValueError) as exc:
-            raise ValueError(f"malformed op key {key!r}: {exc}") from None
-        if op.key != key:
-            raise ValueError(f"malformed op key {key!r} (canonical form: {op.key!r})")
-        return op
-
-    @property
-    def macs(self) -> int:
-        """Multiply-accumulates of the convolutions and linear layers (what fvcore counts with
-        batch norm and pooling excluded)."""
-        ho, wo = self.out_hw
-        hw, ohw, k2 = self.h * self.w, ho * wo, self.kernel * self.kernel
-        if self.kind == "conv":
-            return ohw * self.cout * (self.cin // self.groups) * k2
-        if self.kind == "linear":
-            return self.cin * self.cout
-        if self.kind == "mbconv":
-            m = hw * self.hidden * (self.cin // self.groups) if self.expand else 0
-            m += ohw * self.hidden * k2
-            m += 2 * self.hidden * self.se
-            m += ohw * self.cout * (self.hidden // self.groups)
-            return m
-        if self.kind in ("shuffle", "shuffle_x"):
-            bf, mid = self.cout // 2, self.hidden
-            main_in = self.cin if self.stride > 1 else self.cin // 2
-            if self.kind == "shuffle":
-                m = hw * mid * main_in + ohw * mid * k2 + ohw * bf * mid
-            else:  # dw(s) -> pw -> dw -> pw -> dw -> pw, all 3x3 depthwise
-                m = ohw * main_in * 9 + ohw * mid * main_in + ohw * mid * 9 + ohw * mid * mid
-                m += ohw * mid * 9 + ohw * bf * mid
-            if self.stride > 1:  # projection branch: dw(s) + pw
-                m += ohw * self.cin * k2 + ohw * self.cin * bf
-            return m
-        return 0
+def _interned_block(kind: str, kernel: int, expansion: float, groups: int, keep: float, bits: int) -> Block:
+    """Unpickling hook (a module-level function, so pickles name it rather than copy it)."""
+    return Block.of(kind, kernel, expansion, groups, keep, bits)
 
 
 @dataclass(frozen=True)
 class Candidate:
-    """The genes of one network. Immutable; ``key`` is its one canonical string form."""
+    """The genes of one network. Immutable; ``key`` is its one canonical string form.
+
+    A candidate made by a space (``space.parse``, ``sample``, ``suggest``, ``reference``)
+    carries that space (``search_space``), so that ``ops()`` runs the very definition it was
+    drawn from, in any process: the space travels with the candidate (as its data when
+    pickled), never as a name looked up in a process-global registry. ``Candidate.parse``
+    alone reads the key grammar and returns an unbound candidate (``nas.parse_candidate``
+    binds one to the built-in space its key names)."""
 
     space: str
     skeleton: str
     resolution: int
     width: float
     stages: tuple[tuple[Block, ...], ...]
+    space_def: Any = field(default=None, compare=False, repr=False)  # the SearchSpace, if bound
 
     def __post_init__(self) -> None:
         # normalise lists to tuples so that equal candidates compare and hash equal
@@ -272,32 +176,39 @@ class Candidate:
         return any(b.bits < FLOAT_BITS for b in self.blocks)
 
     @classmethod
-    def parse(cls, key: str, validate: bool = True) -> "Candidate":
-        """Parse a key. With ``validate`` (default) the candidate is also checked against its
-        search space (loaded by name), raising CandidateError if it is not a member."""
+    def parse(cls, key: str, space: Any = None) -> "Candidate":
+        """Parse a key (CandidateSyntaxError with the position on a malformed one). Given a
+        ``SearchSpace``, the candidate is checked against it (CandidateError if it is not a
+        buildable member) and bound to it; without one it is unbound (syntax only)."""
         cand = _KeyParser(key).parse()
-        if validate:
-            cand.space_obj().validate(cand)
-        return cand
+        return cand if space is None else space.bind(cand)
 
-    def space_obj(self) -> "SearchSpace":
-        from nas.spaces import load_space
-
-        return load_space(self.space)
+    @property
+    def search_space(self) -> Any:
+        """The SearchSpace this candidate belongs to (CandidateError if unbound)."""
+        if self.space_def is None:
+            raise CandidateError(f"{self.key}: candidate is not bound to a search space; parse it with "
+                                 f"space.parse(key) or nas.parse_candidate(key)")
+        return self.space_def
 
     def ops(self, resolution: int | None = None, num_classes: int = 1000,
             in_channels: int = 3) -> list[OpSpec]:
         """Every operator of the network, stem to classifier, as the builder builds it.
         ``resolution`` other than the candidate's own builds the proxy variant (see
         ``SearchSpace.ops``)."""
-        return self.space_obj().ops(self, resolution=resolution, num_classes=num_classes,
-                                    in_channels=in_channels)
+        return self.search_space.ops(self, resolution=resolution, num_classes=num_classes,
+                                     in_channels=in_channels)
 
     def replace_bits(self, bits: int) -> "Candidate":
         """The same network with every block at bit width ``bits``."""
-        stages = tuple(tuple(Block.of(b.kind, b.kernel, b.expansion, b.groups, b.keep, bits) for b in s)
-                       for s in self.stages)
-        return dataclasses.replace(self, stages=stages)
+        return self._map_blocks(lambda b: Block.of(b.kind, b.kernel, b.expansion, b.groups, b.keep, bits))
+
+    def unpruned(self) -> "Candidate":
+        """The same network with every keep ratio at 1 (bits unchanged): its unpruned parent."""
+        return self._map_blocks(lambda b: Block.of(b.kind, b.kernel, b.expansion, b.groups, 1.0, b.bits))
+
+    def _map_blocks(self, fn) -> "Candidate":
+        return dataclasses.replace(self, stages=tuple(tuple(fn(b) for b in s) for s in self.stages))
 
     def replace(self, **changes) -> "Candidate":
         return dataclasses.replace(self, **changes)

@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from nas.candidate import Candidate
+from nas.models import build_model
 
 __all__ = ["count", "model_bytes"]
 
@@ -25,8 +26,6 @@ def count(candidate: Candidate | str, num_classes: int = 1000, in_channels: int 
     bias per output channel (batch norm folded into it).
     """
     from fvcore.nn import FlopCountAnalysis
-
-    from nas.models import build_model
 
     model = build_model(candidate, num_classes, in_channels, resolution).eval()
     x = torch.zeros(1, in_channels, model.resolution, model.resolution)

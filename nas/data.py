@@ -21,7 +21,7 @@ from typing import Iterator
 
 import numpy as np
 
-from nas.errors import NasError
+from nas.errors import DatasetError
 
 __all__ = ["Dataset", "DatasetError", "load_dataset", "CIFAR10_URL", "datasets_cache"]
 
@@ -29,10 +29,6 @@ BUILTIN = Path(__file__).resolve().parent / "_builtin" / "fashion_mnist_subset.n
 CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 CIFAR10_FILE = "cifar-10-python.tar.gz"
 IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
-
-
-class DatasetError(NasError, ValueError):
-    """A dataset is missing, malformed or unusable."""
 
 
 def datasets_cache() -> Path:

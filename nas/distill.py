@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -25,17 +24,27 @@ from typing import Any, Callable
 
 import numpy as np
 
+import torch
+
+from nas._paths import atomic_write
 from nas.candidate import Candidate
-from nas.errors import NasError
+from nas.errors import DistillError, NasError
+from nas.export import export_onnx, onnx_accuracy
+from nas.front import parse_rule, pick_winner
+from nas.latency import load_device
+from nas.latency.host import measure_candidate
+from nas.models import build_model
+from nas.models.quant import apply_fake_quant, strip_fake_quant
+from nas.proxy import ProxyBudget, evaluate_model, recalibrate_bn, train_model
+from nas.run import RunContext, open_run
+from nas.runfolder import RunFolder
+from nas.space_files import parse_candidate
+from nas.trials import open_study, read_trials
 
 __all__ = ["DistillConfig", "DistillError", "pick_winner", "distill_run", "load_checkpoint",
-           "save_checkpoint", "onnx_accuracy"]
+           "save_checkpoint", "onnx_accuracy"]  # pick_winner, onnx_accuracy: from nas.front, nas.export
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
-
-
-class DistillError(NasError, ValueError):
-    """The winner cannot be picked, trained or exported (bad rule, bad teacher ...)."""
 
 
 @dataclass(frozen=True)
@@ -81,62 +90,11 @@ class DistillConfig:
         return 2 * self.epochs if self.teacher_epochs is None else self.teacher_epochs
 
 
-# ----------------------------------------------------------------------------- selection
-
-def parse_rule(rule: str) -> tuple[str, float | None]:
-    rule = rule.strip().replace(" ", "")
-    if rule in ("best", "knee"):
-        return rule, None
-    m = re.fullmatch(r"(latency<=|trial=)([0-9]*\.?[0-9]+)", rule)
-    if not m:
-        raise DistillError(f"unknown --pick rule {rule!r}: use best, knee, latency<=MS or trial=N")
-    return ("latency" if m.group(1) == "latency<=" else "trial"), float(m.group(2))
-
-
-def pick_winner(rows, budget_ms: float, rule: str = "best"):
-    """The trial (a ``nas.report.TrialRow``) that ``rule`` picks among trained trials within
-    the budget: ``best`` most accurate; ``latency<=X`` most accurate at or below X ms;
-    ``knee`` the front point farthest from the line through the front's ends (accuracy and
-    latency normalised); ``trial=N`` that trial."""
-    from nas.report import pareto_front
-
-    kind, value = parse_rule(rule)
-    trained = [r for r in rows if r.status == "evaluated" and r.accuracy is not None]
-    if kind == "trial":
-        for r in trained:
-            if r.number == int(value):
-                return r
-        raise DistillError(f"trial {int(value)} is not a trained trial of this run")
-    pool = [r for r in trained if r.latency_ms <= budget_ms]
-    if kind == "latency":
-        pool = [r for r in pool if r.latency_ms <= value]
-    if not pool:
-        where = f"at or below {value} ms" if kind == "latency" else f"within the {budget_ms:.2f} ms budget"
-        raise DistillError(f"no trained trial {where}")
-    if kind == "knee":
-        front = pareto_front(pool, budget_ms)
-        if len(front) <= 2:
-            return max(front, key=lambda r: (r.accuracy, -r.latency_ms))
-        a0, a1 = front[0].accuracy, front[-1].accuracy
-        l0, l1 = front[0].latency_ms, front[-1].latency_ms
-
-        def dist(r) -> float:
-            x = (r.latency_ms - l0) / max(l1 - l0, 1e-12)
-            y = (r.accuracy - a0) / max(a1 - a0, 1e-12)
-            return y - x  # distance above the diagonal (up to a constant factor)
-        return max(front, key=dist)
-    return max(pool, key=lambda r: (r.accuracy, -r.latency_ms, -r.number))
-
-
 # ----------------------------------------------------------------------------- checkpoints
 
 def save_checkpoint(path: Path, model, candidate: Candidate, dataset, resolution: int, extra: dict | None = None) -> None:
     """A plain dict of tensors, numbers and strings: ``torch.load(weights_only=True)`` reads it."""
     import io
-
-    import torch
-
-    from nas._paths import atomic_write
 
     state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
     blob = {"key": candidate.key, "state_dict": state, "num_classes": dataset.num_classes,
@@ -148,13 +106,11 @@ def save_checkpoint(path: Path, model, candidate: Candidate, dataset, resolution
     atomic_write(path, buf.getvalue())
 
 
-def load_checkpoint(path: str | Path):
-    """(model in eval mode, checkpoint dict). Only tensors and plain data are unpickled."""
+def load_checkpoint(path: str | Path, space=None):
+    """(model in eval mode, checkpoint dict). Only tensors and plain data are unpickled. The
+    key is read in ``space`` (a SearchSpace) when it names that space, else in the built-in
+    space it names."""
     import pickle
-
-    import torch
-
-    from nas.models import build_model
 
     path = Path(path)
     if not path.is_file():
@@ -166,7 +122,12 @@ def load_checkpoint(path: str | Path):
     need = {"key", "state_dict", "num_classes", "in_channels", "resolution"}
     if not isinstance(blob, dict) or not need <= set(blob):
         raise DistillError(f"{path}: not an hwnas checkpoint (needs {', '.join(sorted(need))})")
-    model = build_model(blob["key"], blob["num_classes"], blob["in_channels"], resolution=blob["resolution"])
+    try:
+        key = Candidate.parse(blob["key"])
+        cand = space.bind(key) if space is not None and key.space == space.name else parse_candidate(blob["key"])
+    except NasError as exc:
+        raise DistillError(f"{path}: {exc}") from None
+    model = build_model(cand, blob["num_classes"], blob["in_channels"], resolution=blob["resolution"])
     try:
         model.load_state_dict(blob["state_dict"])
     except RuntimeError as exc:
@@ -177,22 +138,14 @@ def load_checkpoint(path: str | Path):
 # ----------------------------------------------------------------------------- training
 
 def _train(cand: Candidate, dataset, epochs: float, cfg: DistillConfig, teacher=None, quantize: bool = True,
-           progress: Progress | None = None, stage: str = "training", parent=None):
+           progress: Progress | None = None, stage: str = "training", init=None):
     """Build ``cand`` at the dataset's side, train it, re-estimate BN; (model, seconds).
-    With a trained ``parent`` (the candidate unpruned), start from its weights by L1-norm
-    channel selection (``nas.models.prune.l1_transfer``) instead of a random init."""
-    import torch
-
-    from nas.models import build_model
-    from nas.models.quant import apply_fake_quant
-    from nas.proxy import ProxyBudget, recalibrate_bn, train_model
-
+    ``init(model)``, if given, sets the starting weights (benchmarks try L1-norm channel
+    selection from a trained parent this way) instead of a random init."""
     torch.manual_seed(cfg.seed)
     model = build_model(cand, dataset.num_classes, dataset.in_channels, resolution=dataset.resolution)
-    if parent is not None:
-        from nas.models.prune import l1_transfer
-
-        l1_transfer(parent, model)
+    if init is not None:
+        init(model)
     if quantize:
         apply_fake_quant(model)
     model = model.to(memory_format=torch.channels_last)
@@ -209,25 +162,7 @@ def _train(cand: Candidate, dataset, epochs: float, cfg: DistillConfig, teacher=
 
 
 def _accuracy(model, x, y) -> float:
-    from nas.proxy import evaluate_model
-
     return evaluate_model(model, x, y)
-
-
-def onnx_accuracy(path: Path, x: np.ndarray, y: np.ndarray, batch: int = 250) -> float:
-    """Top-1 accuracy of an ONNX file in onnxruntime (1 thread) on float32 NCHW inputs."""
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = 1
-    opts.inter_op_num_threads = 1
-    opts.log_severity_level = 3
-    sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-    correct = 0
-    for i in range(0, len(x), batch):
-        out = sess.run(None, {"input": x[i:i + batch]})[0]
-        correct += int((out.argmax(1) == y[i:i + batch]).sum())
-    return correct / max(1, len(x))
 
 
 def _teacher(space, dataset, cfg: DistillConfig, cache: Path, progress: Progress | None,
@@ -237,10 +172,8 @@ def _teacher(space, dataset, cfg: DistillConfig, cache: Path, progress: Progress
     ``cfg.teacher_net == "parent"`` the student candidate unpruned."""
     import hashlib
 
-    from nas.models.prune import unpruned
-
     if cfg.teacher:
-        model, blob = load_checkpoint(cfg.teacher)
+        model, blob = load_checkpoint(cfg.teacher, space)
         if blob["num_classes"] != dataset.num_classes or blob["in_channels"] != dataset.in_channels:
             raise DistillError(f"teacher {cfg.teacher} has {blob['num_classes']} classes and "
                                f"{blob['in_channels']} input channels; the data has {dataset.num_classes} "
@@ -249,7 +182,7 @@ def _teacher(space, dataset, cfg: DistillConfig, cache: Path, progress: Progress
     if cfg.teacher_net == "parent":
         if student is None:
             raise DistillError("a parent teacher needs the student candidate")
-        cand = unpruned(student).replace_bits(32)
+        cand = student.unpruned().replace_bits(32)
         what = "the winner unpruned, float, trained in this run"
     else:
         cand = space.largest()
@@ -259,7 +192,7 @@ def _teacher(space, dataset, cfg: DistillConfig, cache: Path, progress: Progress
     tag = f"{cfg.teacher_net}-{digest}-{dataset.resolution}px-{epochs:g}ep-seed{cfg.seed}"
     path = cache / f"teacher-{tag}.pt"
     if path.is_file():
-        model, blob = load_checkpoint(path)
+        model, blob = load_checkpoint(path, space)
         if blob["key"] == cand.key and blob["num_classes"] == dataset.num_classes:
             return model, {"key": cand.key, "source": f"{what} (cached {path.name})",
                            "seconds": blob.get("seconds", 0.0)}
@@ -271,34 +204,21 @@ def _teacher(space, dataset, cfg: DistillConfig, cache: Path, progress: Progress
 
 # ----------------------------------------------------------------------------- the run
 
-def distill_run(run_dir: str | Path, cfg: DistillConfig | None = None,
+def distill_run(run: str | Path | RunContext, cfg: DistillConfig | None = None,
                 progress: Progress | None = None) -> dict:
-    """Pick, distil, export and document the winner of a run; returns the card."""
-    import torch
-
-    from nas.data import load_dataset
-    from nas.export import export_onnx
-    from nas.latency import load_device
-    from nas.models.quant import strip_fake_quant
-    from nas.proxy import proxy_resolution
-    from nas.report import load_run, trial_row
-    from nas.runfolder import RunFolder
-    from nas.search import load_config
-    from nas.spaces import load_space
-
+    """Pick, distil, export and document the winner of a run (a run folder, or the context of
+    the search that just made it); returns the card."""
     cfg = cfg or DistillConfig()
     cfg.validate()
-    run_dir = Path(run_dir)
-    study, meta, _ = load_run(run_dir)
-    config, _ = load_config(run_dir / "config.yaml")
+    ctx = run if isinstance(run, RunContext) else open_run(run)
+    run_dir, config, meta = ctx.run_dir, ctx.config, ctx.meta
     cfg = replace(cfg, seed=config.seed if cfg.seed is None else cfg.seed)
-    rows = [trial_row(t) for t in study.get_trials(deepcopy=False)]
-    budget_ms = float(meta["latency_budget_ms"])
-    win = pick_winner(rows, budget_ms, cfg.pick)
-    cand = Candidate.parse(win.key)
-    space = load_space(config.space)
-    dataset = load_dataset(config.data, seed=config.seed)
-    res = proxy_resolution(cand, dataset.resolution, space)
+    study = open_study(meta.study_name, meta.storage)
+    budget_ms = ctx.budget_ms
+    win = pick_winner(read_trials(study), budget_ms, cfg.pick)
+    cand = ctx.space.parse(win.key)
+    space, dataset, profile = ctx.space, ctx.dataset, ctx.profile
+    res = ctx.proxy_side(cand)
     data = dataset.at_resolution(res)
     out_dir = run_dir / cfg.out
     prev_threads = torch.get_num_threads()
@@ -336,7 +256,6 @@ def distill_run(run_dir: str | Path, cfg: DistillConfig | None = None,
             acc_fp32 = onnx_accuracy(out_dir / "model.onnx", xt, yt)
             acc_int8 = onnx_accuracy(out_dir / "model.int8.onnx", xt, yt)
             host = _host_latency(cand, data.num_classes, progress) if cfg.measure_host else {}
-            profile = load_device(config.device)
             card = {
                 "candidate": cand.key,
                 "trial": win.number,
@@ -347,7 +266,7 @@ def distill_run(run_dir: str | Path, cfg: DistillConfig | None = None,
                 "device_source": profile.source,
                 "predicted_latency_ms": profile.latency_ms(cand, num_classes=data.num_classes),
                 "latency_budget_ms": budget_ms,
-                "latency_budget_source": meta.get("latency_budget_source", ""),
+                "latency_budget_source": ctx.budget_source,
                 "latency_note": f"predicted for the candidate at {cand.resolution}x{cand.resolution}x3 "
                                 f"with {data.num_classes} classes",
                 **host,
@@ -388,9 +307,6 @@ def _host_latency(cand: Candidate, num_classes: int, progress: Progress | None) 
     """Measured onnxruntime latency on this host (fp32 and int8, candidate at its resolution),
     next to the host profile's prediction of the same networks."""
     import tempfile
-
-    from nas.latency import load_device
-    from nas.latency.host import measure_candidate
 
     if progress:
         progress("timing the winner on this host", 0, 2)

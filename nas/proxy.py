@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import os
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 import torch
@@ -20,6 +20,9 @@ from torch import nn
 
 from nas.candidate import Candidate
 from nas.data import Dataset
+from nas.models import build_model
+from nas.models.quant import apply_fake_quant
+from nas.space_files import parse_candidate
 
 __all__ = ["ProxyBudget", "ProxyResult", "evaluate_proxy", "proxy_resolution", "train_model", "evaluate_model",
            "estimate_training_bytes", "recalibrate_bn"]
@@ -89,23 +92,15 @@ def estimate_training_bytes(candidate: Candidate, dataset: Dataset, batch_size: 
     return int(batch_size * act * 4 * 2 + weights * 4 * 3)
 
 
-def proxy_resolution(candidate: Candidate, dataset_resolution: int, space=None) -> int:
+def proxy_resolution(candidate: Candidate, dataset_resolution: int) -> int:
     """The input side a candidate trains at in the proxy: the dataset's side scaled by the
-    candidate's resolution over the largest resolution of its skeleton (at least 8 px).
+    candidate's resolution over the largest resolution of its skeleton (at least 8 px), in
+    the space the candidate is bound to.
 
     Without this the resolution gene would cost latency but never accuracy, and a search would
-    always pick the smallest. A candidate of a space that cannot be loaded by name (a space
-    read from a path, with ``space`` not given) trains at the dataset's side.
+    always pick the smallest.
     """
-    from nas.errors import UnknownSpaceError
-    from nas.spaces import load_space
-
-    if space is None:
-        try:
-            space = load_space(candidate.space)
-        except UnknownSpaceError:
-            return dataset_resolution
-    sk = space.skeletons.get(candidate.skeleton)
+    sk = candidate.search_space.skeletons.get(candidate.skeleton)
     top = max(sk.resolutions) if sk is not None and sk.resolutions else candidate.resolution
     if candidate.resolution >= top:
         return dataset_resolution
@@ -229,15 +224,10 @@ def evaluate_proxy(candidate: Candidate | str, dataset: Dataset, seed: int = 0,
     side is ``resolution`` if given, else ``proxy_resolution`` (the dataset is resized). A
     non-finite loss gives a failed result with the reason rather than an exception.
     """
-    from nas.models import build_model
-    from nas.models.quant import apply_fake_quant
-
     if isinstance(candidate, str):
-        candidate = Candidate.parse(candidate)
+        candidate = parse_candidate(candidate)
     budget = budget or ProxyBudget()
     if overrides:
-        from dataclasses import replace
-
         budget = replace(budget, **overrides)
     if budget.batch_size < 1 or budget.epochs <= 0 or budget.threads < 1 or not 0 <= budget.warmup_fraction < 1:
         raise ValueError(f"bad proxy budget: {budget}")

@@ -14,36 +14,14 @@ import json
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from nas.errors import NasError
+from nas._paths import atomic_write
+from nas.config import RunMeta, SearchConfig, read_run_config
+from nas.errors import ReportError, SearchError
+from nas.front import hypervolume_2d, pareto_front
+from nas.trials import TrialRow, open_study, read_trials
 
-__all__ = ["TrialRow", "ReportData", "report_data", "pareto_front", "hypervolume_2d",
-           "write_tables", "write_report", "regenerate", "ReportError"]
-
-
-class ReportError(NasError, ValueError):
-    """A run folder cannot be reported (no study, unreadable config ...)."""
-
-
-class TrialRow(NamedTuple):
-    number: int
-    state: str  # Optuna state: COMPLETE, FAIL, RUNNING, WAITING
-    status: str  # evaluated | over_budget | duplicate | failed | interrupted | running
-    key: str
-    accuracy: float | None
-    latency_ms: float | None
-    macs: int | None
-    params: int | None
-    bytes: int | None
-    bits: str
-    keep: str
-    resolution: int | None
-    proxy_seconds: float | None
-    node: str
-    reason: str
-
-    @property
-    def trained(self) -> bool:
-        return self.status in ("evaluated", "duplicate") and self.accuracy is not None
+__all__ = ["ReportData", "report_data", "write_tables", "write_report", "load_run", "regenerate",
+           "TrialRow", "pareto_front", "hypervolume_2d"]
 
 
 class ReportData(NamedTuple):
@@ -61,62 +39,10 @@ class ReportData(NamedTuple):
     hypervolume: list[tuple[int, float]]  # (trial number, normalised HV of the front so far)
 
 
-def trial_row(t) -> TrialRow:
-    from nas.search import trial_attrs
-
-    a = trial_attrs(t)
-    status = a.get("status") or ("running" if t.state.name in ("RUNNING", "WAITING") else "failed")
-    if a.get("interrupted"):
-        status = "interrupted"  # stopped by Ctrl-C or kill; run again on --resume
-    return TrialRow(t.number, t.state.name, status, a.get("key", ""), a.get("accuracy"),
-                    a.get("latency_ms"), a.get("macs"), a.get("params"), a.get("bytes"),
-                    a.get("bits", ""), a.get("keep", ""), a.get("resolution"), a.get("proxy_seconds"),
-                    a.get("node", ""), a.get("reason", ""))
-
-
-def pareto_front(rows: list[TrialRow], budget_ms: float, size: bool = False) -> list[TrialRow]:
-    """Non-dominated trained trials within the budget (accuracy up; latency, and bytes if
-    ``size``, down), sorted by latency; a repeated key appears once."""
-    pts = {}
-    for r in rows:
-        if r.trained and r.latency_ms is not None and r.latency_ms <= budget_ms:
-            pts.setdefault(r.key, r)
-    cand = list(pts.values())
-
-    def objs(r: TrialRow) -> tuple:
-        return (-r.accuracy, r.latency_ms) + ((r.bytes or 0,) if size else ())
-
-    front = []
-    for r in cand:
-        o = objs(r)
-        dominated = any(all(a <= b for a, b in zip(objs(q), o)) and objs(q) != o for q in cand)
-        if not dominated:
-            front.append(r)
-    return sorted(front, key=lambda r: (r.latency_ms, -r.accuracy))
-
-
-def hypervolume_2d(points: list[tuple[float, float]], budget_ms: float) -> float:
-    """Area dominated by (accuracy, latency) points, normalised to [0, 1]: reference point
-    accuracy 0 and latency = budget; latency is divided by the budget."""
-    pts = sorted((lat / budget_ms, acc) for acc, lat in points if lat <= budget_ms and acc > 0)
-    # sweep by latency: the staircase of running-best accuracy, each step to the next point
-    steps, best = [], 0.0
-    for lat, acc in pts:
-        if acc > best:
-            steps.append((lat, acc))
-            best = acc
-    area = 0.0
-    for i, (lat, acc) in enumerate(steps):
-        nxt = steps[i + 1][0] if i + 1 < len(steps) else 1.0
-        area += acc * (nxt - lat)
-    return area
-
-
-def report_data(study, meta: dict, config: dict | None = None) -> ReportData:
-    rows = [trial_row(t) for t in study.get_trials(deepcopy=False)]
-    config = config or {}
-    budget = float(meta["latency_budget_ms"])
-    objectives = tuple(config.get("objectives", ("acc", "latency")))
+def report_data(study, meta: RunMeta, config: SearchConfig) -> ReportData:
+    rows = read_trials(study)
+    budget = float(meta.latency_budget_ms)
+    objectives = tuple(config.objectives)
     front = pareto_front(rows, budget, size="size" in objectives)
     hv, pts = [], []
     for r in sorted(rows, key=lambda r: r.number):
@@ -125,10 +51,9 @@ def report_data(study, meta: dict, config: dict | None = None) -> ReportData:
         if r.status != "running":
             hv.append((r.number, hypervolume_2d(pts, budget)))
     return ReportData(
-        run=meta.get("study_name", study.study_name), space=config.get("space", ""),
-        device_label=meta.get("device_label", ""), provenance=meta.get("device_provenance", ""),
-        budget_ms=budget, budget_source=meta.get("latency_budget_source", ""), objectives=objectives,
-        dataset=meta.get("dataset", ""), trials=rows, front=front,
+        run=meta.study_name, space=config.space, device_label=meta.device_label,
+        provenance=meta.device_provenance, budget_ms=budget, budget_source=meta.latency_budget_source,
+        objectives=objectives, dataset=meta.dataset, trials=rows, front=front,
         references=list(study.user_attrs.get("references", [])), hypervolume=hv)
 
 
@@ -264,33 +189,19 @@ def render_png(data: ReportData) -> bytes:
 
 # ----------------------------------------------------------------------------- files
 
-def _config_of(run_dir: Path) -> dict:
-    import yaml
-
-    try:
-        raw = yaml.safe_load((run_dir / "config.yaml").read_text())
-    except (OSError, yaml.YAMLError):
-        return {}
-    return raw.get("config", {}) if isinstance(raw, dict) else {}
-
-
-def write_tables(run_dir: Path, study, meta: dict) -> dict[str, Path]:
-    """trials.csv and pareto.json (cheap: refreshed after every trial)."""
-    from nas._paths import atomic_write
-
-    data = report_data(study, meta, _config_of(Path(run_dir)))
+def write_tables(run_dir: Path, study, config: SearchConfig, meta: RunMeta) -> dict[str, Path]:
+    """trials.csv and pareto.json (cheap: refreshed after trials finish)."""
+    data = report_data(study, meta, config)
     run_dir = Path(run_dir)
     atomic_write(run_dir / "trials.csv", trials_csv(data))
     atomic_write(run_dir / "pareto.json", pareto_json(data))
     return {"trials.csv": run_dir / "trials.csv", "pareto.json": run_dir / "pareto.json"}
 
 
-def write_report(run_dir: Path, study, meta: dict) -> dict[str, Path]:
+def write_report(run_dir: Path, study, config: SearchConfig, meta: RunMeta) -> dict[str, Path]:
     """Every derived file, each written atomically."""
-    from nas._paths import atomic_write
-
     run_dir = Path(run_dir)
-    data = report_data(study, meta, _config_of(run_dir))
+    data = report_data(study, meta, config)
     files = {}
     for name, text in (("trials.csv", trials_csv(data)), ("pareto.json", pareto_json(data)),
                        ("report.html", render_html(data))):
@@ -301,36 +212,21 @@ def write_report(run_dir: Path, study, meta: dict) -> dict[str, Path]:
     return files
 
 
-def load_run(run_dir: str | Path) -> tuple[Any, dict, dict]:
-    """(study, meta, config) of a run folder, read-only."""
-    import optuna
-    import yaml
-
+def load_run(run_dir: str | Path) -> tuple[Any, RunMeta, SearchConfig]:
+    """(study, derived facts, configuration) of a run folder, read-only."""
     run_dir = Path(run_dir)
-    cfg_path = run_dir / "config.yaml"
-    if not cfg_path.is_file():
-        raise ReportError(f"{run_dir} is not a run folder (no config.yaml)")
     try:
-        raw = yaml.safe_load(cfg_path.read_text())
-    except yaml.YAMLError as exc:
-        raise ReportError(f"{cfg_path}: malformed YAML ({str(exc).splitlines()[0]})") from None
-    if not isinstance(raw, dict) or "storage" not in raw or "study_name" not in raw:
-        raise ReportError(f"{cfg_path}: missing storage or study_name")
-    storage = raw["storage"]
-    if storage.startswith("sqlite:///") and not Path(storage[len("sqlite:///"):]).is_file():
-        raise ReportError(f"{run_dir}: the study database {storage[len('sqlite:///'):]} is missing")
-    from nas.search import _storage
-
+        config, meta = read_run_config(run_dir)
+    except SearchError as exc:
+        raise ReportError(str(exc)) from None
     try:
-        study = optuna.load_study(study_name=raw["study_name"], storage=_storage(storage))
-    except KeyError:
-        raise ReportError(f"no study {raw['study_name']!r} in {storage}") from None
-    meta = {k: v for k, v in raw.items() if k != "config"}
-    return study, meta, raw.get("config", {})
+        study = open_study(meta.study_name, meta.storage)
+    except ReportError as exc:
+        raise ReportError(f"{run_dir}: {exc}") from None
+    return study, meta, config
 
 
 def regenerate(run_dir: str | Path) -> dict[str, Path]:
     """``nas report RUN``: rebuild trials.csv, pareto.json, report.html and pareto.png."""
-    study, meta, _ = load_run(run_dir)
-    return write_report(Path(run_dir), study, meta)
-
+    study, meta, config = load_run(run_dir)
+    return write_report(Path(run_dir), study, config, meta)

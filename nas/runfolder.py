@@ -15,13 +15,9 @@ import time
 from pathlib import Path
 
 from nas._paths import atomic_write
-from nas.errors import NasError
+from nas.errors import RunLockedError
 
 __all__ = ["RunFolder", "RunLockedError", "atomic_write"]
-
-
-class RunLockedError(NasError, RuntimeError):
-    """Another process holds the run folder."""
 
 
 class RunFolder:

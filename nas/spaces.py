@@ -1,4 +1,5 @@
-"""Search spaces, read from ``search_spaces/<name>.yaml`` (data, not code).
+"""Search spaces: the domain (skeletons, stages, genes) and the one place genes become
+operators. Reading them from ``search_spaces/<name>.yaml`` is ``nas.space_files``.
 
 A space has one or more *skeletons* (macro structures: stem, stages, head). A stage fixes its
 output channels (at width 1, or from a width table), its stride, whether it uses squeeze-excite
@@ -13,18 +14,14 @@ from __future__ import annotations
 
 import math
 import random
-import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from nas._paths import data_names, is_path_like, read_yaml, resolve_yaml
-from nas.candidate import (DEFAULT_SKELETON, FLOAT_BITS, Block, Candidate, OpSpec,
-                           format_number, make_divisible, pruned_channels)
-from nas.errors import (CandidateError, ReferenceNotFoundError, SpaceError,
-                        UnknownSpaceError)
+from nas.candidate import FLOAT_BITS, Block, Candidate, OpSpec, format_number, make_divisible, pruned_channels
+from nas.errors import CandidateError, ReferenceNotFoundError
 
-__all__ = ["SearchSpace", "Stage", "Skeleton", "load_space", "space_names"]
+__all__ = ["SearchSpace", "Stage", "Skeleton", "FAMILIES", "ACTIVATIONS"]
 
 FAMILIES = ("mbconv", "shufflenet")
 ACTIVATIONS = ("relu", "relu6", "hswish", "none")
@@ -88,6 +85,22 @@ class SearchSpace:
         """Published ``{"macs_m", "params_m"}`` of a reference network, if the YAML has them."""
         self.reference(name)
         return self._published.get(name)
+
+    def bind(self, cand: Candidate) -> Candidate:
+        """``cand`` checked against this space (CandidateError if it is not a buildable
+        network of it) and bound to it, so that its ``ops()`` run this definition."""
+        cand = cand if cand.space_def is self else cand.replace(space_def=self)
+        self.validate(cand)
+        return cand
+
+    def parse(self, key: str) -> Candidate:
+        """The candidate of this space that ``key`` spells (syntax and membership checked)."""
+        return self.bind(Candidate.parse(key))
+
+    def sample_many(self, n: int, seed: int) -> list[Candidate]:
+        """``n`` candidates drawn with ``random.Random(seed)`` (the same list for the same seed)."""
+        rng = random.Random(seed)
+        return [self.sample(rng) for _ in range(n)]
 
     def sample(self, rng: random.Random) -> Candidate:
         """A uniformly chosen candidate (each gene uniform among its choices)."""
@@ -265,7 +278,7 @@ class SearchSpace:
         # ops keep shapes), so each block position can be enumerated on its own.
         stages = tuple(tuple(Block.parse(st.ops[0]) for _ in range(min(st.depth)))
                        for st in sk.stages)
-        base = Candidate(self.name, sk.name, res, w, stages)
+        base = Candidate(self.name, sk.name, res, w, stages, space_def=self)
         n_lead = 1 + int(sk.maxpool)
         n_tail = int(sk.head is not None) + 1 + len(sk.classifier) + 1
         out: set[OpSpec] = set()
@@ -349,7 +362,7 @@ class SearchSpace:
                 bits = int(pick(f"s{i}.b{j}.bits", st.bits))
                 blocks.append(Block.of(op.kind, op.kernel, op.expansion, op.groups, keep, bits))
             stages.append(tuple(blocks))
-        return Candidate(self.name, skel, int(resolution), width, tuple(stages))
+        return Candidate(self.name, skel, int(resolution), width, tuple(stages), space_def=self)
 
 
 def _effective_strides(target_res: int, res: int, strides: list[int]) -> list[int]:
@@ -364,244 +377,3 @@ def _effective_strides(target_res: int, res: int, strides: list[int]) -> list[in
         if s > 1:
             out[i] = 1
     return out
-
-
-# --------------------------------------------------------------------------- loading
-
-_lock = threading.Lock()
-_cache: dict[str, SearchSpace] = {}
-
-
-def space_names() -> list[str]:
-    """Names of the built-in spaces (files in search_spaces/)."""
-    return data_names("search_spaces")
-
-
-def load_space(name_or_path: str | Path) -> SearchSpace:
-    """Load a built-in space by name, or a space YAML by path (then also known by its name
-    for the rest of the process, so that its candidates' keys resolve)."""
-    text = str(name_or_path)
-    with _lock:
-        if not is_path_like(text) and text in _cache:
-            return _cache[text]
-    path = resolve_yaml("search_spaces", text,
-                        lambda p: SpaceError(f"search space file not found: {p}"), UnknownSpaceError)
-    space = _SpaceReader(path).read(read_yaml(path, SpaceError))
-    if not is_path_like(text) and space.name != text:
-        raise SpaceError(f"{path}: 'name' is {space.name!r} but the file is {text}.yaml")
-    with _lock:
-        _cache[space.name] = space
-    return space
-
-
-class _SpaceReader:
-    """Turns the YAML mapping into a SearchSpace, naming file and field on every error."""
-
-    def __init__(self, path: Path):
-        self.path = path
-
-    def err(self, where: str, msg: str) -> SpaceError:
-        return SpaceError(f"{self.path}: {where}: {msg}")
-
-    def get(self, d: Any, key: str, where: str, typ, default: Any = ...) -> Any:
-        if not isinstance(d, dict):
-            raise self.err(where, f"expected a mapping, got {type(d).__name__}")
-        if key not in d:
-            if default is ...:
-                raise self.err(where, f"missing field {key!r}")
-            return default
-        v = d[key]
-        if typ is float and isinstance(v, int) and not isinstance(v, bool):
-            v = float(v)
-        if not isinstance(v, typ) or (typ is int and isinstance(v, bool)):
-            name = getattr(typ, "__name__", str(typ))
-            raise self.err(f"{where}.{key}", f"expected {name}, got {v!r}")
-        return v
-
-    def num_list(self, d: dict, key: str, where: str, typ, default: Any = ...) -> tuple:
-        v = self.get(d, key, where, list, default)
-        if v is default and default is not ...:
-            return tuple(v) if v is not None else None
-        if not v:
-            raise self.err(f"{where}.{key}", "empty list")
-        out = []
-        for x in v:
-            if typ is float and isinstance(x, int) and not isinstance(x, bool):
-                x = float(x)
-            if not isinstance(x, typ) or isinstance(x, bool):
-                raise self.err(f"{where}.{key}", f"expected a list of {typ.__name__}, got {x!r}")
-            out.append(x)
-        return tuple(out)
-
-    def read(self, raw: Any) -> SearchSpace:
-        if not isinstance(raw, dict):
-            raise self.err("top level", "expected a mapping")
-        name = self.get(raw, "name", "top level", str)
-        family = self.get(raw, "family", "top level", str)
-        if family not in FAMILIES:
-            raise self.err("family", f"{family!r} is not one of {', '.join(FAMILIES)}")
-        widths_raw = self.get(raw, "widths", "top level", dict)
-        mode = self.get(widths_raw, "mode", "widths", str)
-        table: dict[float, dict] = {}
-        if mode == "multiplier":
-            widths = self.num_list(widths_raw, "choices", "widths", float)
-        elif mode == "table":
-            choices = self.get(widths_raw, "choices", "widths", dict)
-            for wk, row in choices.items():
-                if not isinstance(wk, (int, float)):
-                    raise self.err("widths.choices", f"width {wk!r} is not a number")
-                where = f"widths.choices.{wk}"
-                table[float(wk)] = {"stem": self.get(row, "stem", where, int),
-                                    "stages": self.num_list(row, "stages", where, int),
-                                    "head": self.get(row, "head", where, int)}
-            widths = tuple(table)
-        else:
-            raise self.err("widths.mode", "must be 'multiplier' or 'table'")
-        bits = self.num_list(raw, "bits", "top level", int)
-        keep = self.num_list(raw, "keep", "top level", float)
-        for k in keep:
-            if not 0 < k <= 1:
-                raise self.err("keep", f"keep ratio {k} outside (0, 1]")
-        default_ops = self._ops(raw, "top level", family, None)
-        resolutions = self.num_list(raw, "resolutions", "top level", int)
-        skeletons: dict[str, Skeleton] = {}
-        sk_raw = self.get(raw, "skeletons", "top level", dict)
-        if not sk_raw:
-            raise self.err("skeletons", "no skeleton defined")
-        for sk_name, skd in sk_raw.items():
-            where = f"skeletons.{sk_name}"
-            stem = self.get(skd, "stem", where, dict)
-            stem = {"channels": self.get(stem, "channels", f"{where}.stem", int),
-                    "kernel": self.get(stem, "kernel", f"{where}.stem", int, 3),
-                    "stride": self.get(stem, "stride", f"{where}.stem", int, 2),
-                    "act": self._act(stem, f"{where}.stem")}
-            stages = []
-            for i, sd in enumerate(self.get(skd, "stages", where, list), start=1):
-                sw = f"{where}.stages[{i}]"
-                ch = self.get(sd, "channels", sw, int, 0 if mode == "table" else ...)
-                st = Stage(channels=ch,
-                           stride=self.get(sd, "stride", sw, int, 1),
-                           depth=self.num_list(sd, "depth", sw, int),
-                           ops=self._ops(sd, sw, family, default_ops),
-                           keep=self.num_list(sd, "keep", sw, float, list(keep)),
-                           bits=self.num_list(sd, "bits", sw, int, list(bits)),
-                           se=self.get(sd, "se", sw, bool, False),
-                           act=self._act(sd, sw))
-                if st.stride not in (1, 2):
-                    raise self.err(f"{sw}.stride", "must be 1 or 2")
-                if min(st.depth) < 1:
-                    raise self.err(f"{sw}.depth", "depths must be at least 1")
-                if not set(st.bits) <= set(bits):
-                    raise self.err(f"{sw}.bits", "must be a subset of the space's bits")
-                stages.append(st)
-            head = self.get(skd, "head", where, dict, None)
-            if head is not None:
-                head = {"channels": self.get(head, "channels", f"{where}.head", int),
-                        "act": self._act(head, f"{where}.head"),
-                        "shrink": self.get(head, "shrink", f"{where}.head", bool, True)}
-            classifier = []
-            for j, fc in enumerate(self.get(skd, "classifier", where, list, []), start=1):
-                fw = f"{where}.classifier[{j}]"
-                classifier.append({"channels": self.get(fc, "channels", fw, int),
-                                   "act": self._act(fc, fw),
-                                   "shrink": self.get(fc, "shrink", fw, bool, True)})
-            sk_res = self.num_list(skd, "resolutions", where, int, list(resolutions))
-            skeletons[str(sk_name)] = Skeleton(
-                name=str(sk_name), stem=stem, stages=tuple(stages), head=head,
-                classifier=tuple(classifier),
-                maxpool=self.get(skd, "maxpool", where, bool, False), resolutions=sk_res)
-            if mode == "table":
-                for wk, row in table.items():
-                    if len(row["stages"]) != len(stages):
-                        raise self.err(f"widths.choices.{wk}.stages",
-                                       f"{len(row['stages'])} widths for {len(stages)} stages "
-                                       f"of skeleton {sk_name!r}")
-        if len(skeletons) == 1 and DEFAULT_SKELETON not in skeletons:
-            raise self.err("skeletons", "a space with one skeleton must call it 'default'")
-        space = SearchSpace(
-            name=name, family=family,
-            description=self.get(raw, "description", "top level", str, "").strip(),
-            skeletons=skeletons, width_mode=mode, widths=widths, width_table=table,
-            expand_when_e1=self.get(raw, "expand_when_e1", "top level", bool, False),
-            bits_choices=tuple(sorted(set(bits) | {FLOAT_BITS})), source=self.path)
-        space._references = self._references(raw, space)
-        for ref, fig in self.get(raw, "published", "top level", dict, {}).items():
-            if ref not in space._references:
-                raise self.err("published", f"{ref!r} is not a reference of this space")
-            space._published[ref] = {"macs_m": self.get(fig, "macs_m", f"published.{ref}", float),
-                                     "params_m": self.get(fig, "params_m", f"published.{ref}", float)}
-        return space
-
-    def _act(self, d: dict, where: str) -> str:
-        act = self.get(d, "act", where, str, "none")
-        if act not in ACTIVATIONS:
-            raise self.err(f"{where}.act", f"{act!r} is not one of {', '.join(ACTIVATIONS)}")
-        return act
-
-    def _ops(self, d: dict, where: str, family: str, default: tuple | None) -> tuple[str, ...]:
-        """Op choices: an explicit ``ops`` list, or ``kernels`` x ``expansions``."""
-        if "ops" in d:
-            ops = [str(o) for o in self.get(d, "ops", where, list)]
-        elif "kernels" in d or "expansions" in d:
-            ks = self.num_list(d, "kernels", where, int, list(_tokens_field(default, "k")))
-            es = self.num_list(d, "expansions", where, float, list(_tokens_field(default, "e")))
-            ops = [f"k{k}e{format_number(e)}" for k in ks for e in es]
-        elif default is not None:
-            return default
-        else:
-            raise self.err(where, "missing 'ops' (or 'kernels' and 'expansions')")
-        for op in ops:
-            try:
-                blk = Block.parse(op)
-            except CandidateError as exc:
-                raise self.err(f"{where}.ops", f"bad op {op!r}: {exc.reason}") from None
-            if blk.keep != 1 or blk.bits != FLOAT_BITS:
-                raise self.err(f"{where}.ops", f"op {op!r} must not carry keep or bits")
-            want = ("mb", "skip") if family == "mbconv" else ("shuffle", "xception")
-            if blk.kind not in want:
-                raise self.err(f"{where}.ops", f"op {op!r} does not belong to family {family}")
-        if not ops:
-            raise self.err(f"{where}.ops", "empty list")
-        return tuple(dict.fromkeys(ops))
-
-    def _references(self, raw: dict, space: SearchSpace) -> dict[str, Candidate]:
-        refs: dict[str, Candidate] = {}
-        for i, rd in enumerate(self.get(raw, "references", "top level", list, []), start=1):
-            where = f"references[{i}]"
-            pattern = self.get(rd, "name", where, str)
-            skel = self.get(rd, "skeleton", where, str, DEFAULT_SKELETON)
-            stages = self.get(rd, "stages", where, list)
-            widths = self.num_list(rd, "widths", where, float)
-            ress = self.num_list(rd, "resolutions", where, int)
-            head = space.name if skel == DEFAULT_SKELETON else f"{space.name}.{skel}"
-            body = "/".join(",".join(str(s).split()) for s in stages)
-            for w in widths:
-                for r in ress:
-                    ref_name = pattern.format(width=_ref_width(w), resolution=r)
-                    key = f"{head}:r{r}:w{format_number(w)}:{body}"
-                    try:
-                        cand = Candidate.parse(key, validate=False)
-                        space.validate(cand)
-                    except CandidateError as exc:
-                        raise self.err(where, f"reference {ref_name}: {exc}") from None
-                    if ref_name in refs:
-                        raise self.err(where, f"duplicate reference name {ref_name}")
-                    refs[ref_name] = cand
-        return refs
-
-
-def _ref_width(w: float) -> str:
-    s = format_number(w)
-    return s if "." in s else f"{s}.0"
-
-
-def _tokens_field(default: tuple | None, which: str) -> list:
-    if not default:
-        return []
-    vals = []
-    for op in default:
-        b = Block.parse(op)
-        v = b.kernel if which == "k" else b.expansion
-        if v not in vals:
-            vals.append(v)
-    return vals

@@ -1,9 +1,21 @@
+import os
 import random
+import sys
+import tempfile
+from pathlib import Path
 
-import pytest
-import torch
+# Hermetic: every cache hwnas writes (host latency tables, datasets) goes to a folder of this
+# test session, never the user's ~/.cache/hwnas. Set before nas is imported; Ray workers and
+# subprocesses inherit it.
+os.environ["HWNAS_CACHE"] = tempfile.mkdtemp(prefix="hwnas-test-cache-")
+os.environ.setdefault("MPLCONFIGDIR", tempfile.mkdtemp(prefix="hwnas-test-mpl-"))
+# benchmark helpers (zerocost.py, l1_prune.py) are tested from benchmarks/
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
-import nas
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+import nas  # noqa: E402
 
 torch.set_num_threads(1)
 

@@ -17,7 +17,8 @@ from nas.report import load_run
 from nas.search import trial_attrs
 
 RAY = shutil.which("ray") or str(Path(sys.executable).parent / "ray")
-pytestmark = pytest.mark.skipif(not os.path.exists(RAY), reason="the ray CLI is not installed")
+pytestmark = [pytest.mark.skipif(not os.path.exists(RAY), reason="the ray CLI is not installed"),
+              pytest.mark.slow]  # a real two-node Ray cluster (ray start), in subprocesses
 
 
 def _free_port() -> int:

@@ -43,6 +43,7 @@ def run_dir(tmp_path_factory, ray_session):
     return res.run_dir
 
 
+@pytest.mark.slow
 def test_distill_exports_a_checked_winner_with_its_card(run_dir):
     card = distill_run(run_dir, DistillConfig(**FAST))
     win = run_dir / "winner"
@@ -75,13 +76,13 @@ def test_distill_exports_a_checked_winner_with_its_card(run_dir):
     assert card2["teacher_source"] == str(teacher) and card2["teacher"] == card["teacher"]
 
 
+@pytest.mark.slow
 def test_parent_teacher_is_the_winner_unpruned_and_float(run_dir):
     from nas.candidate import Candidate
-    from nas.models.prune import unpruned
 
     card = distill_run(run_dir, DistillConfig(**{**FAST, "teacher_epochs": None}, teacher_net="parent",
                                               measure_host=False, out="winner-parent"))
-    want = unpruned(Candidate.parse(card["candidate"])).replace_bits(32).key
+    want = nas.parse_candidate(card["candidate"]).unpruned().replace_bits(32).key
     assert card["teacher"] == want and "unpruned" in card["teacher_source"]
     assert card["distillation"]["teacher_net"] == "parent"
     assert card["distillation"]["teacher_epochs"] == 2 * FAST["epochs"]  # default: twice the student's
@@ -91,6 +92,7 @@ def test_parent_teacher_is_the_winner_unpruned_and_float(run_dir):
         distill_run(run_dir, DistillConfig(**FAST, teacher_net="biggest"))
 
 
+@pytest.mark.slow
 def test_bad_teachers_are_clear_errors(run_dir, tmp_path):
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"not a checkpoint")

@@ -16,7 +16,7 @@ from nas.cli import app
 from nas.errors import NasError
 from nas.latency.profile import load_device, read_table
 from nas.search import SearchConfig, SearchError
-from nas.spaces import load_space
+from nas.space_files import load_space
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 JUNK = st.one_of(st.none(), st.booleans(), st.integers(-10**6, 10**6), st.floats(allow_nan=True),

@@ -26,6 +26,7 @@ def small(cand):
     return cand.replace(resolution=64)
 
 
+@pytest.mark.slow
 def test_export_time_import(tmp_path):
     out = tmp_path / "export"
     r = runner.invoke(app, ["profile", "export-ops", "--space", "shufflenetv2", "--out", str(out),

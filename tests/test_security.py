@@ -8,7 +8,7 @@ from nas.distill import DistillError, load_checkpoint
 from nas.errors import NasError
 from nas.latency import load_device
 from nas.search import SearchError, load_config
-from nas.spaces import load_space
+from nas.space_files import load_space
 
 PAYLOAD = "!!python/object/apply:os.system ['touch {marker}']"
 
@@ -46,6 +46,7 @@ def test_a_config_with_unknown_or_odd_fields_is_data_only(tmp_path):
         load_config(cfg)
 
 
+@pytest.mark.slow
 def test_a_search_writes_only_inside_out(tmp_path):
     """Run from a clean working directory with a clean HOME: afterwards hwnas's files are all in
     --out (Ray keeps its session logs in its temp folder and its token in ~/.ray; matplotlib

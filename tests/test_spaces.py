@@ -95,10 +95,14 @@ def test_num_candidates_matches_enumeration(tmp_path):
     assert len(seen) == 72
 
 
-def test_space_loaded_by_path_resolves_keys(tmp_path):
+def test_space_loaded_by_path_resolves_keys_explicitly(tmp_path):
     space = nas.load_space(_write(tmp_path, TINY))
     ref = space.reference("tiny_1.0_64")
-    assert nas.Candidate.parse(ref.key) == ref
+    assert space.parse(ref.key) == ref and space.parse(ref.key).search_space is space
+    assert nas.parse_candidate(ref.key, space) == ref
+    # no hidden registry: loading the file did not make "tiny" a name the process knows
+    with pytest.raises(UnknownSpaceError):
+        nas.parse_candidate(ref.key)
     assert nas.build_model(ref, 3)(__import__("torch").zeros(1, 3, 64, 64)).shape == (1, 3)
 
 

@@ -20,10 +20,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.optimize
 
 from nas.candidate import FLOAT_BITS, OpSpec
 
-__all__ = ["Estimator", "FEATURES", "op_features", "nnls"]
+__all__ = ["Estimator", "FEATURES", "op_features", "nnls", "loo_errors"]
 
 BASE = ("layers", "dense", "dw", "act", "weights")
 FEATURES = tuple(f"{p}.{b}" for p in ("f32", "i8") for b in BASE)
@@ -106,29 +107,20 @@ def op_features(op: OpSpec, exec_bits: int | None = None) -> np.ndarray:
     return v
 
 
-def nnls(A: np.ndarray, b: np.ndarray, max_iter: int = 200) -> np.ndarray:
-    """Non-negative least squares (Lawson-Hanson active set), small dense problems."""
-    m, n = A.shape
-    x = np.zeros(n)
-    passive = np.zeros(n, dtype=bool)
-    w = A.T @ (b - A @ x)
-    for _ in range(max_iter):
-        if passive.all() or (w[~passive] <= 1e-12).all():
-            break
-        j = np.argmax(np.where(passive, -np.inf, w))
-        passive[j] = True
-        for _ in range(max_iter):
-            z = np.zeros(n)
-            z[passive] = np.linalg.lstsq(A[:, passive], b, rcond=None)[0]
-            if (z[passive] > 0).all():
-                break
-            neg = passive & (z <= 0)
-            alpha = np.min(x[neg] / (x[neg] - z[neg] + 1e-300))
-            x = x + alpha * (z - x)
-            passive &= x > 1e-12
-        x = z
-        w = A.T @ (b - A @ x)
-    return x
+def nnls(A: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Non-negative least squares (SciPy's Lawson-Hanson), with room for ill-conditioned fits."""
+    return scipy.optimize.nnls(A, b, maxiter=50 * max(1, A.shape[1]))[0]
+
+
+def loo_errors(X: np.ndarray, y: np.ndarray, prior: "Estimator | None" = None,
+               ridge: float = 1e-3) -> np.ndarray:
+    """Signed relative error of each row predicted by an estimator fitted on the other rows."""
+    errs = np.empty(len(y))
+    for i in range(len(y)):
+        mask = np.arange(len(y)) != i
+        est = Estimator.fit(X[mask], y[mask], prior=prior, ridge=ridge)
+        errs[i] = est.predict_rows(X[i:i + 1])[0] / y[i] - 1
+    return errs
 
 
 @dataclass

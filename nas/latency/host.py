@@ -17,20 +17,25 @@ import os
 import platform
 import re
 import tempfile
-import time
-import warnings
 from pathlib import Path
+from dataclasses import replace
 from typing import Callable
 
 import numpy as np
 
+import torch
+
 from nas._paths import atomic_write
 from nas.candidate import FLOAT_BITS, Candidate, OpSpec
+from nas.errors import DeviceError
+from nas.export import export_module, ort_session, quantize_int8, strip_boundary_qdq, time_session
+from nas.latency.calibration import Calibration
 from nas.latency.estimator import Estimator, op_features
-from nas.latency.profile import Calibration, DeviceError
+from nas.models import build_model
+from nas.models.blocks import build_op
 
 __all__ = ["cache_dir", "measure_ops", "measure_candidate", "load_host_state", "save_calibration",
-           "host_estimator", "quantize_int8", "THREADS"]
+           "host_estimator", "input_for", "THREADS"]
 
 THREADS = int(os.environ.get("HWNAS_HOST_THREADS", "1"))
 Progress = Callable[[int, int], None]
@@ -111,149 +116,24 @@ def host_estimator(table: dict[str, float], est_raw: dict) -> Estimator:
 
 # --------------------------------------------------------------------------- timing
 
-def _session(path_or_bytes):
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = THREADS
-    opts.inter_op_num_threads = 1
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    opts.log_severity_level = 3
-    return ort.InferenceSession(path_or_bytes, opts, providers=["CPUExecutionProvider"])
+def _session(path):
+    return ort_session(path, threads=THREADS)
 
 
-def time_session(sess, feed: dict, min_runs: int = 20, min_seconds: float = 0.2,
-                 max_runs: int = 5000) -> float:
-    """Fastest of repeated runs after warm-up, in milliseconds.
-
-    On a shared machine interference only ever adds time, so the minimum is the steadiest
-    estimate of what the runtime needs: repeats of the same network varied 1-9% by minimum
-    against 5-51% by median on this 2-core host (BENCHMARKS.md). Op tables and end-to-end
-    validation use the same statistic, so they stay comparable."""
-    for _ in range(3):
-        sess.run(None, feed)
-    best = float("inf")
-    runs = 0
-    start = time.perf_counter()
-    while runs < max_runs and (runs < min_runs or time.perf_counter() - start < min_seconds):
-        t0 = time.perf_counter()
-        sess.run(None, feed)
-        best = min(best, time.perf_counter() - t0)
-        runs += 1
-    return best * 1e3
-
-
-def _input_for(op: OpSpec, batch: int = 1) -> np.ndarray:
+def input_for(op: OpSpec, batch: int = 1) -> np.ndarray:
+    """A seeded input of the op's shape (op models are exported and timed on it)."""
     rng = np.random.default_rng(0)
     if op.kind == "linear":
         return rng.standard_normal((batch, op.cin)).astype(np.float32)
     return rng.standard_normal((batch, op.cin, op.h, op.w)).astype(np.float32)
 
 
-class _Reader:
-    """Calibration data for static quantization."""
-
-    def __init__(self, name: str, arrays: list[np.ndarray]):
-        self.items = iter([{name: a} for a in arrays])
-
-    def get_next(self):
-        return next(self.items, None)
-
-
-def quantize_int8(fp32_path: Path, out_path: Path, calibration: list[np.ndarray]) -> Path:
-    """onnxruntime static quantization, QDQ format, per-channel int8 weights, uint8
-    activations, calibrated on ``calibration`` arrays (the model's input).
-
-    The graph first goes through onnxruntime's ``quant_pre_process`` (shape inference and
-    constant folding): without it the exporter's Clip bounds stay as nodes, the quantizer
-    cannot fuse activations into the integer convolutions, and the int8 model ran 0.5-0.8x
-    the fp32 speed on this host; with it 1.0-2.4x (BENCHMARKS.md, issue 6)."""
-    import logging
-    import tempfile
-
-    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
-    from onnxruntime.quantization.shape_inference import quant_pre_process
-
-    root = logging.getLogger()
-    level = root.level
-    root.setLevel(logging.ERROR)  # the quantizer logs advice through the root logger
-    try:
-        with warnings.catch_warnings(), tempfile.TemporaryDirectory() as tmp:
-            warnings.simplefilter("ignore")
-            src = Path(tmp) / "pre.onnx"
-            try:
-                quant_pre_process(str(fp32_path), str(src))
-            except Exception:  # pre-processing is an optimisation: quantize the graph as it is
-                src = Path(fp32_path)
-            quantize_static(str(src), str(out_path), _Reader("input", calibration),
-                            quant_format=QuantFormat.QDQ, per_channel=True,
-                            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                            calibrate_method=CalibrationMethod.MinMax)
-    finally:
-        root.setLevel(level)
-    return out_path
-
-
-def _export(module, x: np.ndarray, path: Path) -> None:
-    import torch
-
-    from nas.models.fold import fold_batchnorm
-
-    with warnings.catch_warnings(), torch.no_grad():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(fold_batchnorm(module), (torch.from_numpy(x),), str(path), opset_version=17,
-                          dynamo=False, input_names=["input"], output_names=["output"])
-
-
-def strip_boundary_qdq(path: Path) -> dict[str, np.dtype]:
-    """Turn a QDQ model's float input/output into its quantized tensors, in place.
-
-    Inside a network, consecutive int8 ops pass uint8 tensors to each other: the runtime
-    fuses DequantizeLinear -> op -> QuantizeLinear into one integer kernel and no float
-    tensor appears between ops. An op timed on its own would also pay a QuantizeLinear on its
-    input and a DequantizeLinear on its output; removing them times what the network runs.
-    Returns {input name: numpy dtype} for feeding the stripped model; empty when the input
-    is not quantized directly (e.g. split first), in which case the input stays float."""
-    import onnx
-    from onnx import TensorProto, helper
-
-    model = onnx.load(str(path))
-    g = model.graph
-    feeds: dict[str, np.dtype] = {}
-    for inp in list(g.input):
-        q = [n for n in g.node if n.op_type == "QuantizeLinear" and n.input[0] == inp.name]
-        if len(q) != 1:
-            continue
-        q = q[0]
-        zp = next((t for t in g.initializer if t.name == q.input[2]), None) if len(q.input) > 2 else None
-        elem = zp.data_type if zp is not None else TensorProto.UINT8
-        shape = [d.dim_value for d in inp.type.tensor_type.shape.dim]
-        g.node.remove(q)
-        g.input.remove(inp)
-        g.input.append(helper.make_tensor_value_info(q.output[0], elem, shape))
-        feeds[q.output[0]] = np.uint8 if elem == TensorProto.UINT8 else np.int8
-    for out in list(g.output):
-        dq = [n for n in g.node if n.op_type == "DequantizeLinear" and n.output[0] == out.name]
-        if len(dq) != 1:
-            continue
-        dq = dq[0]
-        g.node.remove(dq)
-        g.output.remove(out)
-        g.output.append(helper.make_tensor_value_info(dq.input[0], TensorProto.UINT8, None))
-    onnx.save(model, str(path))
-    return feeds
-
-
 def measure_op(op: OpSpec, exec_bits: int, workdir: Path) -> float:
-    import torch
-
-    from nas.models.blocks import build_op
-
     torch.manual_seed(0)
     module = build_op(op)
-    x = _input_for(op)
+    x = input_for(op)
     fp32 = workdir / "op.onnx"
-    _export(module, x, fp32)
+    export_module(module, x, fp32)
     if exec_bits >= FLOAT_BITS:
         return time_session(_session(str(fp32)), {"input": x})
     rng = np.random.default_rng(1)
@@ -271,10 +151,6 @@ def measure_ops(ops: list[tuple[OpSpec, int]], progress: Progress | None = None,
                 save_every: int = 25) -> dict[str, float]:
     """Time every (op, executed bits) not yet in the cache; returns {table key: ms} for all.
     The caller's torch thread count is restored afterwards."""
-    from dataclasses import replace
-
-    import torch
-
     specs = [op if op.bits == eb else replace(op, bits=eb) for op, eb in ops]
     path = cache_dir() / "table.json"
     table = {k: float(v) for k, v in _read_json(path).items()}
@@ -305,15 +181,11 @@ def measure_into_cache(ops: list[tuple[OpSpec, int]]) -> dict[str, float]:
 
 def measure_candidate(cand: Candidate, int8: bool, workdir: Path, num_classes: int = 1000) -> float:
     """End-to-end latency of the whole network (ONNX in onnxruntime), milliseconds."""
-    import torch
-
-    from nas.models import build_model
-
     torch.manual_seed(0)
     model = build_model(cand, num_classes).eval()
     x = np.random.default_rng(0).standard_normal((1, 3, cand.resolution, cand.resolution)).astype(np.float32)
     fp32 = workdir / "net.onnx"
-    _export(model, x, fp32)
+    export_module(model, x, fp32)
     path = fp32
     if int8:
         rng = np.random.default_rng(1)

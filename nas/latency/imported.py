@@ -20,16 +20,13 @@ from pathlib import Path
 import numpy as np
 
 from nas.candidate import OpSpec, make_divisible
-from nas.errors import NasError
-from nas.latency.estimator import Estimator, op_features
+from nas.errors import LutError
+from nas._paths import read_yaml
+from nas.latency.estimator import Estimator, loo_errors, op_features
 
-__all__ = ["parse_lut", "lut_profile_parts", "loo_errors"]
+__all__ = ["parse_lut", "lut_profile_parts"]
 
 _SHAPE = r"(\d+)x(\d+)x(\d+)"
-
-
-class LutError(NasError, ValueError):
-    pass
 
 
 def _ops_for_key(key: str, fmt: str) -> list[OpSpec]:
@@ -72,9 +69,7 @@ def _ops_for_key(key: str, fmt: str) -> list[OpSpec]:
 
 def parse_lut(path: Path, fmt: str) -> list[tuple[str, list[OpSpec], float]]:
     """(source key, our ops, mean ms) per entry."""
-    from nas.latency.profile import _yaml
-
-    raw = _yaml(path)
+    raw = read_yaml(path, LutError)
     if not isinstance(raw, dict):
         raise LutError(f"{path}: expected a mapping of block key to timings")
     rows = []
@@ -93,16 +88,6 @@ def _design(rows) -> tuple[np.ndarray, np.ndarray]:
     X = np.array([sum(op_features(o) for o in ops) for _, ops, _ in rows])
     y = np.array([ms for _, _, ms in rows])
     return X, y
-
-
-def loo_errors(X: np.ndarray, y: np.ndarray, prior: Estimator | None = None) -> np.ndarray:
-    """Signed relative error of each entry predicted by an estimator fitted on the others."""
-    errs = np.empty(len(y))
-    for i in range(len(y)):
-        mask = np.arange(len(y)) != i
-        est = Estimator.fit(X[mask], y[mask], prior=prior)
-        errs[i] = est.predict_rows(X[i:i + 1])[0] / y[i] - 1
-    return errs
 
 
 _PARTS_CACHE: dict[tuple[str, str], tuple] = {}

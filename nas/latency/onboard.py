@@ -13,19 +13,24 @@ from __future__ import annotations
 
 import csv
 import json
-import random
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
+import torch
 import yaml
 
-from nas.candidate import FLOAT_BITS, Candidate, OpSpec
 from nas._paths import atomic_write
-from nas.errors import NasError
-from nas.latency.estimator import Estimator, op_features
-from nas.latency.profile import DeviceError, DeviceProfile, read_table
+from nas.candidate import FLOAT_BITS, Candidate, OpSpec
+from nas.errors import DeviceError, NasError
+from nas.export import export_module, quantize_int8
+from nas.latency.estimator import Estimator, loo_errors, op_features
+from nas.latency.host import input_for
+from nas.latency.profile import DeviceProfile, read_table
+from nas.models.blocks import build_op
+from nas.space_files import load_space, parse_candidate
 
 __all__ = ["export_ops", "import_results", "fit_measurements", "TIMING_SCRIPT"]
 
@@ -80,16 +85,11 @@ print(f"wrote {out_path} ({len(results)} ops); import it with: "
 
 
 def _ops_for_export(space_names: list[str], samples: int, seed: int, bits: list[int]) -> list[OpSpec]:
-    from dataclasses import replace
-
-    from nas.spaces import load_space
-
     ops: dict[str, OpSpec] = {}
     for name in space_names:
         space = load_space(name)
         if samples:
-            rng = random.Random(seed)
-            base = [op for _ in range(samples) for op in space.sample(rng).ops()]
+            base = [op for c in space.sample_many(samples, seed) for op in c.ops()]
         else:
             base = list(space.all_ops())
         for op in base:
@@ -103,11 +103,6 @@ def export_ops(space_names: list[str], out_dir: Path, samples: int = 50, seed: i
                bits: tuple[int, ...] = (32, 8), progress: Progress | None = None) -> Path:
     """Write op models, manifest.json and time_ops.py into ``out_dir``. ``samples`` > 0
     exports the ops of that many sampled candidates per space (0: every op of the space)."""
-    from nas.latency.host import _export, _input_for, quantize_int8
-    from nas.models.blocks import build_op
-
-    import torch
-
     out_dir = Path(out_dir)
     (out_dir / "ops").mkdir(parents=True, exist_ok=True)
     ops = _ops_for_export(space_names, samples, seed, list(bits))
@@ -118,10 +113,10 @@ def export_ops(space_names: list[str], out_dir: Path, samples: int = 50, seed: i
         for i, op in enumerate(ops, 1):
             if op.key not in done:
                 torch.manual_seed(0)
-                x = _input_for(op)
+                x = input_for(op)
                 fname = f"ops/op{len(entries):05d}.onnx"
                 fp32 = Path(tmp) / "op.onnx"
-                _export(build_op(op), x, fp32)
+                export_module(build_op(op), x, fp32)
                 if op.bits < FLOAT_BITS:
                     rng = np.random.default_rng(1)
                     quantize_int8(fp32, out_dir / fname, [rng.standard_normal(x.shape).astype(np.float32)
@@ -133,9 +128,9 @@ def export_ops(space_names: list[str], out_dir: Path, samples: int = 50, seed: i
             if progress:
                 progress(i, len(ops))
             if i % 50 == 0 or i == len(ops):
-                manifest_path.write_text(json.dumps({"spaces": space_names, "ops": entries}, indent=0))
+                atomic_write(manifest_path, json.dumps({"spaces": space_names, "ops": entries}, indent=0))
     script = out_dir / "time_ops.py"
-    script.write_text(TIMING_SCRIPT)
+    atomic_write(script, TIMING_SCRIPT)
     script.chmod(0o755)
     return out_dir
 
@@ -207,7 +202,7 @@ def read_measurements(path: Path) -> list[tuple[Candidate, float]]:
                 raise NasError(f"{path}: line {i}: ms {row['ms']!r} is not a number") from None
             if not np.isfinite(ms) or ms <= 0:
                 raise NasError(f"{path}: line {i}: ms must be positive, got {row['ms']}")
-            rows.append((Candidate.parse(row["key"]), ms))
+            rows.append((parse_candidate(row["key"]), ms))
     if len(rows) < 3:
         raise NasError(f"{path}: need at least 3 measured candidates, got {len(rows)}")
     return rows
@@ -224,12 +219,7 @@ def fit_measurements(name: str, measurements: Path, out_dir: Path, prior: Device
     X = np.array([sum(op_features(op, prior.exec_bits(op.bits)) for op in c.ops()) for c, _ in rows])
     y = np.array([ms for _, ms in rows])
     est = Estimator.fit(X, y, prior=prior.estimator, ridge=0.05)
-    errs = []
-    for i in range(len(y)):
-        m = np.arange(len(y)) != i
-        e = Estimator.fit(X[m], y[m], prior=prior.estimator, ridge=0.05)
-        errs.append(e.predict_rows(X[i:i + 1])[0] / y[i] - 1)
-    errs = np.abs(np.array(errs))
+    errs = np.abs(loo_errors(X, y, prior=prior.estimator, ridge=0.05))
     validation = {"method": f"leave-one-out over {len(y)} whole-network measurements",
                   "entries": int(len(y)), "loo_mape_pct": round(float(errs.mean() * 100), 2),
                   "loo_median_ape_pct": round(float(np.median(errs) * 100), 2),

@@ -9,104 +9,26 @@ execute natively are priced at the width they fall back to (``bit_fallback``).
 from __future__ import annotations
 
 import json
-import math
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 
+from nas._typecheck import expect
 from nas._paths import data_names, read_yaml, resolve_yaml
 from nas.candidate import FLOAT_BITS, Candidate, OpSpec
-from nas.errors import NasError
+from nas.errors import DeviceError, NasError, UnknownDeviceError
+from nas.latency.calibration import Calibration, boundary_melems
 from nas.latency.estimator import Estimator
+from nas.latency.host import host_estimator, load_host_state
+from nas.latency.imported import lut_profile_parts
 
 __all__ = ["DeviceProfile", "Calibration", "OpLatency", "load_device", "device_names",
            "DeviceError", "UnknownDeviceError", "PROVENANCES"]
 
 PROVENANCES = ("measured", "imported", "estimated")
-
-
-class DeviceError(NasError, ValueError):
-    """A device profile or its table is malformed, or cannot price an op."""
-
-
-class UnknownDeviceError(DeviceError, KeyError):
-    def __init__(self, name: str, valid: list[str]):
-        self.name, self.valid = name, valid
-        super().__init__(f"unknown device {name!r}; valid: {', '.join(valid)} "
-                         f"(or a path to a profile YAML)")
-
-    def __str__(self) -> str:
-        return self.args[0]
-
-
-KINDS = ("conv", "mbconv", "shuffle", "shuffle_x", "maxpool", "gap", "linear")
-
-
-@dataclass
-class Calibration:
-    """Whole-network correction of isolated op latencies:
-
-    ``sum(kind_scale[op.kind] * op_ms) + per_op_ms * n_ops + per_melem_ms * boundary_melems
-    + offset_ms``
-
-    A scale per op kind absorbs what the runtime does differently inside a network (warm or
-    cold caches, fusions across ops); ``n_ops`` models the per-run overhead an isolated timing
-    pays once per op but a network once; ``boundary_melems`` (millions of elements entering
-    and leaving each op) models layout changes and re-quantization at op boundaries that the
-    runtime removes between consecutive ops.
-    """
-
-    scale: float = 1.0  # for kinds without their own scale
-    kind_scale: dict[str, float] = field(default_factory=dict)
-    per_op_ms: float = 0.0
-    per_melem_ms: float = 0.0
-    offset_ms: float = 0.0
-    source: str = "none"
-
-    def __post_init__(self) -> None:
-        nums = {"scale": self.scale, "per_op_ms": self.per_op_ms, "per_melem_ms": self.per_melem_ms,
-                "offset_ms": self.offset_ms}
-        if not isinstance(self.kind_scale, dict):
-            raise DeviceError(f"calibration.kind_scale: expected a mapping, got {self.kind_scale!r}")
-        nums.update({f"kind_scale.{k}": v for k, v in self.kind_scale.items()})
-        for k, v in nums.items():
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-                raise DeviceError(f"calibration.{k}: expected a finite number, got {v!r}")
-
-    def op_scale(self, kind: str) -> float:
-        return self.kind_scale.get(kind, self.scale)
-
-    def apply(self, scaled_sum_ms: float, n_ops: int, boundary_melems: float = 0.0) -> float:
-        """``scaled_sum_ms`` is the sum of op latencies already multiplied by ``op_scale``."""
-        raw = scaled_sum_ms + self.per_op_ms * n_ops + self.per_melem_ms * boundary_melems + self.offset_ms
-        return max(raw, 0.05 * scaled_sum_ms)  # never let a correction term drive it to zero
-
-    @classmethod
-    def fit(cls, kind_sums: list[dict[str, float]], n_ops, melems, measured, source: str) -> "Calibration":
-        """Least squares on relative error. Kind scales are kept non-negative (a kind cannot
-        take negative time); the per-op, per-element and offset terms may take either sign
-        (an isolated timing pays overheads a network does not). Chosen over a single global
-        scale by leave-one-out cross-validation within the calibration sample (BENCHMARKS.md)."""
-        from nas.latency.estimator import nnls
-
-        y = np.asarray(measured, float)
-        kinds = [k for k in KINDS if any(d.get(k, 0) > 0 for d in kind_sums)]
-        K = np.array([[d.get(k, 0.0) for k in kinds] for d in kind_sums]).reshape(len(y), len(kinds))
-        F = np.column_stack([n_ops, melems, np.ones(len(y))])
-        A = np.column_stack([K, F, -F]) / y[:, None]  # free-sign terms as a difference of two
-        c = nnls(A, np.ones(len(y)))
-        nk = len(kinds)
-        free = c[nk:nk + 3] - c[nk + 3:]
-        return cls(scale=1.0, kind_scale={k: float(v) for k, v in zip(kinds, c[:nk])},
-                   per_op_ms=float(free[0]), per_melem_ms=float(free[1]), offset_ms=float(free[2]),
-                   source=source)
-
-    def to_dict(self) -> dict:
-        return {"scale": self.scale, "kind_scale": dict(self.kind_scale), "per_op_ms": self.per_op_ms,
-                "per_melem_ms": self.per_melem_ms, "offset_ms": self.offset_ms, "source": self.source}
 
 
 @dataclass(frozen=True)
@@ -134,6 +56,7 @@ class DeviceProfile:
     path: Path | None = None
     measure_missing: Callable[[list[tuple[OpSpec, int]]], dict[str, float]] | None = None
     _block_cache: dict = field(default_factory=dict, repr=False)
+    _spaces: dict = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     # ------------------------------------------------------------------ prediction
@@ -199,7 +122,10 @@ class DeviceProfile:
         # first-in-stage, block genes); edges only on (skeleton, resolution, width,
         # quantized). Both are cached per context, so a warm profile prices a candidate with
         # one dictionary lookup per block.
-        ctx = (cand.space, cand.skeleton, cand.resolution, cand.width, num_classes)
+        # the space object, not its name: two spaces may share a name (a YAML copy of a built-in)
+        space = cand.search_space
+        self._spaces.setdefault(id(space), space)  # keeps the id from being reused
+        ctx = (id(space), cand.skeleton, cand.resolution, cand.width, num_classes)
         blocks = self._block_cache.get(ctx)
         if blocks is not None:
             tf, ti, n, el, quantized = 0.0, 0.0, 0, 0.0, False
@@ -222,7 +148,7 @@ class DeviceProfile:
         return self._op_sum(cand, num_classes)
 
     def _fill_cache(self, cand: Candidate, num_classes: int, ctx: tuple) -> None:
-        plan = cand.space_obj().plan(cand, num_classes=num_classes)
+        plan = cand.search_space.plan(cand, num_classes=num_classes)
         self._ensure_measured([op for _, op in plan])
         cf, ci = self.calibration["f32"], self.calibration["i8"]
 
@@ -262,15 +188,7 @@ class DeviceProfile:
                 "table_entries": len(self.table), "validation": self.validation}
 
 
-def boundary_melems(op: OpSpec) -> float:
-    """Millions of elements entering and leaving ``op``."""
-    ho, wo = op.out_hw
-    return (op.h * op.w * op.cin + ho * wo * op.cout) / 1e6
-
-
 def _with_bits(op: OpSpec, bits: int) -> OpSpec:
-    from dataclasses import replace
-
     return replace(op, bits=bits)
 
 
@@ -304,10 +222,6 @@ def load_device(name_or_path: str | Path) -> DeviceProfile:
     return profile
 
 
-def _yaml(path: Path) -> Any:
-    return read_yaml(path, DeviceError)
-
-
 def _need(d: Any, key: str, typ, path: Path, where: str = "top level", default: Any = ...) -> Any:
     if not isinstance(d, dict):
         raise DeviceError(f"{path}: {where}: expected a mapping")
@@ -315,16 +229,11 @@ def _need(d: Any, key: str, typ, path: Path, where: str = "top level", default: 
         if default is ...:
             raise DeviceError(f"{path}: {where}: missing field {key!r}")
         return default
-    v = d[key]
-    if typ is float and isinstance(v, int) and not isinstance(v, bool):
-        v = float(v)
-    if not isinstance(v, typ) or (typ in (int, float) and isinstance(v, bool)):
-        raise DeviceError(f"{path}: {where}.{key}: expected {getattr(typ, '__name__', typ)}, got {v!r}")
-    return v
+    return expect(d[key], typ, f"{path}: {where}.{key}", DeviceError)
 
 
 def _read_profile(path: Path) -> DeviceProfile:
-    raw = _yaml(path)
+    raw = read_yaml(path, DeviceError)
     if not isinstance(raw, dict):
         raise DeviceError(f"{path}: top level: expected a mapping")
     name = _need(raw, "name", str, path)
@@ -347,12 +256,10 @@ def _read_profile(path: Path) -> DeviceProfile:
     measure = None
     kind = _need(raw, "kind", str, path, default="static")
     if kind == "host":
-        from nas.latency import host
-
-        table, calib_h, validation_h, measure = host.load_host_state()
+        table, calib_h, validation_h, measure = load_host_state()
         calib.update(calib_h)
         validation = validation_h or validation
-        estimator = host.host_estimator(table, est_raw)
+        estimator = host_estimator(table, est_raw)
     elif "from_hardware" in est_raw:
         hw = _need(est_raw, "from_hardware", dict, path, "estimator")
         for k, v in hw.items():
@@ -364,8 +271,6 @@ def _read_profile(path: Path) -> DeviceProfile:
         except TypeError as exc:
             raise DeviceError(f"{path}: estimator.from_hardware: {exc}") from None
     elif "fit_lut" in est_raw:
-        from nas.latency.imported import lut_profile_parts
-
         lut_path = path.parent / _need(est_raw, "fit_lut", str, path, "estimator")
         table, estimator, validation = lut_profile_parts(lut_path, _need(est_raw, "format", str, path, "estimator"))
     elif "coef" in est_raw:
@@ -394,7 +299,7 @@ def read_table(path: Path) -> dict[str, float]:
         except json.JSONDecodeError as exc:
             raise DeviceError(f"{path}: line {exc.lineno}: malformed JSON: {exc.msg}") from None
     else:
-        raw = _yaml(path)
+        raw = read_yaml(path, DeviceError)
     if not isinstance(raw, dict):
         raise DeviceError(f"{path}: expected a mapping of op key to milliseconds")
     out = {}

@@ -3,15 +3,18 @@ timings of sampled candidates (fp32: every block float; int8: every block at 8 b
 
 from __future__ import annotations
 
-import random
 import tempfile
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
+import scipy.stats
 
 from nas.candidate import Candidate
-from nas.latency.profile import Calibration, DeviceProfile
+from nas.latency.calibration import Calibration
+from nas.latency.host import measure_candidate, save_calibration
+from nas.latency.profile import DeviceProfile
+from nas.space_files import load_space
 
 __all__ = ["kendall_tau", "end_to_end", "calibrate_host", "validate_profile"]
 
@@ -19,33 +22,16 @@ Progress = Callable[[str, int, int], None]
 
 
 def kendall_tau(a, b) -> float:
-    """Kendall's tau-b between two sequences (O(n^2); n is small here)."""
-    a, b = np.asarray(a, float), np.asarray(b, float)
-    n = len(a)
-    conc = disc = ties_a = ties_b = 0
-    for i in range(n):
-        da = np.sign(a[i + 1:] - a[i])
-        db = np.sign(b[i + 1:] - b[i])
-        conc += int(np.sum(da * db > 0))
-        disc += int(np.sum(da * db < 0))
-        ties_a += int(np.sum((da == 0) & (db != 0)))
-        ties_b += int(np.sum((db == 0) & (da != 0)))
-    denom = np.sqrt((conc + disc + ties_a) * (conc + disc + ties_b))
-    return float((conc - disc) / denom) if denom else float("nan")
+    """Kendall's tau-b (SciPy), nan when either sequence is constant."""
+    return float(scipy.stats.kendalltau(a, b).statistic)
 
 
 def _candidates(space_name: str, n: int, seed: int) -> list[Candidate]:
-    from nas.spaces import load_space
-
-    space = load_space(space_name)
-    rng = random.Random(seed)
-    return [space.sample(rng) for _ in range(n)]
+    return load_space(space_name).sample_many(n, seed)
 
 
 def end_to_end(cands: list[Candidate], profile: DeviceProfile, progress: Progress | None = None):
     """Per precision: ({kind: summed op ms}, op counts, boundary Melems, measured ms)."""
-    from nas.latency.host import measure_candidate
-
     out = {"f32": ([], [], [], []), "i8": ([], [], [], [])}
     total = 2 * len(cands)
     done = 0
@@ -64,8 +50,6 @@ def end_to_end(cands: list[Candidate], profile: DeviceProfile, progress: Progres
 
 def calibrate_host(profile: DeviceProfile, spaces: list[str], n: int, seed: int = 0,
                    progress: Progress | None = None) -> dict[str, Calibration]:
-    from nas.latency.host import save_calibration
-
     cands = [c for s in spaces for c in _candidates(s, n, seed)]
     data = end_to_end(cands, profile, progress)
     calib = {p: Calibration.fit(*data[p], source=f"{len(cands)} candidates of "

@@ -7,6 +7,7 @@ from torch import nn
 
 from nas.candidate import Candidate
 from nas.models.blocks import build_op
+from nas.space_files import parse_candidate
 
 __all__ = ["Network", "build_model"]
 
@@ -50,7 +51,7 @@ def build_model(candidate: Candidate | str, num_classes: int, in_channels: int =
     Pruned channels are physically absent; each op module carries its ``bits``.
     """
     if isinstance(candidate, str):
-        candidate = Candidate.parse(candidate)
+        candidate = parse_candidate(candidate)
     if num_classes < 1:
         raise ValueError(f"num_classes must be at least 1, got {num_classes}")
     if in_channels < 1:

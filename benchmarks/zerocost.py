@@ -28,9 +28,10 @@ def naswot(candidate: Candidate | str, dataset: Dataset, seed: int = 0, batch_si
     on ``batch_size`` training images chosen by ``seed``."""
     from nas.models import build_model
     from nas.proxy import proxy_resolution
+    from nas.space_files import parse_candidate
 
     if isinstance(candidate, str):
-        candidate = Candidate.parse(candidate)
+        candidate = parse_candidate(candidate)
     res = resolution or proxy_resolution(candidate, dataset.resolution)
     data = dataset.at_resolution(res)
     torch.manual_seed(seed)

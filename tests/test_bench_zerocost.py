@@ -1,4 +1,4 @@
-"""NASWOT zero-cost score (nas.zerocost)."""
+"""NASWOT zero-cost score (benchmarks/zerocost.py)."""
 
 import math
 import random
@@ -7,7 +7,7 @@ import numpy as np
 
 import nas
 from nas.data import Dataset, load_dataset
-from nas.zerocost import naswot
+from zerocost import naswot  # benchmarks/ (conftest puts it on the path)
 
 
 def _dataset(x_train: np.ndarray) -> Dataset:

@@ -1,4 +1,4 @@
-"""L1-norm structured channel selection: initialise a pruned network from its trained,
+"""Benchmark helper (issue 6 tried it; the pipeline does not use it). L1-norm structured channel selection: initialise a pruned network from its trained,
 unpruned parent (Li et al., "Pruning Filters for Efficient ConvNets", 2017).
 
 A candidate's keep ratios (``p`` in its key) shrink the hidden channels of its blocks; the
@@ -11,25 +11,12 @@ batch norm, the depthwise conv, squeeze-excite, the projection's input channels)
 
 from __future__ import annotations
 
-import dataclasses
-
 import torch
 from torch import nn
 
-from nas.candidate import Block, Candidate
+from nas.errors import TransferError
 
-__all__ = ["TransferError", "unpruned", "l1_transfer"]
-
-
-class TransferError(ValueError):
-    """The two networks are not parent and pruned child."""
-
-
-def unpruned(cand: Candidate) -> Candidate:
-    """The same candidate with every keep ratio at 1 (bits unchanged)."""
-    stages = tuple(tuple(Block.of(b.kind, b.kernel, b.expansion, b.groups, 1.0, b.bits) for b in s)
-                   for s in cand.stages)
-    return dataclasses.replace(cand, stages=stages)
+__all__ = ["TransferError", "l1_transfer"]
 
 
 def _top_l1(weight: torch.Tensor, k: int) -> torch.Tensor:

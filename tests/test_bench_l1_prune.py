@@ -1,4 +1,4 @@
-"""L1-norm channel transfer from an unpruned parent (nas.models.prune)."""
+"""L1-norm channel transfer from an unpruned parent (benchmarks/l1_prune.py)."""
 
 import random
 
@@ -8,7 +8,7 @@ import torch
 import nas
 from nas.candidate import Candidate
 from nas.models import build_model
-from nas.models.prune import TransferError, l1_transfer, unpruned
+from l1_prune import TransferError, l1_transfer  # benchmarks/ (conftest puts it on the path)
 
 
 def _pruned_sample(space_name: str, seed: int) -> Candidate:
@@ -16,7 +16,7 @@ def _pruned_sample(space_name: str, seed: int) -> Candidate:
     rng = random.Random(seed)
     for _ in range(200):
         c = space.sample(rng)
-        if any(b.keep < 1 for s in c.stages for b in s) and c != unpruned(c):
+        if any(b.keep < 1 for s in c.stages for b in s) and c != c.unpruned():
             return c
     raise AssertionError("no pruned sample")
 
@@ -58,7 +58,7 @@ def _silence_dropped(parent, student, gen) -> None:
 def test_transfer_is_exact_when_dropped_channels_are_silent(space_name, seed):
     cand = _pruned_sample(space_name, seed)
     torch.manual_seed(seed)
-    parent = build_model(unpruned(cand), 10, 3, resolution=32)
+    parent = build_model(cand.unpruned(), 10, 3, resolution=32)
     student = build_model(cand, 10, 3, resolution=32)
     # random BN statistics so that a wrongly sliced BN would show
     for m in parent.modules():
@@ -78,7 +78,7 @@ def test_transfer_is_exact_when_dropped_channels_are_silent(space_name, seed):
 def test_transfer_changes_output_when_dropped_channels_matter():
     cand = _pruned_sample("mobilenetv3", 0)
     torch.manual_seed(0)
-    parent = build_model(unpruned(cand), 10, 3, resolution=32).eval()
+    parent = build_model(cand.unpruned(), 10, 3, resolution=32).eval()
     student = build_model(cand, 10, 3, resolution=32).eval()
     l1_transfer(parent, student)
     x = torch.randn(2, 3, 32, 32)
@@ -93,4 +93,4 @@ def test_transfer_refuses_unrelated_networks():
         l1_transfer(a, b)
     c = _pruned_sample("mobilenetv2", 2)
     with pytest.raises(TransferError):  # the pruned one as parent of the unpruned one
-        l1_transfer(build_model(c, 10, 3, resolution=32), build_model(unpruned(c), 10, 3, resolution=32))
+        l1_transfer(build_model(c, 10, 3, resolution=32), build_model(c.unpruned(), 10, 3, resolution=32))

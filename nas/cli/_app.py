@@ -1,0 +1,80 @@
+"""The ``nas`` application: its typer apps, consoles and the error boundary (library errors
+become one line on stderr and exit code 2). Commands live in the sibling modules."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from pathlib import Path
+from typing import Callable, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+import nas
+from nas.errors import NasError
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+                  help="hwnas: hardware-aware neural architecture search.")
+space_app = typer.Typer(no_args_is_help=True, help="Inspect one search space.")
+candidate_app = typer.Typer(no_args_is_help=True, help="Inspect one candidate network.")
+profile_app = typer.Typer(no_args_is_help=True, help="Build and validate device profiles.")
+app.add_typer(space_app, name="space")
+app.add_typer(candidate_app, name="candidate")
+app.add_typer(profile_app, name="profile")
+
+out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 160)
+err = Console(stderr=True, highlight=False, soft_wrap=True, width=None if sys.stderr.isatty() else 160)
+
+USER_ERROR = 2
+
+
+def user_errors(fn: Callable) -> Callable:
+    """Turn library errors into one line on stderr and exit code 2 (never a traceback)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except KeyboardInterrupt as exc:  # SearchInterrupted says how to resume
+            err.print(str(exc) or "interrupted", markup=False)
+            raise typer.Exit(130) from None
+        except NasError as exc:
+            err.print(f"error: {exc}", markup=False)
+            raise typer.Exit(USER_ERROR) from None
+
+    return wrapper
+
+
+def _version(value: bool) -> None:
+    if value:
+        out.print(f"hwnas {nas.__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(version: Optional[bool] = typer.Option(None, "--version", callback=_version,
+                                                is_eager=True, help="Print the version.")) -> None:
+    """hwnas: hardware-aware neural architecture search."""
+
+
+
+def progress_printer(label: str):
+    """A transient rich progress bar fed by (..., done, total) calls."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    bar = Progress(TextColumn(label), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                   TimeRemainingColumn(), console=err, transient=True)
+    task = None
+
+    def update(*args):
+        nonlocal task
+        done, total = args[-2], args[-1]
+        if task is None:
+            bar.start()
+            task = bar.add_task(label, total=total)
+        bar.update(task, completed=done, total=total)
+        if done >= total:
+            bar.stop()
+    return update

@@ -1,0 +1,134 @@
+"""``nas profile build|validate|export-ops|import|fit``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+import nas
+from nas.cli._app import out, profile_app, progress_printer, user_errors
+from nas.errors import NasError
+from nas.latency import host, load_device
+from nas.latency.onboard import export_ops, fit_measurements, import_results
+from nas.latency.validate import calibrate_host, validate_profile
+
+
+def _host_only(device: str):
+    prof = load_device(device)
+    if prof.measure_missing is None:
+        raise NasError(f"device {prof.name} is {prof.provenance}: only the host profile can be "
+                       f"measured on this machine")
+    return prof
+
+
+@profile_app.command("build")
+@user_errors
+def profile_build(
+    device: str = typer.Option("host", "--device", "-d"),
+    space: list[str] = typer.Option(["mobilenetv3"], "--space", "-s", help="Space(s) whose ops to time."),
+    samples: int = typer.Option(20, "--samples", min=0,
+                                help="Time the ops of N sampled candidates per space; 0 = every op of "
+                                     "the space (hours for the MobileNet spaces: BENCHMARKS.md)."),
+    calibrate: int = typer.Option(0, "--calibrate", min=0,
+                                  help="Then fit the whole-network calibration on N candidates per space."),
+    seed: int = typer.Option(0, "--seed"),
+) -> None:
+    """Time the ops of a space on this host (cached; resumable), optionally calibrate."""
+    prof = _host_only(device)
+    ops = []
+    for name in space:
+        sp = nas.load_space(name)
+        if samples:
+            ops += [(op, prof.exec_bits(op.bits)) for c in sp.sample_many(samples, seed) for op in c.ops()]
+        else:
+            ops += [(op, prof.exec_bits(op.bits)) for op in sp.all_ops()]
+    table = host.measure_ops(ops, progress=progress_printer("timing ops"))
+    out.print(f"{len(table)} op timings for {', '.join(space)} in {host.cache_dir()}")
+    if calibrate:
+        cal = calibrate_host(prof, space, calibrate, seed=seed,
+                             progress=progress_printer("end-to-end timings"))
+        for prec, c in cal.items():
+            scales = ", ".join(f"{k} x{v:.2f}" for k, v in c.kind_scale.items())
+            out.print(f"calibration {prec}: {scales}; {c.per_op_ms * 1000:+.1f} us/op, "
+                      f"{c.per_melem_ms:+.4f} ms/Melem, {c.offset_ms:+.3f} ms")
+
+
+@profile_app.command("validate")
+@user_errors
+def profile_validate(
+    device: str = typer.Option("host", "--device", "-d"),
+    space: list[str] = typer.Option(["mobilenetv3"], "--space", "-s"),
+    samples: int = typer.Option(20, "--samples", min=1),
+    seed: int = typer.Option(1, "--seed"),
+) -> None:
+    """Time N random candidates end to end (fp32 and int8) against the prediction."""
+    prof = _host_only(device)
+    res = validate_profile(prof, space, samples, seed=seed,
+                           progress=progress_printer("end-to-end timings"))
+    host.save_calibration(prof.calibration, validation=res)
+    for prec in ("f32", "i8"):
+        r = res[prec]
+        out.print(f"{prec}: {r['within_5pct'] * 100:.0f}% within ±5%, {r['within_10pct'] * 100:.0f}% "
+                  f"within ±10%, MAPE {r['mape_pct']}%, Kendall tau {r['kendall_tau']} "
+                  f"(uncalibrated sum of ops: {r['uncalibrated_mean_error_pct']:+.1f}% on average)")
+
+
+@profile_app.command("export-ops")
+@user_errors
+def profile_export_ops(
+    space: list[str] = typer.Option(..., "--space", "-s", help="Space(s) whose ops to export."),
+    out_dir: Path = typer.Option(..., "--out", help="Folder for the op models, manifest and script."),
+    samples: int = typer.Option(50, "--samples", min=0,
+                                help="Ops of N sampled candidates per space; 0 = every op of the space."),
+    bits: str = typer.Option("32,8", "--bits", help="Precisions to export (comma-separated)."),
+    seed: int = typer.Option(0, "--seed"),
+) -> None:
+    """Write a space's op models (ONNX fp32/int8), a manifest and time_ops.py for a device."""
+    try:
+        bit_list = tuple(int(b) for b in bits.split(","))
+    except ValueError:
+        raise NasError(f"--bits {bits!r}: expected comma-separated bit widths such as 32,8") from None
+    for name in space:
+        nas.load_space(name)  # unknown names fail before any work
+    export_ops(space, out_dir, samples=samples, seed=seed, bits=bit_list,
+               progress=progress_printer("exporting op models"))
+    out.print(f"wrote {out_dir}/manifest.json, {out_dir}/ops/ and {out_dir}/time_ops.py")
+    out.print(f"copy the folder to the device, run `python3 time_ops.py`, then "
+              f"`nas profile import --name NAME --results {out_dir}/results.json`", markup=False)
+
+
+@profile_app.command("import")
+@user_errors
+def profile_import(
+    name: str = typer.Option(..., "--name"),
+    results: Path = typer.Option(..., "--results", help="results.json written by time_ops.py."),
+    out_dir: Path = typer.Option(Path("profiles"), "--out", help="Where to write NAME.yaml."),
+    runtime: str = typer.Option("onnxruntime-cpu", "--runtime"),
+    threads: int = typer.Option(1, "--threads", min=1),
+    force: bool = typer.Option(False, "--force", help="Replace an existing profile of that name."),
+) -> None:
+    """Build a measured profile from op timings taken on the device."""
+    path = import_results(name, results, out_dir, runtime=runtime, threads=threads, force=force)
+    out.print(f"wrote {path}; use it with --device {path}")
+
+
+@profile_app.command("fit")
+@user_errors
+def profile_fit(
+    name: str = typer.Option(..., "--name"),
+    measurements: Path = typer.Option(..., "--measurements", help="CSV with columns key,ms."),
+    prior: str = typer.Option("pixel7", "--prior", help="Profile whose estimator is the prior."),
+    out_dir: Path = typer.Option(Path("profiles"), "--out"),
+    runtime: str = typer.Option("unknown", "--runtime"),
+    threads: int = typer.Option(1, "--threads", min=1),
+    force: bool = typer.Option(False, "--force", help="Replace an existing profile of that name."),
+) -> None:
+    """Build a profile from end-to-end latencies of whole candidates."""
+    path, v = fit_measurements(name, measurements, out_dir, load_device(prior), runtime=runtime,
+                               threads=threads, force=force)
+    out.print(f"wrote {path}; leave-one-out over {v['entries']} networks: MAPE {v['loo_mape_pct']}%, "
+              f"{v['loo_within_10pct'] * 100:.0f}% within ±10%")
+
+
+# ----------------------------------------------------------------------------- search

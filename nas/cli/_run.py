@@ -1,0 +1,189 @@
+"""``nas search``, ``nas distill`` and ``nas report``: progress display over the library."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Optional
+
+import optuna
+import typer
+
+from nas.cli._app import app, err, out, user_errors
+from nas.config import SearchConfig
+from nas.distill import DistillConfig, distill_run
+from nas.report import regenerate
+from nas.run import RunContext, resolve_run
+from nas.search import resume_search, run_search
+
+
+def _search_progress():
+    """A rich progress bar fed by SearchProgress updates; returns (callback, stop)."""
+    from rich.progress import BarColumn, Progress, TextColumn
+
+    bar = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} trials"),
+                   TextColumn("{task.fields[info]}"), console=err, transient=False)
+    task = None
+
+    def update(p) -> None:
+        nonlocal task
+        if task is None:
+            bar.start()
+            task = bar.add_task("searching", total=p.total, info="")
+        best = "-" if p.best_accuracy is None else f"{p.best_accuracy:.3f}"
+        eta = "" if p.eta_s is None else f", ~{p.eta_s / 60:.1f} min left"
+        info = p.message or (f"best acc within budget {best}; {p.running} running, {p.over_budget} over budget, "
+                             f"{p.failed} failed{eta}")
+        bar.update(task, completed=p.done, total=p.total, info=info)
+
+    def stop() -> None:
+        if task is not None:
+            bar.stop()
+
+    return update, stop
+
+
+def _print_result(res, profile_label: str) -> None:
+    out.print(f"{res.evaluated} candidates trained, {res.failed} failed, {res.over_budget} over budget "
+              f"(not trained) in {res.seconds / 60:.1f} min")
+    if res.best_key:
+        out.print(f"best within {res.budget_ms:.2f} ms on {profile_label}: proxy accuracy "
+                  f"{res.best_accuracy:.4f}\n  {res.best_key}")
+    else:
+        out.print("no candidate within the budget finished training")
+    out.print(f"report: {res.files['report.html']}")
+    out.print(f"Pareto front: {res.files['pareto.json']}; study: {res.storage}")
+
+
+@app.command("search")
+@user_errors
+def search_cmd(
+    device: str = typer.Option("pixel7", "--device", "-d", help="Device profile name or YAML path."),
+    space: str = typer.Option("mobilenetv3", "--space", "-s", help="Search space name or YAML path."),
+    latency_ms: Optional[float] = typer.Option(None, "--latency-ms",
+                                               help="Latency budget; default: the device's latency of "
+                                                    "MobileNetV3-Small 1.0 (printed)."),
+    trials: int = typer.Option(40, "--trials", "-n", help="Candidates to train (over-budget ones are free)."),
+    workers: int = typer.Option(2, "--workers", "-w", help="Parallel Ray workers (1 CPU each)."),
+    data: str = typer.Option("builtin", "--data", help="builtin, cifar10, or a path (.npz, folder, archive)."),
+    sampler: str = typer.Option("tpe", "--sampler", help="tpe, nsga2 or random."),
+    objectives: str = typer.Option("acc,latency", "--objectives", help="acc,latency or acc,latency,size."),
+    seed: int = typer.Option(0, "--seed"),
+    out_dir: Path = typer.Option(Path("results"), "--out", help="Folder that holds run folders."),
+    name: Optional[str] = typer.Option(None, "--name", help="Run folder name (default: space-device-time)."),
+    resume: Optional[Path] = typer.Option(None, "--resume", help="Continue the run in this folder."),
+    ray_address: Optional[str] = typer.Option(None, "--ray-address", help="Join an existing Ray cluster."),
+    storage: Optional[str] = typer.Option(None, "--storage", help="Optuna RDB URL (default: study.db in the run)."),
+    references: int = typer.Option(4, "--references", help="Reference networks to train for the report."),
+    epochs: Optional[float] = typer.Option(None, "--proxy-epochs", help="Proxy training epochs (default 1)."),
+    images: Optional[int] = typer.Option(None, "--proxy-images", help="Proxy training images per epoch (default 4000)."),
+    no_distill: bool = typer.Option(False, "--no-distill", help="Stop after the search."),
+) -> None:
+    """Search a space for the most accurate candidates within a latency budget on a device."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    logging.getLogger("ray").setLevel(logging.ERROR)
+    if resume is not None:
+        ctx = None
+        run = resume
+    else:
+        proxy = {k: v for k, v in (("epochs", epochs), ("max_train_images", images)) if v is not None}
+        cfg = SearchConfig(device=device, space=space, latency_ms=latency_ms, trials=trials, workers=workers,
+                           data=data, sampler=sampler,
+                           objectives=tuple(o.strip() for o in objectives.split(",") if o.strip()),
+                           seed=seed, out=str(out_dir), name=name, ray_address=ray_address, storage=storage,
+                           distill=not no_distill, references=references, proxy=proxy)
+        ctx = resolve_run(cfg)
+        if latency_ms is None:
+            err.print(f"latency budget {ctx.budget_ms:.2f} ms: {ctx.budget_source} (set one with --latency-ms)",
+                      markup=False)
+    update, stop = _search_progress()
+    try:
+        if ctx is None:
+            res = resume_search(run, progress=update, trials=None, workers=None, ray_address=ray_address)
+        else:
+            res = run_search(ctx, progress=update)
+    finally:
+        stop()
+    ctx = res.context
+    _print_result(res, ctx.meta.device_label)
+    if ctx.config.distill:
+        _distill(ctx, "best", None, None, None, False)
+        out.print(f"done. model: {res.run_dir / 'winner' / 'model.onnx'} (int8: model.int8.onnx, card: card.md); "
+                  f"report: {res.files['report.html']}")
+
+
+def _stage_progress():
+    """A rich progress bar per stage name, fed by (stage, done, total) updates."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    bar = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                   TimeElapsedColumn(), TimeRemainingColumn(), console=err)
+    tasks: dict[str, int] = {}
+
+    def update(stage: str, done: int, total: int) -> None:
+        if not tasks:
+            bar.start()
+        if stage not in tasks:
+            tasks[stage] = bar.add_task(stage, total=total)
+        bar.update(tasks[stage], completed=done, total=total)
+
+    def stop() -> None:
+        if tasks:
+            bar.stop()
+
+    return update, stop
+
+
+def _distill(run: Path | RunContext, pick: str, teacher: Optional[Path], epochs: Optional[float],
+             teacher_epochs: Optional[float], kd: bool, kd_teacher: Optional[str] = None) -> None:
+    kw = {k: v for k, v in (("epochs", epochs), ("teacher_epochs", teacher_epochs),
+                            ("teacher_net", kd_teacher)) if v is not None}
+    cfg = DistillConfig(pick=pick, teacher=str(teacher) if teacher else None, kd=kd or kd_teacher is not None, **kw)
+    cfg.validate()
+    update, stop = _stage_progress()
+    try:
+        card = distill_run(run, cfg, progress=update)
+    finally:
+        stop()
+    pct = lambda v: "n/a" if v is None else f"{v * 100:.2f}%"  # noqa: E731
+    out.print(f"winner: trial {card['trial']} {card['candidate']}")
+    qual = "ESTIMATED " if card["provenance"] == "estimated" else ""
+    out.print(f"{qual}predicted latency on {card['device_label']}: {card['predicted_latency_ms']:.3f} ms "
+              f"(budget {card['latency_budget_ms']:.3f} ms)")
+    out.print(f"test accuracy: fp32 {pct(card['test_accuracy_fp32'])}, int8 {pct(card['test_accuracy_int8'])}; "
+              f"teacher {pct(card['teacher_accuracy'])}")
+    h = card.get("host_latency_ms")
+    if h:
+        out.print(f"this host: fp32 {h['measured_fp32']:.2f} ms, int8 {h['measured_int8']:.2f} ms "
+                  f"(x{h['speedup_int8']:.2f})")
+    win = (run.run_dir if isinstance(run, RunContext) else Path(run)) / "winner"
+    out.print(f"model: {win / 'model.onnx'} and {win / 'model.int8.onnx'} (card: {win / 'card.md'})")
+
+
+@app.command("distill")
+@user_errors
+def distill_cmd(
+    run_dir: Path = typer.Argument(..., help="A run folder (results/<name>)."),
+    pick: str = typer.Option("best", "--pick", help="best, knee, latency<=MS or trial=N."),
+    teacher: Optional[Path] = typer.Option(None, "--teacher", help="A teacher checkpoint (model.pt format)."),
+    epochs: Optional[float] = typer.Option(None, "--epochs", help="Student epochs (default 5; 10 gained 9.3 points on CIFAR, BENCHMARKS.md)."),
+    teacher_epochs: Optional[float] = typer.Option(None, "--teacher-epochs",
+                                                   help="Teacher epochs (default twice the student's)."),
+    kd: bool = typer.Option(False, "--kd", help="Distil from a teacher trained in the run (off by default: at equal "
+                                                "compute, longer student training won in the benchmark)."),
+    kd_teacher: Optional[str] = typer.Option(None, "--kd-teacher", help="The teacher --kd trains: largest (the "
+                                             "space's largest candidate, default) or parent (the winner unpruned, "
+                                             "float). Implies --kd."),
+) -> None:
+    """Train the run's winner (with --kd or --teacher: distilled), quantize and export it, and write its card."""
+    _distill(run_dir, pick, teacher, epochs, teacher_epochs, kd, kd_teacher)
+
+
+@app.command("report")
+@user_errors
+def report_cmd(run_dir: Path = typer.Argument(..., help="A run folder (results/<name>).")) -> None:
+    """Regenerate trials.csv, pareto.json, report.html and pareto.png from the run's study."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    files = regenerate(run_dir)
+    for f in files.values():
+        out.print(f"wrote {f}")

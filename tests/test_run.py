@@ -1,0 +1,75 @@
+"""The run context (nas.run) and a search over a space given as a YAML path: the file's content
+is what runs, in every Ray worker, whatever its name."""
+
+from pathlib import Path
+
+import optuna
+import pytest
+import yaml
+
+import nas
+from nas.config import SearchConfig, read_run_config
+from nas.errors import SearchError
+from nas.report import load_run
+from nas.run import open_run, resolve_run
+from nas.search import resume_search, run_search
+from nas.space_files import load_space
+from nas.trials import read_trials
+
+from conftest import TINY_PROXY
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+BUILTIN = load_space("mobilenetv3").source
+
+
+def _space_copy(tmp_path, name: str, resolutions: list[int]) -> Path:
+    raw = yaml.safe_load(BUILTIN.read_text())
+    raw["name"], raw["resolutions"] = name, resolutions
+    path = tmp_path / f"{name}-copy.yaml"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    return path
+
+
+def _config(tmp_path, space: Path, **kw) -> SearchConfig:
+    base = dict(device="pixel7", space=str(space), trials=4, workers=2, out=str(tmp_path / "out"), name="r",
+                references=0, proxy=dict(TINY_PROXY), distill=False)
+    return SearchConfig(**{**base, **kw})
+
+
+def test_a_search_over_an_edited_copy_under_another_name_runs_in_the_workers(tmp_path, ray_session):
+    path = _space_copy(tmp_path, "myspace", [128, 160])
+    res = run_search(_config(tmp_path, path))
+    assert res.evaluated + res.failed == 4 and res.failed == 0, res
+    study, meta, _ = load_run(res.run_dir)
+    trained = [r for r in read_trials(study) if r.status in ("evaluated", "failed", "duplicate")]
+    assert len(trained) == 4 and all(r.status in ("evaluated", "duplicate") for r in trained)
+    assert all(r.key.startswith("myspace") and (":r128:" in r.key or ":r160:" in r.key) for r in read_trials(study))
+    assert meta.space_source == str(path.resolve())
+    # resumable from the run folder alone: the space comes back from the file it was read from
+    ctx = open_run(res.run_dir)
+    assert ctx.space.name == "myspace" and ctx.space.source.resolve() == path.resolve()
+
+
+def test_a_copy_that_keeps_a_builtin_name_runs_its_own_content(tmp_path, ray_session):
+    path = _space_copy(tmp_path, "mobilenetv3", [96])  # the built-in has no 96 px candidates
+    res = run_search(_config(tmp_path, path, trials=2))
+    study, _, _ = load_run(res.run_dir)
+    keys = [r.key for r in read_trials(study)]
+    assert keys and all(":r96:" in k for k in keys)
+    assert res.evaluated >= 1
+
+
+def test_the_context_is_resolved_once_and_written_in_one_place(tmp_path):
+    ctx = resolve_run(SearchConfig(trials=1, out=str(tmp_path), name="c", proxy=dict(TINY_PROXY)))
+    assert ctx.space is load_space("mobilenetv3") and ctx.dataset.num_classes == ctx.meta.num_classes == 10
+    assert "mobilenet_v3_small_1.0_224" in ctx.budget_source and ctx.budget_ms == ctx.meta.latency_budget_ms
+    assert not ctx.run_dir.exists()  # nothing is written before the search starts
+    with pytest.raises(SearchError, match="not a run folder"):
+        read_run_config(tmp_path / "nowhere")
+    with pytest.raises(SearchError, match="cannot change space"):
+        open_run(tmp_path, space="fbnet")
+
+
+def test_resume_of_a_missing_folder_is_one_clear_error(tmp_path):
+    with pytest.raises(SearchError, match="not a run folder"):
+        resume_search(tmp_path / "missing")
