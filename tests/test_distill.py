@@ -6,6 +6,7 @@ import optuna
 import pytest
 import torch
 
+import nas
 from nas.distill import DistillConfig, DistillError, distill_run, load_checkpoint, pick_winner
 from nas.report import TrialRow
 from nas.search import SearchConfig, run_search
