@@ -34,7 +34,12 @@ def resolve(text: str):
 
 def main() -> None:
     import torch
-    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization import (
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
 
     import nas
     from nas.latency.host import _export, _Reader, _session, quantize_int8, time_session

@@ -51,12 +51,12 @@ def _run(args):
 def _zero_cost(keys, ok, data, short_acc, long_acc) -> dict:
     import numpy as np
     import torch
+    from zerocost import naswot
 
     from nas.candidate import Candidate
     from nas.data import load_dataset
     from nas.latency.validate import kendall_tau
     from nas.proxy import proxy_resolution
-    from zerocost import naswot
 
     torch.set_num_threads(1)
     ds = load_dataset(data)

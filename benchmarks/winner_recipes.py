@@ -47,11 +47,11 @@ def main() -> None:
     args = ap.parse_args()
 
     import torch
+    from l1_prune import l1_transfer
 
     import nas
     from nas.candidate import Candidate
     from nas.distill import DistillConfig, _accuracy, _teacher, _train, pick_winner
-    from l1_prune import l1_transfer
     from nas.proxy import proxy_resolution
     from nas.report import load_run, trial_row
 

@@ -13,6 +13,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+import yaml
+
 _PKG = Path(__file__).resolve().parent
 
 
@@ -49,8 +51,6 @@ def resolve_yaml(kind: str, name_or_path: str, missing_file: Callable[[Path], Ex
 def read_yaml(path: Path, error: Callable[[str], Exception]) -> Any:
     """Safe-load a YAML file; malformed YAML or an unreadable file becomes ``error(message)``
     naming the file and, where known, the line."""
-    import yaml
-
     try:
         return yaml.safe_load(Path(path).read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:

@@ -15,15 +15,18 @@ as the device profile predicts them.
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 import math
+import pickle
+import tempfile
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
-
 import torch
 
 from nas._paths import atomic_write
@@ -94,8 +97,6 @@ class DistillConfig:
 
 def save_checkpoint(path: Path, model, candidate: Candidate, dataset, resolution: int, extra: dict | None = None) -> None:
     """A plain dict of tensors, numbers and strings: ``torch.load(weights_only=True)`` reads it."""
-    import io
-
     state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
     blob = {"key": candidate.key, "state_dict": state, "num_classes": dataset.num_classes,
             "in_channels": dataset.in_channels, "resolution": int(resolution),
@@ -110,8 +111,6 @@ def load_checkpoint(path: str | Path, space=None):
     """(model in eval mode, checkpoint dict). Only tensors and plain data are unpickled. The
     key is read in ``space`` (a SearchSpace) when it names that space, else in the built-in
     space it names."""
-    import pickle
-
     path = Path(path)
     if not path.is_file():
         raise DistillError(f"checkpoint {path} not found")
@@ -170,8 +169,6 @@ def _teacher(space, dataset, cfg: DistillConfig, cache: Path, progress: Progress
     """The user's checkpoint, or a float teacher trained here (cached in the run folder per
     key, input side, epochs and seed): the space's largest candidate, or with
     ``cfg.teacher_net == "parent"`` the student candidate unpruned."""
-    import hashlib
-
     if cfg.teacher:
         model, blob = load_checkpoint(cfg.teacher, space)
         if blob["num_classes"] != dataset.num_classes or blob["in_channels"] != dataset.in_channels:
@@ -306,8 +303,6 @@ def distill_run(run: str | Path | RunContext, cfg: DistillConfig | None = None,
 def _host_latency(cand: Candidate, num_classes: int, progress: Progress | None) -> dict:
     """Measured onnxruntime latency on this host (fp32 and int8, candidate at its resolution),
     next to the host profile's prediction of the same networks."""
-    import tempfile
-
     if progress:
         progress("timing the winner on this host", 0, 2)
     host = load_device("host")

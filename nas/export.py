@@ -145,7 +145,12 @@ def quantize_int8(fp32_path: str | os.PathLike, out_path: str | os.PathLike,
     constant folding): without it the exporter's Clip bounds stay as nodes, the quantizer
     cannot fuse activations into the integer convolutions, and the int8 model ran 0.5-0.8x
     the fp32 speed on this host; with it 1.0-2.4x (BENCHMARKS.md, issue 6)."""
-    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization import (
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     root = logging.getLogger()

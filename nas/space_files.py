@@ -9,8 +9,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from nas._typecheck import expect
 from nas._paths import data_names, is_path_like, read_yaml, resolve_yaml
+from nas._typecheck import expect
 from nas.candidate import DEFAULT_SKELETON, FLOAT_BITS, Block, Candidate, format_number
 from nas.errors import CandidateError, SpaceError, UnknownSpaceError
 from nas.spaces import ACTIVATIONS, FAMILIES, SearchSpace, Skeleton, Stage

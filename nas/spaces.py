@@ -18,7 +18,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from nas.candidate import FLOAT_BITS, Block, Candidate, OpSpec, format_number, make_divisible, pruned_channels
+from nas.candidate import (
+    FLOAT_BITS,
+    Block,
+    Candidate,
+    OpSpec,
+    format_number,
+    make_divisible,
+    pruned_channels,
+)
 from nas.errors import CandidateError, ReferenceNotFoundError
 
 __all__ = ["SearchSpace", "Stage", "Skeleton", "FAMILIES", "ACTIVATIONS"]

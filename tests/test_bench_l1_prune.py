@@ -4,11 +4,14 @@ import random
 
 import pytest
 import torch
+from l1_prune import (  # benchmarks/ (conftest puts it on the path)
+    TransferError,
+    l1_transfer,
+)
 
 import nas
 from nas.candidate import Candidate
 from nas.models import build_model
-from l1_prune import TransferError, l1_transfer  # benchmarks/ (conftest puts it on the path)
 
 
 def _pruned_sample(space_name: str, seed: int) -> Candidate:

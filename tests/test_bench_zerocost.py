@@ -4,10 +4,10 @@ import math
 import random
 
 import numpy as np
+from zerocost import naswot  # benchmarks/ (conftest puts it on the path)
 
 import nas
 from nas.data import Dataset, load_dataset
-from zerocost import naswot  # benchmarks/ (conftest puts it on the path)
 
 
 def _dataset(x_train: np.ndarray) -> Dataset:

@@ -1,13 +1,17 @@
 
 import pytest
+from conftest import SPACES, sample
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import nas
-from nas.candidate import Block, Candidate, format_number, make_divisible, pruned_channels
+from nas.candidate import (
+    Block,
+    format_number,
+    make_divisible,
+    pruned_channels,
+)
 from nas.errors import CandidateError, CandidateSyntaxError
-
-from conftest import SPACES, sample
 
 
 @pytest.mark.parametrize("space_name", SPACES)

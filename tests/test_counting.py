@@ -1,8 +1,7 @@
 import pytest
+from conftest import sample
 
 import nas
-
-from conftest import sample
 
 
 def _published():

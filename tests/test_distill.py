@@ -5,36 +5,19 @@ import onnxruntime as ort
 import optuna
 import pytest
 import torch
+from conftest import TINY_PROXY
 
 import nas
-from nas.distill import DistillConfig, DistillError, distill_run, load_checkpoint, pick_winner
-from nas.report import TrialRow
+from nas.distill import (
+    DistillConfig,
+    DistillError,
+    distill_run,
+    load_checkpoint,
+)
 from nas.search import SearchConfig, run_search
-
-from conftest import TINY_PROXY
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 FAST = dict(epochs=0.3, teacher_epochs=0.1, kd=True)
-
-
-def _row(n, acc, lat, status="evaluated"):
-    return TrialRow(n, "COMPLETE", status, f"k{n}", acc, lat, 1, 1, 1, "", "", 32, 1.0, "", "")
-
-
-def test_pick_rules():
-    rows = [_row(0, 0.50, 1.0), _row(1, 0.70, 2.0), _row(2, 0.72, 6.0), _row(3, 0.90, 20.0),
-            _row(4, 0.99, 3.0, status="failed"), _row(5, 0.30, 0.5)]
-    assert pick_winner(rows, 10, "best").number == 2
-    assert pick_winner(rows, 10, "latency<=2").number == 1
-    assert pick_winner(rows, 10, "latency <= 1.5").number == 0
-    assert pick_winner(rows, 10, "trial=3").number == 3  # a rule may pick outside the budget
-    assert pick_winner(rows, 10, "knee").number == 1  # the front bends at (2 ms, 0.70)
-    with pytest.raises(DistillError, match="no trained trial at or below 0.1 ms"):
-        pick_winner(rows, 10, "latency<=0.1")
-    with pytest.raises(DistillError, match="unknown --pick rule"):
-        pick_winner(rows, 10, "fastest")
-    with pytest.raises(DistillError, match="trial 4 is not a trained trial"):
-        pick_winner(rows, 10, "trial=4")
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +62,6 @@ def test_distill_exports_a_checked_winner_with_its_card(run_dir):
 
 @pytest.mark.slow
 def test_parent_teacher_is_the_winner_unpruned_and_float(run_dir):
-    from nas.candidate import Candidate
 
     card = distill_run(run_dir, DistillConfig(**{**FAST, "teacher_epochs": None}, teacher_net="parent",
                                               measure_host=False, out="winner-parent"))

@@ -2,16 +2,21 @@ import textwrap
 
 import numpy as np
 import pytest
+from conftest import SPACES, sample
 from typer.testing import CliRunner
 
 import nas
 from nas.candidate import OpSpec
 from nas.cli import app
-from nas.latency import DeviceError, Estimator, UnknownDeviceError, device_names, load_device
+from nas.latency import (
+    DeviceError,
+    Estimator,
+    UnknownDeviceError,
+    device_names,
+    load_device,
+)
 from nas.latency.estimator import FEATURES, nnls, op_features
 from nas.latency.validate import kendall_tau
-
-from conftest import SPACES, sample
 
 STATIC = [d for d in device_names() if d != "host"]
 

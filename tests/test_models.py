@@ -1,11 +1,10 @@
 import pytest
 import torch
+from conftest import SPACES, sample
 from torch import nn
 
 import nas
 from nas.errors import ExportError
-
-from conftest import SPACES, sample
 
 
 @pytest.mark.parametrize("space_name", SPACES)

@@ -3,13 +3,12 @@ import math
 import numpy as np
 import pytest
 import torch
+from conftest import sample
 
 import nas
 from nas.data import load_dataset
 from nas.models.quant import apply_fake_quant, strip_fake_quant
 from nas.proxy import ProxyBudget, evaluate_proxy
-
-from conftest import sample
 
 
 @pytest.fixture(scope="module")

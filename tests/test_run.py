@@ -6,8 +6,8 @@ from pathlib import Path
 import optuna
 import pytest
 import yaml
+from conftest import TINY_PROXY
 
-import nas
 from nas.config import SearchConfig, read_run_config
 from nas.errors import SearchError
 from nas.report import load_run
@@ -15,8 +15,6 @@ from nas.run import open_run, resolve_run
 from nas.search import resume_search, run_search
 from nas.space_files import load_space
 from nas.trials import read_trials
-
-from conftest import TINY_PROXY
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 BUILTIN = load_space("mobilenetv3").source

@@ -3,11 +3,10 @@ import textwrap
 
 import optuna
 import pytest
+from conftest import SPACES, sample
 
 import nas
 from nas.errors import SpaceError, UnknownSpaceError
-
-from conftest import SPACES, sample
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 

@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import functools
 import sys
-from pathlib import Path
 from typing import Callable, Optional
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 import nas
 from nas.errors import NasError

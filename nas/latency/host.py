@@ -17,18 +17,23 @@ import os
 import platform
 import re
 import tempfile
-from pathlib import Path
 from dataclasses import replace
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
-
 import torch
 
 from nas._paths import atomic_write
 from nas.candidate import FLOAT_BITS, Candidate, OpSpec
 from nas.errors import DeviceError
-from nas.export import export_module, ort_session, quantize_int8, strip_boundary_qdq, time_session
+from nas.export import (
+    export_module,
+    ort_session,
+    quantize_int8,
+    strip_boundary_qdq,
+    time_session,
+)
 from nas.latency.calibration import Calibration
 from nas.latency.estimator import Estimator, op_features
 from nas.models import build_model

@@ -19,9 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
+from nas._paths import read_yaml
 from nas.candidate import OpSpec, make_divisible
 from nas.errors import LutError
-from nas._paths import read_yaml
 from nas.latency.estimator import Estimator, loo_errors, op_features
 
 __all__ = ["parse_lut", "lut_profile_parts"]

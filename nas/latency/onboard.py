@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import tempfile
 from dataclasses import replace
 from pathlib import Path
@@ -150,8 +151,6 @@ def _write_profile(out_dir: Path, name: str, doc: dict, table: dict[str, float] 
 
 
 def _check_name(name: str) -> None:
-    import re
-
     if not re.fullmatch(r"[a-z][a-z0-9_-]*", name):
         raise NasError(f"profile name {name!r}: use lower-case letters, digits, '-' and '_'")
 

@@ -16,8 +16,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from nas._typecheck import expect
 from nas._paths import data_names, read_yaml, resolve_yaml
+from nas._typecheck import expect
 from nas.candidate import FLOAT_BITS, Candidate, OpSpec
 from nas.errors import DeviceError, NasError, UnknownDeviceError
 from nas.latency.calibration import Calibration, boundary_melems
