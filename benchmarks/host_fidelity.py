@@ -25,7 +25,7 @@ from _common import machine, table  # noqa: E402
 import nas  # noqa: E402
 from nas.latency import load_device  # noqa: E402
 from nas.latency.profile import Calibration  # noqa: E402
-from nas.latency.validate import _candidates, end_to_end, kendall_tau  # noqa: E402
+from nas.latency.validate import end_to_end, kendall_tau  # noqa: E402
 
 
 def metrics(pred, meas) -> dict:
@@ -48,7 +48,7 @@ def main() -> None:
     out = Path(__file__).parent / "results" / "host_fidelity.json"
     for space in args.spaces:
         for split, seed, n in (("cal", 0, args.cal), ("val", 1, args.val)):
-            data = end_to_end(_candidates(space, n, seed), prof)
+            data = end_to_end(nas.load_space(space).sample_many(n, seed), prof)
             raw[f"{space}/{split}"] = {k: [list(c) for c in v] for k, v in data.items()}
             out.write_text(json.dumps({"machine": machine(), "raw": raw}, indent=1))  # keep partial work
             print(f"{space}/{split} done at {time.time() - t0:.0f}s", file=sys.stderr, flush=True)

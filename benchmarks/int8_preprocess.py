@@ -24,7 +24,7 @@ def resolve(text: str):
     import nas
 
     if ":" in text:
-        return nas.Candidate.parse(text)
+        return nas.parse_candidate(text)
     for name in nas.space_names():
         space = nas.load_space(name)
         if text in space.references():
@@ -42,7 +42,7 @@ def main() -> None:
     )
 
     import nas
-    from nas.latency.host import _export, _Reader, _session, quantize_int8, time_session
+    from nas.export import _Reader, export_module, ort_session, quantize_int8, time_session
 
     logging.getLogger().setLevel(logging.ERROR)
     torch.set_num_threads(1)
@@ -54,14 +54,14 @@ def main() -> None:
         calib = [np.random.default_rng(1 + i).standard_normal(x.shape).astype(np.float32) for i in range(4)]
         with tempfile.TemporaryDirectory() as tmp:
             fp, plain, pre = Path(tmp) / "f.onnx", Path(tmp) / "plain.onnx", Path(tmp) / "pre.onnx"
-            _export(model, x, fp)
+            export_module(model, x, fp)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 quantize_static(str(fp), str(plain), _Reader("input", calib), quant_format=QuantFormat.QDQ,
                                 per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                                 calibrate_method=CalibrationMethod.MinMax)
             quantize_int8(fp, pre, calib)
-            t = {k: time_session(_session(str(p)), {"input": x}, min_runs=30, min_seconds=1.0)
+            t = {k: time_session(ort_session(p), {"input": x}, min_runs=30, min_seconds=1.0)
                  for k, p in (("fp32", fp), ("plain", plain), ("pre", pre))}
         print(f"| {text} | {t['fp32']:.2f} | {t['plain']:.2f} ({t['fp32'] / t['plain']:.2f}x) | "
               f"{t['pre']:.2f} ({t['fp32'] / t['pre']:.2f}x) |", flush=True)

@@ -52,7 +52,7 @@ def main() -> None:
     import torch
 
     import nas
-    from nas.latency.host import _export, quantize_int8
+    from nas.export import export_module, quantize_int8
 
     logging.getLogger().setLevel(logging.ERROR)
     torch.set_num_threads(1)
@@ -64,7 +64,7 @@ def main() -> None:
         calib = [np.random.default_rng(1 + i).standard_normal(x.shape).astype(np.float32) for i in range(4)]
         with tempfile.TemporaryDirectory() as tmp:
             fp, q = Path(tmp) / "f.onnx", Path(tmp) / "q.onnx"
-            _export(model, x, fp)
+            export_module(model, x, fp)
             quantize_int8(fp, q, calib)
             f32, i8 = profile(fp, x, Path(tmp) / "fp32"), profile(q, x, Path(tmp) / "int8")
         print(f"{text}: fp32 {sum(f32.values()):.0f} us per run, int8 {sum(i8.values()):.0f} us per run "

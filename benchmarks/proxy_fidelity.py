@@ -53,7 +53,7 @@ def _zero_cost(keys, ok, data, short_acc, long_acc) -> dict:
     import torch
     from zerocost import naswot
 
-    from nas.candidate import Candidate
+    import nas
     from nas.data import load_dataset
     from nas.latency.validate import kendall_tau
     from nas.proxy import proxy_resolution
@@ -65,7 +65,7 @@ def _zero_cost(keys, ok, data, short_acc, long_acc) -> dict:
         t0 = time.perf_counter()
         scores.append(naswot(keys[i], ds, seed=0))
         secs.append(time.perf_counter() - t0)
-        c = Candidate.parse(keys[i])
+        c = nas.parse_candidate(keys[i])
         side = proxy_resolution(c, ds.resolution)
         macs.append(sum(op.macs for op in c.ops(resolution=side, num_classes=ds.num_classes,
                                                   in_channels=ds.in_channels)))

@@ -66,8 +66,7 @@ def main() -> None:
     for ref, cand, lat in refs:
         if ref in res["references"]:
             continue
-        space = nas.load_space(cand.space)
-        side = proxy_resolution(cand, data.resolution, space)
+        side = proxy_resolution(cand, data.resolution)
         d = data.at_resolution(side)
         teacher, tinfo = _teacher(nas.load_space("mobilenetv3"), d, base, run_dir / "teachers", None)
         model, secs = _train(cand, d, args.epochs, base, teacher=teacher, quantize=False)

@@ -50,10 +50,10 @@ def main() -> None:
     from l1_prune import l1_transfer
 
     import nas
-    from nas.candidate import Candidate
     from nas.distill import DistillConfig, _accuracy, _teacher, _train, pick_winner
+    from nas.trials import trial_row
     from nas.proxy import proxy_resolution
-    from nas.report import load_run, trial_row
+    from nas.report import load_run
 
     torch.set_num_threads(2)
     out, res, run_dir, refs, data = start(args)
@@ -71,9 +71,9 @@ def main() -> None:
 
     res.setdefault("winners", {})
     for ref, _, lat in refs:
-        win = pick_winner(rows, float(meta["latency_budget_ms"]), f"latency<={lat}")
-        cand = Candidate.parse(win.key)
-        d = data.at_resolution(proxy_resolution(cand, data.resolution, space))
+        win = pick_winner(rows, meta.latency_budget_ms, f"latency<={lat}")
+        cand = space.parse(win.key)
+        d = data.at_resolution(proxy_resolution(cand, data.resolution))
         xt, yt = d.test_arrays()
         w = res["winners"].setdefault(win.key, {"trial": win.number, "refs": [], "side": d.resolution,
                                                 "recipes": {}})
@@ -118,8 +118,7 @@ def main() -> None:
     for ref, cand, lat in refs:
         if ref in res["references"]:
             continue
-        rs = nas.load_space(cand.space)
-        d = data.at_resolution(proxy_resolution(cand, data.resolution, rs))
+        d = data.at_resolution(proxy_resolution(cand, data.resolution))
         xt, yt = d.test_arrays()
         t0 = time.perf_counter()
         model, _ = _train(cand, d, args.epochs, cfg, quantize=False)
