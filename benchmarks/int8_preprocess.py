@@ -42,7 +42,13 @@ def main() -> None:
     )
 
     import nas
-    from nas.export import _Reader, export_module, ort_session, quantize_int8, time_session
+    from nas.export import (
+        _Reader,
+        export_module,
+        ort_session,
+        quantize_int8,
+        time_session,
+    )
 
     logging.getLogger().setLevel(logging.ERROR)
     torch.set_num_threads(1)

@@ -51,9 +51,9 @@ def main() -> None:
 
     import nas
     from nas.distill import DistillConfig, _accuracy, _teacher, _train, pick_winner
-    from nas.trials import trial_row
     from nas.proxy import proxy_resolution
     from nas.report import load_run
+    from nas.trials import trial_row
 
     torch.set_num_threads(2)
     out, res, run_dir, refs, data = start(args)

@@ -31,6 +31,7 @@ import torch
 
 from nas._paths import atomic_write
 from nas.candidate import Candidate
+from nas.card import card_markdown, python_snippet, ship_advice
 from nas.errors import DistillError, NasError
 from nas.export import export_onnx, onnx_accuracy
 from nas.front import parse_rule, pick_winner
@@ -75,7 +76,8 @@ class DistillConfig:
     calibration_images: int = 256
     measure_host: bool = True
     seed: int | None = None  # None: the run's seed
-    out: str = "winner"  # folder inside the run
+    out: str | None = None  # folder inside the run; None: winner_folder(pick)
+    force: bool = False  # replace a folder that holds a winner already
 
     def validate(self) -> None:
         if not (self.epochs > 0 and (self.teacher_epochs is None or self.teacher_epochs > 0)):
@@ -87,10 +89,34 @@ class DistillConfig:
         if not 0 <= self.alpha <= 1 or self.temperature <= 0:
             raise DistillError("alpha must be in [0, 1] and temperature positive")
         parse_rule(self.pick)
+        if self.out is not None and (not self.out or self.out.startswith("/") or ".." in Path(self.out).parts):
+            raise DistillError(f"--out must be a folder name inside the run, got {self.out!r}")
+
+    @property
+    def folder(self) -> str:
+        return self.out or winner_folder(self.pick)
 
     @property
     def teacher_train_epochs(self) -> float:
         return 2 * self.epochs if self.teacher_epochs is None else self.teacher_epochs
+
+
+PICK_HELP = ("Which trained trial within the budget becomes the winner: best (the most accurate), "
+             "knee (the point of the accuracy/latency front farthest above the straight line between its "
+             "fastest and its most accurate ends: where more latency stops buying much accuracy), "
+             "latency<=MS (the most accurate at or below MS ms), or trial=N (that trial, as numbered in "
+             "report.html and trials.csv).")
+
+
+def winner_folder(pick: str) -> str:
+    """Where a pick's winner goes in the run: winner/ for best, winners/<rule>/ for the others
+    (latency<=2.5 -> winners/latency-le-2.5, trial=12 -> winners/trial-12)."""
+    kind, value = parse_rule(pick)
+    if kind == "best":
+        return "winner"
+    if kind == "knee":
+        return "winners/knee"
+    return f"winners/{'latency-le' if kind == 'latency' else 'trial'}-{value:g}"
 
 
 # ----------------------------------------------------------------------------- checkpoints
@@ -207,6 +233,8 @@ def distill_run(run: str | Path | RunContext, cfg: DistillConfig | None = None,
     the search that just made it); returns the card."""
     cfg = cfg or DistillConfig()
     cfg.validate()
+    if cfg.teacher and not Path(cfg.teacher).is_file():
+        raise DistillError(f"checkpoint {cfg.teacher} not found")
     ctx = run if isinstance(run, RunContext) else open_run(run)
     run_dir, config, meta = ctx.run_dir, ctx.config, ctx.meta
     cfg = replace(cfg, seed=config.seed if cfg.seed is None else cfg.seed)
@@ -217,17 +245,24 @@ def distill_run(run: str | Path | RunContext, cfg: DistillConfig | None = None,
     space, dataset, profile = ctx.space, ctx.dataset, ctx.profile
     res = ctx.proxy_side(cand)
     data = dataset.at_resolution(res)
-    out_dir = run_dir / cfg.out
+    out_dir = run_dir / cfg.folder
+    if (out_dir / "card.json").is_file() and not cfg.force:
+        try:
+            was = json.loads((out_dir / "card.json").read_text())
+            what = f"the winner of trial {was.get('trial')} (--pick {was.get('pick')})"
+        except (OSError, ValueError):
+            what = "a winner"
+        raise DistillError(f"{out_dir} already holds {what}; pass --force to replace it, or --out NAME "
+                           f"to keep both")
     prev_threads = torch.get_num_threads()
     torch.set_num_threads(cfg.threads)
     t_start = time.perf_counter()
     try:
         with RunFolder(run_dir) as run:
-            out_dir.mkdir(exist_ok=True)
+            out_dir.mkdir(parents=True, exist_ok=True)
             run.log(f"winner ({cfg.pick}): trial {win.number} {win.key}")
             xt, yt = data.test_arrays()
-            teacher, tinfo = (None, {"key": None, "source": "none (no distillation: --kd or --teacher to use one)",
-                                     "seconds": 0.0})
+            teacher, tinfo = (None, {"key": None, "source": "", "seconds": 0.0})
             if cfg.kd or cfg.teacher:
                 (run_dir / "teachers").mkdir(exist_ok=True)
                 teacher, tinfo = _teacher(space, data, cfg, run_dir / "teachers", progress, cand)
@@ -257,7 +292,11 @@ def distill_run(run: str | Path | RunContext, cfg: DistillConfig | None = None,
                 "candidate": cand.key,
                 "trial": win.number,
                 "pick": cfg.pick,
+                "folder": cfg.folder,
+                "num_classes": data.num_classes,
                 "device": profile.name,
+                "device_summary": f"{profile.name}, {profile.provenance} ({profile.source_sentence()}); "
+                                  f"{profile.validation_text()}",
                 "provenance": profile.provenance,
                 "device_label": profile.label,
                 "device_source": profile.source,
@@ -282,6 +321,8 @@ def distill_run(run: str | Path | RunContext, cfg: DistillConfig | None = None,
                 "training_seconds": {"teacher": tinfo["seconds"], "student": secs,
                                      "total": time.perf_counter() - t_start},
                 "input": {"shape": [1, data.in_channels, res, res], "dtype": "float32", "layout": "NCHW",
+                          "resize": f"{res}x{res}, bilinear (antialiased), the whole image (no crop)",
+                          "channels": "grayscale (1)" if data.in_channels == 1 else "RGB (3)",
                           "normalisation": "x / 255, minus mean, divided by std, per channel",
                           "mean": [float(m) for m in data.mean], "std": [float(s) for s in data.std]},
                 "dataset": dataset.describe(),
@@ -292,8 +333,10 @@ def distill_run(run: str | Path | RunContext, cfg: DistillConfig | None = None,
                                              f"{len(idx)} training images"},
                 "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             }
-            run.write(f"{cfg.out}/card.json", json.dumps(card, indent=1))
-            run.write(f"{cfg.out}/card.md", card_markdown(card))
+            card["ship"] = ship_advice(card)
+            card["python_snippet"] = python_snippet(card)
+            run.write(f"{cfg.folder}/card.json", json.dumps(card, indent=1))
+            run.write(f"{cfg.folder}/card.md", card_markdown(card))
             run.log(f"winner exported to {out_dir}: test accuracy fp32 {acc_fp32:.4f}, int8 {acc_int8:.4f}")
     finally:
         torch.set_num_threads(prev_threads)
@@ -320,40 +363,3 @@ def _host_latency(cand: Candidate, num_classes: int, progress: Progress | None) 
         "measured_int8": m8, "predicted_int8": host.latency_ms(i8, num_classes),
         "speedup_int8": m32 / m8 if m8 > 0 else math.nan,
         "note": "onnxruntime, 1 thread, fastest of repeated runs; int8 = every layer at 8 bits"}}
-
-
-def card_markdown(card: dict) -> str:
-    def pct(v):
-        return "n/a" if v is None else f"{v * 100:.2f}%"
-
-    h = card.get("host_latency_ms")
-    lines = [
-        f"# Model card: {card['candidate']}",
-        "",
-        f"- Device: **{card['device_label']}**. Latency numbers from this profile are "
-        f"**{card['provenance']}** ({card['device_source']}).",
-        f"- Predicted latency: **{card['predicted_latency_ms']:.3f} ms** (budget {card['latency_budget_ms']:.3f} ms: "
-        f"{card['latency_budget_source']}); {card['latency_note']}.",
-        f"- MACs {card['macs'] / 1e6:.1f}M, params {card['params'] / 1e6:.3f}M, {card['bytes'] / 1e6:.3f} MB at its "
-        f"bit widths ({card['bits']}); keep ratios {card['keep']}.",
-        f"- Proxy accuracy (search): {pct(card['proxy_accuracy'])}.",
-        f"- Test accuracy: fp32 ONNX {pct(card['test_accuracy_fp32'])}, int8 ONNX {pct(card['test_accuracy_int8'])} "
-        f"(torch {pct(card['test_accuracy_torch'])}); teacher {pct(card['teacher_accuracy'])} ({card['teacher_source']}).",
-    ]
-    if h:
-        lines.append(f"- This host ({h['label']}): measured fp32 {h['measured_fp32']:.3f} ms (predicted "
-                     f"{h['predicted_fp32']:.3f}), int8 {h['measured_int8']:.3f} ms (predicted {h['predicted_int8']:.3f}); "
-                     f"int8 speedup {h['speedup_int8']:.2f}x. {h['note']}.")
-    t = card["training_seconds"]
-    lines += [
-        f"- Training: teacher {t['teacher']:.0f} s, student {t['student']:.0f} s; total {t['total']:.0f} s. "
-        f"Distillation: {json.dumps(card['distillation'])}.",
-        f"- Data: {card['dataset']}.",
-        f"- Input: {card['input']['shape']} float32 NCHW; {card['input']['normalisation']} "
-        f"(mean {card['input']['mean']}, std {card['input']['std']}).",
-        "",
-        "Files: " + "; ".join(f"`{k}`: {v}" for k, v in card["files"].items()),
-        "",
-    ]
-    return "\n".join(lines)
-

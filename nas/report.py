@@ -8,7 +8,6 @@ renderers turn it into files. ``regenerate(run_dir)`` rebuilds every derived fil
 from __future__ import annotations
 
 import csv
-import html
 import io
 import json
 from pathlib import Path
@@ -16,8 +15,9 @@ from typing import Any, NamedTuple
 
 from nas._paths import atomic_write
 from nas.config import RunMeta, SearchConfig, read_run_config
-from nas.errors import ReportError, SearchError
-from nas.front import hypervolume_2d, pareto_front
+from nas.errors import DistillError, ReportError, SearchError
+from nas.front import hypervolume_2d, pareto_front, pick_winner
+from nas.report_html import marked_trial, render_html
 from nas.trials import TrialRow, open_study, read_trials
 
 __all__ = ["ReportData", "report_data", "write_tables", "write_report", "load_run", "regenerate",
@@ -37,9 +37,21 @@ class ReportData(NamedTuple):
     front: list[TrialRow]
     references: list[dict]
     hypervolume: list[tuple[int, float]]  # (trial number, normalised HV of the front so far)
+    run_dir: str = ""  # for the commands the page shows
+    recommended: TrialRow | None = None  # the default pick (best) among trained trials
+    winner: dict | None = None  # winner/card.json when the winner was exported
 
 
-def report_data(study, meta: RunMeta, config: SearchConfig) -> ReportData:
+def _winner_card(run_dir: Path | None) -> dict | None:
+    if run_dir is None:
+        return None
+    try:
+        return json.loads((Path(run_dir) / "winner" / "card.json").read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def report_data(study, meta: RunMeta, config: SearchConfig, run_dir: Path | None = None) -> ReportData:
     rows = read_trials(study)
     budget = float(meta.latency_budget_ms)
     objectives = tuple(config.objectives)
@@ -54,7 +66,15 @@ def report_data(study, meta: RunMeta, config: SearchConfig) -> ReportData:
         run=meta.study_name, space=config.space, device_label=meta.device_label,
         provenance=meta.device_provenance, budget_ms=budget, budget_source=meta.latency_budget_source,
         objectives=objectives, dataset=meta.dataset, trials=rows, front=front,
-        references=list(study.user_attrs.get("references", [])), hypervolume=hv)
+        references=list(study.user_attrs.get("references", [])), hypervolume=hv,
+        run_dir=str(run_dir or ""), recommended=_recommended(rows, budget), winner=_winner_card(run_dir))
+
+
+def _recommended(rows: list[TrialRow], budget_ms: float) -> TrialRow | None:
+    try:
+        return pick_winner(rows, budget_ms, "best")
+    except DistillError:  # nothing trained within the budget yet
+        return None
 
 
 # ----------------------------------------------------------------------------- renderers
@@ -77,83 +97,6 @@ def pareto_json(data: ReportData) -> str:
                        for r in data.front], indent=1)
 
 
-def _hover(r: TrialRow) -> str:
-    acc = "not trained" if r.accuracy is None else f"{r.accuracy:.4f}"
-    parts = [f"trial {r.number} ({r.status})", f"accuracy {acc}", f"latency {r.latency_ms:.3f} ms",
-             f"MACs {r.macs / 1e6:.1f}M" if r.macs else "", f"params {r.params / 1e6:.3f}M" if r.params else "",
-             f"bits {r.bits}", f"keep {r.keep}", f"<span style='font-size:9px'>{html.escape(r.key)}</span>"]
-    return "<br>".join(p for p in parts if p)
-
-
-def title(data: ReportData) -> str:
-    return (f"{data.run}: {data.space} on {data.device_label}, latency budget {data.budget_ms:.2f} ms "
-            f"(device numbers {data.provenance})")
-
-
-def render_html(data: ReportData) -> str:
-    """One self-contained page: plotly is inlined, nothing is fetched."""
-    try:
-        import plotly.graph_objects as go
-    except ImportError:  # pragma: no cover
-        raise ReportError("plotly is not installed: pip install plotly") from None
-    trained = [r for r in data.trials if r.trained and r.latency_ms is not None]
-    over = [r for r in data.trials if r.status == "over_budget" and r.latency_ms is not None]
-    front = data.front
-    fig = go.Figure()
-    fig.add_trace(go.Scatter(x=[r.latency_ms for r in trained], y=[r.accuracy for r in trained], mode="markers",
-                             name=f"trained trials ({len(trained)})", marker=dict(color="#9aa5b1", size=7),
-                             hovertext=[_hover(r) for r in trained], hoverinfo="text"))
-    fig.add_trace(go.Scatter(x=[r.latency_ms for r in over], y=[0.0] * len(over), mode="markers",
-                             name=f"over budget, not trained ({len(over)})",
-                             marker=dict(color="#e4a11b", symbol="x", size=6),
-                             hovertext=[_hover(r) for r in over], hoverinfo="text"))
-    fig.add_trace(go.Scatter(x=[r.latency_ms for r in front], y=[r.accuracy for r in front],
-                             mode="lines+markers", line=dict(shape="hv", color="#d62728"),
-                             marker=dict(size=10), name=f"Pareto front ({len(front)})",
-                             hovertext=[_hover(r) for r in front], hoverinfo="text"))
-    refs = [r for r in data.references if r.get("accuracy") is not None]
-    if refs:
-        fig.add_trace(go.Scatter(x=[r["latency_ms"] for r in refs], y=[r["accuracy"] for r in refs],
-                                 mode="markers+text", text=[r["name"] for r in refs], textposition="top center",
-                                 marker=dict(symbol="diamond", size=11, color="#1f77b4"),
-                                 name="reference networks (same proxy)",
-                                 hovertext=[f"{r['name']}<br>accuracy {r['accuracy']:.4f}<br>latency "
-                                            f"{r['latency_ms']:.3f} ms" for r in refs], hoverinfo="text"))
-    fig.add_vline(x=data.budget_ms, line_dash="dash", line_color="#555",
-                  annotation_text=f"budget {data.budget_ms:.2f} ms")
-    fig.update_layout(title=dict(text=html.escape(title(data)), font=dict(size=14)),
-                      xaxis_title=f"predicted latency on {data.device_label} [ms]",
-                      yaxis_title="proxy accuracy (validation)", template="plotly_white", height=560)
-    hv = go.Figure(go.Scatter(x=[n for n, _ in data.hypervolume], y=[v for _, v in data.hypervolume],
-                              mode="lines", line=dict(shape="hv")))
-    hv.update_layout(title="Hypervolume of the front (accuracy x budget-normalised latency, ref. point (0, budget))",
-                     xaxis_title="trial", yaxis_title="hypervolume", template="plotly_white", height=320)
-    failed = [r for r in data.trials if r.status == "failed"]
-    rows = "".join(f"<tr><td>{r.number}</td><td><code>{html.escape(r.key)}</code></td>"
-                   f"<td>{html.escape(r.reason)}</td></tr>" for r in failed)
-    counts = {s: sum(1 for r in data.trials if r.status == s)
-              for s in ("evaluated", "duplicate", "over_budget", "failed", "interrupted", "running")}
-    summary = ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in counts.items() if v)
-    body = [
-        "<!DOCTYPE html><html><head><meta charset='utf-8'>",
-        f"<title>{html.escape(data.run)}: hwnas report</title>",
-        "<style>body{font-family:sans-serif;margin:1.5em;max-width:1200px}td,th{padding:2px 8px;"
-        "text-align:left;vertical-align:top}code{font-size:11px}</style></head><body>",
-        f"<h2>{html.escape(title(data))}</h2>",
-        f"<p>Latency: predicted from the <b>{html.escape(data.device_label)}</b> profile; these numbers "
-        f"are <b>{html.escape(data.provenance)}</b>. Budget: {html.escape(data.budget_source)}. "
-        f"Accuracy: short proxy on {html.escape(data.dataset)}.</p>",
-        f"<p id='summary'>Trials: {html.escape(summary)}.</p>",
-        fig.to_html(full_html=False, include_plotlyjs=True, div_id="front"),
-        hv.to_html(full_html=False, include_plotlyjs=False, div_id="hypervolume"),
-    ]
-    if failed:
-        body.append(f"<h3>Failed trials ({len(failed)})</h3><table id='failed'><tr><th>trial</th>"
-                    f"<th>candidate</th><th>reason</th></tr>{rows}</table>")
-    body.append("</body></html>")
-    return "\n".join(body)
-
-
 def render_png(data: ReportData) -> bytes:
     try:
         import matplotlib
@@ -174,6 +117,10 @@ def render_png(data: ReportData) -> bytes:
             ax.scatter([r["latency_ms"]], [r["accuracy"]], marker="D", c="#1f77b4", s=40)
             ax.annotate(r["name"], (r["latency_ms"], r["accuracy"]), fontsize=7, xytext=(3, 3),
                         textcoords="offset points")
+    mark = marked_trial(data)
+    if mark is not None:
+        ax.scatter([mark[0].latency_ms], [mark[0].accuracy], marker="*", s=220, c="#ffbf00", edgecolors="k",
+                   zorder=5, label=f"{mark[1]}: trial {mark[0].number}")
     ax.axvline(data.budget_ms, ls="--", c="#555", lw=1, label=f"budget {data.budget_ms:.2f} ms")
     ax.set_xlabel(f"predicted latency on {data.device_label} [ms] ({data.provenance})", fontsize=8)
     ax.set_ylabel("proxy accuracy (validation)")
@@ -191,8 +138,8 @@ def render_png(data: ReportData) -> bytes:
 
 def write_tables(run_dir: Path, study, config: SearchConfig, meta: RunMeta) -> dict[str, Path]:
     """trials.csv and pareto.json (cheap: refreshed after trials finish)."""
-    data = report_data(study, meta, config)
     run_dir = Path(run_dir)
+    data = report_data(study, meta, config, run_dir)
     atomic_write(run_dir / "trials.csv", trials_csv(data))
     atomic_write(run_dir / "pareto.json", pareto_json(data))
     return {"trials.csv": run_dir / "trials.csv", "pareto.json": run_dir / "pareto.json"}
@@ -201,7 +148,7 @@ def write_tables(run_dir: Path, study, config: SearchConfig, meta: RunMeta) -> d
 def write_report(run_dir: Path, study, config: SearchConfig, meta: RunMeta) -> dict[str, Path]:
     """Every derived file, each written atomically."""
     run_dir = Path(run_dir)
-    data = report_data(study, meta, config)
+    data = report_data(study, meta, config, run_dir)
     files = {}
     for name, text in (("trials.csv", trials_csv(data)), ("pareto.json", pareto_json(data)),
                        ("report.html", render_html(data))):

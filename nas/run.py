@@ -85,7 +85,7 @@ def _check_feasible(space: SearchSpace, profile: DeviceProfile, num_classes: int
         if ms < fastest_ms:
             fastest_ms, fastest_key = ms, r.key
     if fastest_ms > budget_ms:
-        raise BudgetError(f"no candidate of {space.name} meets {budget_ms:.2f} ms on {profile.name}: the "
+        raise BudgetError(f"no candidate of {space.name} meets {budget_ms:.3g} ms on {profile.name}: the "
                           f"fastest of {FEASIBILITY_SAMPLES} sampled candidates and the references takes "
                           f"{fastest_ms:.2f} ms ({fastest_key})")
 

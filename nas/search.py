@@ -256,9 +256,9 @@ class _Search:
             self._fail(trial, one_line(exc), info)
             return
         self.worker_seconds.append(out["seconds"])
-        info.update({k: out[k] for k in ("params", "bytes", "resolution", "host", "node", "pid", "steps",
+        info.update({k: out[k] for k in ("params", "bytes", "host", "node", "pid", "steps",
                                          "train_seconds", "images_per_second", "loss", "val_loss")},
-                    proxy_seconds=out["seconds"])
+                    proxy_seconds=out["seconds"], proxy_side=out["resolution"])
         if out["failed"] or not math.isfinite(out["accuracy"]):
             self._fail(trial, out["reason"] or "accuracy is not finite", info)
             return
@@ -382,6 +382,7 @@ def _drive(ctx: RunContext, run: RunFolder, progress, resume: bool = False) -> S
         try:
             search.evaluate_references(pool)
             search.loop(pool)
+            search.progress(search._progress(0))  # the bar ends at the final count
         except KeyboardInterrupt:
             c = search.counts()
             run.log("interrupted")

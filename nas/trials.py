@@ -10,6 +10,7 @@ A trial left RUNNING, or FAIL without a status, was cut off by a stopped driver:
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -18,6 +19,7 @@ from nas.errors import ReportError, SearchError
 __all__ = ["STATUSES", "TrialRow", "trial_attrs", "trial_row", "read_trials", "status_counts",
            "open_storage", "open_study"]
 
+_RESOLUTION = re.compile(r":r(\d+):")
 STATUSES = ("evaluated", "duplicate", "over_budget", "failed", "interrupted", "running")
 
 
@@ -39,10 +41,12 @@ class TrialRow(NamedTuple):
     bytes: int | None
     bits: str
     keep: str
-    resolution: int | None
+    resolution: int | None  # the candidate's own input side (what is priced and shipped)
     proxy_seconds: float | None
-    node: str
+    node: str  # the Ray node it trained on (first 12 characters of its id)
     reason: str
+    proxy_side: int | None = None  # the input side the short proxy trained it at
+    host: str = ""
 
     @property
     def trained(self) -> bool:
@@ -57,10 +61,14 @@ def trial_row(t) -> TrialRow:
         status = "running"
     else:
         status = a.get("status") or "failed"
-    return TrialRow(t.number, t.state.name, status, a.get("key", ""), a.get("accuracy"),
+    key = a.get("key", "")
+    m = _RESOLUTION.search(key)
+    return TrialRow(t.number, t.state.name, status, key, a.get("accuracy"),
                     a.get("latency_ms"), a.get("macs"), a.get("params"), a.get("bytes"),
-                    a.get("bits", ""), a.get("keep", ""), a.get("resolution"), a.get("proxy_seconds"),
-                    a.get("node", ""), a.get("reason", ""))
+                    a.get("bits", ""), a.get("keep", ""), int(m.group(1)) if m else None, a.get("proxy_seconds"),
+                    str(a.get("node", ""))[:12], a.get("reason", ""),
+                    a.get("proxy_side", a.get("resolution")),  # runs before 0.1.1 stored it as "resolution"
+                    a.get("host", ""))
 
 
 def read_trials(study) -> list[TrialRow]:

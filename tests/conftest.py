@@ -47,3 +47,14 @@ def ray_session():
     ray.init(num_cpus=2, include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False)
     yield ray
     ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def run5(tmp_path_factory, ray_session):
+    """One real 5-trial search shared by the tests that only read its folder: (tmp, result)."""
+    from nas.search import SearchConfig, run_search
+
+    tmp = tmp_path_factory.mktemp("run5")
+    cfg = SearchConfig(device="pixel7", space="mobilenetv3", trials=5, workers=2, data="builtin", out=str(tmp),
+                       name="run", references=1, proxy=dict(TINY_PROXY), seed=0)
+    return tmp, run_search(cfg)

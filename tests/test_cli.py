@@ -66,7 +66,7 @@ import pytest  # noqa: E402
     (["search", "--device", "nokia3310"], "nokia3310"),
     (["search", "--space", "resnet"], "resnet"),
     (["search", "--data", "/nonexistent/data.npz"], "/nonexistent/data.npz"),
-    (["search", "--latency-ms", "0.001", "--out", "{tmp}"], "no candidate of mobilenetv3 meets 0.00 ms"),
+    (["search", "--latency-ms", "0.001", "--out", "{tmp}"], "no candidate of mobilenetv3 meets 0.001 ms"),
     (["search", "--resume", "/nonexistent/run"], "not a run folder"),
     (["report", "/nonexistent/run"], "not a run folder"),
     (["distill", "/nonexistent/run"], "not a run folder"),
@@ -78,3 +78,51 @@ def test_search_commands_reject_bad_input_in_one_line(args, msg, tmp_path):
     lines = [ln for ln in r.output.strip().splitlines() if not ln.startswith("latency budget")]
     assert len(lines) == 1 and lines[0].startswith("error:") and msg in lines[0], r.output
     assert list(tmp_path.iterdir()) == []  # nothing written
+
+
+def _main(argv, capsys):
+    """The console-script entry point (what `nas` runs): (exit code, stdout, stderr)."""
+    from nas.cli import run as main
+
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    got = capsys.readouterr()
+    return info.value.code, got.out, got.err
+
+
+@pytest.mark.parametrize("argv, msg", [
+    (["search", "--bogus"], "No such option: --bogus"),
+    (["search", "--trials", "abc"], "Invalid value for '--trials'"),
+    (["nosuchcommand"], "No such command"),
+])
+def test_usage_errors_are_one_line_exit_2(argv, msg, capsys):
+    code, out, err = _main(argv, capsys)
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and lines[0].startswith("error:") and msg in lines[0], err
+    assert "╭" not in err and "Traceback" not in err
+
+
+def test_help_has_no_type_placeholders_and_defines_the_pick_rules(capsys):
+    code, out, _ = _main(["distill", "--help"], capsys)
+    assert code == 0 and "<bool>" not in out
+    text = " ".join(out.split())
+    for rule in ("best", "knee (the point of the accuracy/latency front", "latency<=MS", "trial=N"):
+        assert rule in text
+
+
+def test_user_data_is_printed_verbatim_not_as_markup_or_emoji():
+    r = run("latency", "--device", "pixel7", "--reference", "mobilenet_v3_small_1.0_224")
+    assert r.exit_code == 0, r.output
+    assert ":x:" in r.output and "\u274c" not in r.output  # op keys keep their ':x:' field
+    assert "priced with 1000 classifier outputs" in r.output
+
+
+def test_the_search_progress_line_fits_80_columns():
+    from nas.cli._run import search_info
+    from nas.search import SearchProgress
+
+    p = SearchProgress(3, 40, 2, 7, 1, 0.657, "k", 100.0, 260.0)
+    info = search_info(p)
+    assert info == "~4 min left, best 0.657, 1 failed, 7 over budget"
+    # what matters fits 80 columns beside the bar; the counts after it may be cut
+    assert len(f"searching {'-' * 16} 3/40 trials ~4 min left, best 0.657, 1 failed") <= 80

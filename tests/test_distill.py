@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
@@ -58,6 +59,36 @@ def test_distill_exports_a_checked_winner_with_its_card(run_dir):
     teacher = next((run_dir / "teachers").glob("teacher-*.pt"))
     card2 = distill_run(run_dir, DistillConfig(**FAST, teacher=str(teacher), measure_host=False, out="winner2"))
     assert card2["teacher_source"] == str(teacher) and card2["teacher"] == card["teacher"]
+    # winners never overwrite each other: the same folder again needs --force
+    with pytest.raises(DistillError, match=r"already holds the winner of trial .* --force"):
+        distill_run(run_dir, DistillConfig(**FAST, measure_host=False))
+    assert json.loads((win / "card.json").read_text()) == json.loads(json.dumps(card))  # untouched
+
+
+@pytest.mark.slow
+def test_the_cards_snippet_classifies_an_image_file_with_the_shipped_model(run_dir, tmp_path):
+    """The card's 10-line Python runs as written, in the winner folder, on a PNG of a test image,
+    and says what the shipped model says."""
+    import subprocess
+    import sys
+
+    from PIL import Image
+
+    card = distill_run(run_dir, DistillConfig(**{**FAST, "kd": False}, pick="knee", measure_host=False))
+    win = run_dir / card["folder"]
+    assert card["folder"] == "winners/knee" and (win / "model.onnx").is_file()
+    assert "```python" in (win / "card.md").read_text() and "Classes (output index: name): 0: " in (win / "card.md").read_text()
+    ds = nas.load_dataset("builtin")
+    img = Path(tmp_path) / "image.png"
+    Image.fromarray(ds.x_test[0].squeeze(-1)).save(img)
+    (tmp_path / "classify.py").write_text(card["python_snippet"])
+    p = subprocess.run([sys.executable, str(tmp_path / "classify.py"), str(img)], cwd=win, capture_output=True,
+                       text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    side = card["input"]["shape"][-1]
+    x = ds.at_resolution(side).test_arrays()[0][:1]
+    want = card["class_names"][int(ort.InferenceSession(str(win / "model.onnx")).run(None, {"input": x})[0].argmax())]
+    assert p.stdout.strip() == want
 
 
 @pytest.mark.slow
@@ -92,3 +123,13 @@ def test_bad_teachers_are_clear_errors(run_dir, tmp_path):
     torch.save({"key": Boom()}, evil)
     with pytest.raises(DistillError, match="not a readable checkpoint"):  # weights_only refuses code
         load_checkpoint(evil)
+
+
+def test_each_pick_has_its_own_folder():
+    from nas.distill import winner_folder
+
+    assert winner_folder("best") == "winner" and winner_folder("knee") == "winners/knee"
+    assert winner_folder("latency<=2.5") == "winners/latency-le-2.5" and winner_folder("trial=12") == "winners/trial-12"
+    for bad in ("../x", "/abs", ""):
+        with pytest.raises(DistillError, match="--out"):
+            DistillConfig(out=bad).validate()

@@ -32,13 +32,6 @@ def config(tmp_path, **kw):
     return SearchConfig(**base)
 
 
-@pytest.fixture(scope="module")
-def run5(tmp_path_factory, ray_session):
-    """One real 5-trial search shared by the tests that only read its folder."""
-    tmp = tmp_path_factory.mktemp("run5")
-    return tmp, run_search(config(tmp, trials=5))
-
-
 def test_search_writes_a_complete_run_folder(run5):
     tmp_path, res = run5
     run = tmp_path / "run"
@@ -230,21 +223,23 @@ def test_report_renders_offline_in_headless_chromium(run5, tmp_path):
     common = [_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
               "--disable-background-networking", "--proxy-server=127.0.0.1:9", "--virtual-time-budget=8000",
               f"--user-data-dir={tmp_path / 'profile'}"]
-    shot = tmp_path / "shot.png"
-    subprocess.run(common + [f"--screenshot={shot}", "--window-size=1200,1000", page.as_uri()],
-                   capture_output=True, timeout=120)
-    img = Image.open(shot).convert("RGB")
-    colours = img.getcolors(maxcolors=1 << 20)
-    assert img.size == (1200, 1000) and len(colours) > 50  # a drawn plot, not a blank page
+    for width, height in ((1400, 1100), (400, 1600)):  # a desktop and a phone-width window
+        shot = tmp_path / f"shot-{width}.png"
+        subprocess.run(common + [f"--screenshot={shot}", f"--window-size={width},{height}", page.as_uri()],
+                       capture_output=True, timeout=120)
+        img = Image.open(shot).convert("RGB")
+        assert img.size == (width, height) and len(img.getcolors(maxcolors=1 << 20)) > 50  # drawn, not blank
     dom = subprocess.run(common + ["--dump-dom", page.as_uri()], capture_output=True, text=True,
                          timeout=120).stdout
+    assert "Take this model: trial" in dom and 'id="front-table"' in dom
     front_div = dom[dom.index('id="front"'):dom.index('id="hypervolume"')]
     points = len(re.findall(r'class="point"', front_div))
     rows = [t for t in study.trials if t.user_attrs.get("status") in ("evaluated", "duplicate", "over_budget")]
     _, meta, cfg = load_run(run)
-    data = report_data(study, meta, cfg)  # front points are drawn twice: among all trials and on the front
+    data = report_data(study, meta, cfg, run)  # front points are drawn twice: among all trials and on the front
     refs = sum(1 for r in data.references if r.get("accuracy") is not None)
-    assert points == len(rows) + len(data.front) + refs
+    marked = 1 if data.recommended is not None else 0  # the star on the recommended model
+    assert points == len(rows) + len(data.front) + refs + marked
 
 
 def test_the_searchs_best_is_the_trial_distill_picks(run5):

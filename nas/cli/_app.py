@@ -13,17 +13,28 @@ from rich.console import Console
 import nas
 from nas.errors import NasError
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
-                  help="hwnas: hardware-aware neural architecture search.")
-space_app = typer.Typer(no_args_is_help=True, help="Inspect one search space.")
-candidate_app = typer.Typer(no_args_is_help=True, help="Inspect one candidate network.")
-profile_app = typer.Typer(no_args_is_help=True, help="Build and validate device profiles.")
+# plain click help (rich's shows "<bool>" beside every flag); errors are ours (run())
+_KW = dict(no_args_is_help=True, rich_markup_mode=None)
+app = typer.Typer(add_completion=False, pretty_exceptions_enable=False,
+                  help="hwnas: hardware-aware neural architecture search.", **_KW)
+space_app = typer.Typer(help="Inspect one search space.", **_KW)
+candidate_app = typer.Typer(help="Inspect one candidate network.", **_KW)
+profile_app = typer.Typer(help="Build and validate device profiles.", **_KW)
 app.add_typer(space_app, name="space")
 app.add_typer(candidate_app, name="candidate")
 app.add_typer(profile_app, name="profile")
 
-out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 160)
-err = Console(stderr=True, highlight=False, soft_wrap=True, width=None if sys.stderr.isatty() else 160)
+# No markup or emoji codes are read from printed text: keys (":x:" is an emoji code to rich),
+# paths and names are user data and print as they are.
+out = Console(highlight=False, soft_wrap=True, markup=False, emoji=False,
+              width=None if sys.stdout.isatty() else 160)
+err = Console(stderr=True, highlight=False, soft_wrap=True, markup=False, emoji=False,
+              width=None if sys.stderr.isatty() else 160)
+
+
+def ms(x: float) -> str:
+    """Milliseconds with enough digits to be true: 3.57, 0.0001 (never "0.00")."""
+    return f"{x:.2f}" if x >= 0.1 else f"{x:.2g}"
 
 USER_ERROR = 2
 
@@ -58,11 +69,12 @@ def main(version: Optional[bool] = typer.Option(None, "--version", callback=_ver
 
 
 
-def progress_printer(label: str):
-    """A transient rich progress bar fed by (..., done, total) calls."""
+def progress_printer(label: str, unit: str):
+    """A transient rich progress bar fed by (..., done, total) calls, counting ``unit``."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-    bar = Progress(TextColumn(label), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+    bar = Progress(TextColumn(label, markup=False), BarColumn(bar_width=24),
+                   TextColumn(f"{{task.completed}}/{{task.total}} {unit}", markup=False),
                    TimeRemainingColumn(), console=err, transient=True)
     task = None
 

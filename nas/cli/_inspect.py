@@ -37,7 +37,7 @@ def spaces_cmd() -> None:
 def space_show(name: str = typer.Argument(..., help="Space name or path to a space YAML.")) -> None:
     """Show the choices and reference networks of a space."""
     s = nas.load_space(name)
-    out.print(f"[bold]{s.name}[/bold] ({s.family}): {s.description}")
+    out.print(f"{s.name} ({s.family}): {s.description}", style="bold")
     out.print(f"candidates: {_sci(s.num_candidates())}")
     out.print(f"widths: {', '.join(format_number(w) for w in s.widths)} ({s.width_mode})")
     for sk in s.skeletons.values():
@@ -98,22 +98,8 @@ def devices_cmd() -> None:
         fb = ", ".join(f"{k}->{v}" for k, v in sorted(p.bit_fallback.items()))
         table.add_row(name, p.provenance, p.runtime, str(p.threads),
                       f"{','.join(map(str, p.native_bits))}; {fb}", str(len(p.table)),
-                      _validation_text(p.validation))
+                      p.validation_text())
     out.print(table)
-
-
-def _validation_text(v: dict) -> str:
-    if not v:
-        return "none yet"
-    if "loo_mape_pct" in v:
-        return (f"leave-one-out on {v['entries']} source entries: MAPE {v['loo_mape_pct']}%, "
-                f"{v['loo_within_10pct'] * 100:.0f}% within ±10%")
-    parts = []
-    for prec in ("f32", "i8"):
-        if prec in v:
-            parts.append(f"{prec}: {v[prec]['within_10pct'] * 100:.0f}% within ±10%, "
-                         f"MAPE {v[prec]['mape_pct']}%, tau {v[prec]['kendall_tau']}")
-    return f"{v.get('samples', '?')} networks end to end; " + "; ".join(parts)
 
 
 @app.command("latency")
@@ -140,7 +126,8 @@ def latency_cmd(
     total = prof.latency_ms(cand, num_classes=num_classes)
     n_est = sum(r.source == "estimate" for r in rows)
     qual = "ESTIMATED " if prof.is_estimated else ""
-    out.print(f"device: {prof.label}")
+    out.print(f"device: {prof.label}; priced with {num_classes} classifier outputs (--classes; a search "
+              f"prices with its dataset's class count)")
     out.print(f"{qual}predicted latency: {total:.3f} ms  (sum of ops {sum(r.ms for r in rows):.3f} ms, "
               f"calibration {prof.calibration_for(cand).source}; {n_est} of {len(rows)} ops "
               f"from the estimator)")

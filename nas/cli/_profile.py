@@ -43,11 +43,11 @@ def profile_build(
             ops += [(op, prof.exec_bits(op.bits)) for c in sp.sample_many(samples, seed) for op in c.ops()]
         else:
             ops += [(op, prof.exec_bits(op.bits)) for op in sp.all_ops()]
-    table = host.measure_ops(ops, progress=progress_printer("timing ops"))
+    table = host.measure_ops(ops, progress=progress_printer("timing ops", "ops"))
     out.print(f"{len(table)} op timings for {', '.join(space)} in {host.cache_dir()}")
     if calibrate:
         cal = calibrate_host(prof, space, calibrate, seed=seed,
-                             progress=progress_printer("end-to-end timings"))
+                             progress=progress_printer("end-to-end timings", "networks"))
         for prec, c in cal.items():
             scales = ", ".join(f"{k} x{v:.2f}" for k, v in c.kind_scale.items())
             out.print(f"calibration {prec}: {scales}; {c.per_op_ms * 1000:+.1f} us/op, "
@@ -65,7 +65,7 @@ def profile_validate(
     """Time N random candidates end to end (fp32 and int8) against the prediction."""
     prof = _host_only(device)
     res = validate_profile(prof, space, samples, seed=seed,
-                           progress=progress_printer("end-to-end timings"))
+                           progress=progress_printer("end-to-end timings", "networks"))
     host.save_calibration(prof.calibration, validation=res)
     for prec in ("f32", "i8"):
         r = res[prec]
@@ -92,7 +92,7 @@ def profile_export_ops(
     for name in space:
         nas.load_space(name)  # unknown names fail before any work
     export_ops(space, out_dir, samples=samples, seed=seed, bits=bit_list,
-               progress=progress_printer("exporting op models"))
+               progress=progress_printer("exporting op models", "ops"))
     out.print(f"wrote {out_dir}/manifest.json, {out_dir}/ops/ and {out_dir}/time_ops.py")
     out.print(f"copy the folder to the device, run `python3 time_ops.py`, then "
               f"`nas profile import --name NAME --results {out_dir}/results.json`", markup=False)

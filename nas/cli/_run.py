@@ -9,20 +9,37 @@ from typing import Optional
 import optuna
 import typer
 
-from nas.cli._app import app, err, out, user_errors
+from nas.cli._app import app, err, ms, out, user_errors
 from nas.config import SearchConfig
-from nas.distill import DistillConfig, distill_run
+from nas.distill import PICK_HELP, DistillConfig, distill_run
 from nas.report import regenerate
 from nas.run import RunContext, resolve_run
 from nas.search import resume_search, run_search
 
 
+def search_info(p) -> str:
+    """The short text after the search's bar: what matters first, so that an 80-column terminal
+    cuts the least useful part (counts of over-budget and failed trials only when non-zero)."""
+    if p.message:
+        return p.message
+    parts = [f"~{p.eta_s / 60:.0f} min left" if p.eta_s is not None else "",
+             "best -" if p.best_accuracy is None else f"best {p.best_accuracy:.3f}",
+             f"{p.failed} failed" if p.failed else "", f"{p.over_budget} over budget" if p.over_budget else ""]
+    return ", ".join(x for x in parts if x)
+
+
 def _search_progress():
     """A rich progress bar fed by SearchProgress updates; returns (callback, stop)."""
     from rich.progress import BarColumn, Progress, TextColumn
+    from rich.table import Column
 
-    bar = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} trials"),
-                   TextColumn("{task.fields[info]}"), console=err, transient=False)
+    # fixed columns first; the info column takes what is left and is cut at its end, so a narrow
+    # terminal loses the least useful counts, never the bar, the count or the time left
+    bar = Progress(TextColumn("searching"), BarColumn(bar_width=16),
+                   TextColumn("{task.completed}/{task.total} trials", markup=False),
+                   TextColumn("{task.fields[info]}", markup=False,
+                              table_column=Column(no_wrap=True, overflow="ellipsis", ratio=1)),
+                   console=err, transient=False)
     task = None
 
     def update(p) -> None:
@@ -30,11 +47,7 @@ def _search_progress():
         if task is None:
             bar.start()
             task = bar.add_task("searching", total=p.total, info="")
-        best = "-" if p.best_accuracy is None else f"{p.best_accuracy:.3f}"
-        eta = "" if p.eta_s is None else f", ~{p.eta_s / 60:.1f} min left"
-        info = p.message or (f"best acc within budget {best}; {p.running} running, {p.over_budget} over budget, "
-                             f"{p.failed} failed{eta}")
-        bar.update(task, completed=p.done, total=p.total, info=info)
+        bar.update(task, completed=p.done, total=p.total, info=search_info(p))
 
     def stop() -> None:
         if task is not None:
@@ -43,12 +56,12 @@ def _search_progress():
     return update, stop
 
 
-def _print_result(res, profile_label: str) -> None:
+def _print_result(res, ctx: RunContext) -> None:
     out.print(f"{res.evaluated} candidates trained, {res.failed} failed, {res.over_budget} over budget "
               f"(not trained) in {res.seconds / 60:.1f} min")
     if res.best_key:
-        out.print(f"best within {res.budget_ms:.2f} ms on {profile_label}: proxy accuracy "
-                  f"{res.best_accuracy:.4f}\n  {res.best_key}")
+        out.print(f"best within {ms(res.budget_ms)} ms on {ctx.meta.device_label} ({ctx.num_classes} classes): "
+                  f"proxy accuracy {res.best_accuracy:.4f}\n  {res.best_key}")
     else:
         out.print("no candidate within the budget finished training")
     out.print(f"report: {res.files['report.html']}")
@@ -94,8 +107,8 @@ def search_cmd(
                            distill=not no_distill, references=references, proxy=proxy)
         ctx = resolve_run(cfg)
         if latency_ms is None:
-            err.print(f"latency budget {ctx.budget_ms:.2f} ms: {ctx.budget_source} (set one with --latency-ms)",
-                      markup=False)
+            err.print(f"latency budget {ms(ctx.budget_ms)} ms for {ctx.num_classes} classes: {ctx.budget_source} "
+                      f"(set one with --latency-ms)")
     update, stop = _search_progress()
     try:
         if ctx is None:
@@ -105,11 +118,17 @@ def search_cmd(
     finally:
         stop()
     ctx = res.context
-    _print_result(res, ctx.meta.device_label)
+    _print_result(res, ctx)
     if ctx.config.distill:
-        _distill(ctx, "best", None, None, None, False)
+        # the search's own winner: a resumed search replaces the winner it trained before
+        _distill(ctx, "best", None, None, None, False, force=True)
         out.print(f"done. model: {res.run_dir / 'winner' / 'model.onnx'} (int8: model.int8.onnx, card: card.md); "
                   f"report: {res.files['report.html']}")
+    else:
+        out.print(f"next: nas distill {res.run_dir}  (trains, exports and documents the winner)")
+
+
+UNITS = (("training", "steps"), ("distilling", "steps"), ("exporting", "files"), ("timing", "models"))
 
 
 def _stage_progress():
@@ -122,7 +141,8 @@ def _stage_progress():
         TimeRemainingColumn,
     )
 
-    bar = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+    bar = Progress(TextColumn("{task.description}", markup=False), BarColumn(bar_width=16),
+                   TextColumn("{task.completed}/{task.total} {task.fields[unit]}", markup=False),
                    TimeElapsedColumn(), TimeRemainingColumn(), console=err)
     tasks: dict[str, int] = {}
 
@@ -130,7 +150,8 @@ def _stage_progress():
         if not tasks:
             bar.start()
         if stage not in tasks:
-            tasks[stage] = bar.add_task(stage, total=total)
+            unit = next((u for prefix, u in UNITS if stage.startswith(prefix)), "")
+            tasks[stage] = bar.add_task(stage, total=total, unit=unit)
         bar.update(tasks[stage], completed=done, total=total)
 
     def stop() -> None:
@@ -141,10 +162,12 @@ def _stage_progress():
 
 
 def _distill(run: Path | RunContext, pick: str, teacher: Optional[Path], epochs: Optional[float],
-             teacher_epochs: Optional[float], kd: bool, kd_teacher: Optional[str] = None) -> None:
+             teacher_epochs: Optional[float], kd: bool, kd_teacher: Optional[str] = None,
+             out_name: Optional[str] = None, force: bool = False) -> None:
     kw = {k: v for k, v in (("epochs", epochs), ("teacher_epochs", teacher_epochs),
-                            ("teacher_net", kd_teacher)) if v is not None}
-    cfg = DistillConfig(pick=pick, teacher=str(teacher) if teacher else None, kd=kd or kd_teacher is not None, **kw)
+                            ("teacher_net", kd_teacher), ("out", out_name)) if v is not None}
+    cfg = DistillConfig(pick=pick, teacher=str(teacher) if teacher else None, kd=kd or kd_teacher is not None,
+                        force=force, **kw)
     cfg.validate()
     update, stop = _stage_progress()
     try:
@@ -155,14 +178,14 @@ def _distill(run: Path | RunContext, pick: str, teacher: Optional[Path], epochs:
     out.print(f"winner: trial {card['trial']} {card['candidate']}")
     qual = "ESTIMATED " if card["provenance"] == "estimated" else ""
     out.print(f"{qual}predicted latency on {card['device_label']}: {card['predicted_latency_ms']:.3f} ms "
-              f"(budget {card['latency_budget_ms']:.3f} ms)")
-    out.print(f"test accuracy: fp32 {pct(card['test_accuracy_fp32'])}, int8 {pct(card['test_accuracy_int8'])}; "
-              f"teacher {pct(card['teacher_accuracy'])}")
+              f"(budget {card['latency_budget_ms']:.3f} ms; {card['num_classes']} classes)")
+    teacher = "" if card["teacher"] is None else f"; teacher {pct(card['teacher_accuracy'])}"
+    out.print(f"test accuracy: fp32 {pct(card['test_accuracy_fp32'])}, int8 {pct(card['test_accuracy_int8'])}{teacher}")
     h = card.get("host_latency_ms")
     if h:
         out.print(f"this host: fp32 {h['measured_fp32']:.2f} ms, int8 {h['measured_int8']:.2f} ms "
                   f"(x{h['speedup_int8']:.2f})")
-    win = (run.run_dir if isinstance(run, RunContext) else Path(run)) / "winner"
+    win = (run.run_dir if isinstance(run, RunContext) else Path(run)) / card["folder"]
     out.print(f"model: {win / 'model.onnx'} and {win / 'model.int8.onnx'} (card: {win / 'card.md'})")
 
 
@@ -170,7 +193,7 @@ def _distill(run: Path | RunContext, pick: str, teacher: Optional[Path], epochs:
 @user_errors
 def distill_cmd(
     run_dir: Path = typer.Argument(..., help="A run folder (results/<name>)."),
-    pick: str = typer.Option("best", "--pick", help="best, knee, latency<=MS or trial=N."),
+    pick: str = typer.Option("best", "--pick", help=PICK_HELP),
     teacher: Optional[Path] = typer.Option(None, "--teacher", help="A teacher checkpoint (model.pt format)."),
     epochs: Optional[float] = typer.Option(None, "--epochs", help="Student epochs (default 5; 10 gained 9.3 points on CIFAR, BENCHMARKS.md)."),
     teacher_epochs: Optional[float] = typer.Option(None, "--teacher-epochs",
@@ -180,9 +203,12 @@ def distill_cmd(
     kd_teacher: Optional[str] = typer.Option(None, "--kd-teacher", help="The teacher --kd trains: largest (the "
                                              "space's largest candidate, default) or parent (the winner unpruned, "
                                              "float). Implies --kd."),
+    out_name: Optional[str] = typer.Option(None, "--out", help="Folder in the run for this winner (default: winner/ "
+                                           "for best, winners/<pick>/ for the other rules)."),
+    force: bool = typer.Option(False, "--force", help="Replace that folder if it holds a winner already."),
 ) -> None:
     """Train the run's winner (with --kd or --teacher: distilled), quantize and export it, and write its card."""
-    _distill(run_dir, pick, teacher, epochs, teacher_epochs, kd, kd_teacher)
+    _distill(run_dir, pick, teacher, epochs, teacher_epochs, kd, kd_teacher, out_name, force)
 
 
 @app.command("report")

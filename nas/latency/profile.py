@@ -9,6 +9,7 @@ execute natively are priced at the width they fall back to (``bit_fallback``).
 from __future__ import annotations
 
 import json
+import re
 import threading
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -179,6 +180,23 @@ class DeviceProfile:
                 missing.append((op, eb))
         if missing:
             self.table.update(self.measure_missing(missing))
+
+    def validation_text(self) -> str:
+        """How well this profile predicts, in one phrase (for ``nas devices`` and model cards)."""
+        v = self.validation
+        if not v:
+            return "not yet validated against whole-network timings"
+        if "loo_mape_pct" in v:
+            return (f"leave-one-out on {v['entries']} source entries: MAPE {v['loo_mape_pct']}%, "
+                    f"{v['loo_within_10pct'] * 100:.0f}% within ±10%")
+        parts = [f"{prec}: {v[prec]['within_10pct'] * 100:.0f}% within ±10%, MAPE {v[prec]['mape_pct']}%, "
+                 f"tau {v[prec]['kendall_tau']}" for prec in ("f32", "i8") if prec in v]
+        return f"{v.get('samples', '?')} networks end to end; " + "; ".join(parts)
+
+    def source_sentence(self) -> str:
+        """Where the numbers come from, in one short sentence (the first clause of ``source``)."""
+        first = re.split(r"(?<=[.;:])\s|\s\(", " ".join(self.source.split()), maxsplit=1)[0].rstrip(".;:")
+        return first if len(first) <= 140 else first[:137].rstrip() + "..."
 
     def summary(self) -> dict[str, Any]:
         return {"name": self.name, "provenance": self.provenance, "source": self.source,
