@@ -126,3 +126,11 @@ def test_the_search_progress_line_fits_80_columns():
     assert info == "~4 min left, best 0.657, 1 failed, 7 over budget"
     # what matters fits 80 columns beside the bar; the counts after it may be cut
     assert len(f"searching {'-' * 16} 3/40 trials ~4 min left, best 0.657, 1 failed") <= 80
+
+
+def test_a_search_without_distillation_ends_with_the_command_that_trains_the_winner(tmp_path, ray_session):
+    r = run("search", "--trials", "2", "--proxy-images", "128", "--references", "0", "--no-distill",
+            "--out", str(tmp_path), "--name", "s")
+    assert r.exit_code == 0, r.output
+    assert "latency budget 3.57 ms for 10 classes" in r.output
+    assert r.output.strip().splitlines()[-1].startswith(f"next: nas distill {tmp_path / 's'}")
