@@ -91,6 +91,10 @@ def test_fit_rejects_bad_csv(tmp_path):
     p.write_text("key,ms\nmobilenetv2:r224:w1:k3e1,abc\n")
     r = runner.invoke(app, ["profile", "fit", "--name", "x", "--measurements", str(p)])
     assert r.exit_code == 2 and "line 2" in r.output
+    key = nas.load_space("mobilenetv2").reference("mobilenet_v2_1.0_224").key
+    p.write_text(f"key,ms\n{key},3.5\n")  # not quoted: the key's commas split it into fields
+    r = runner.invoke(app, ["profile", "fit", "--name", "x", "--measurements", str(p)])
+    assert r.exit_code == 2 and "line 2" in r.output and "quote it" in r.output, r.output
     r = runner.invoke(app, ["profile", "fit", "--name", "x", "--measurements", str(tmp_path / "nope.csv")])
     assert r.exit_code == 2 and "not found" in r.output
 

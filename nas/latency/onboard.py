@@ -195,6 +195,9 @@ def read_measurements(path: Path) -> list[tuple[Candidate, float]]:
         if not reader.fieldnames or not {"key", "ms"} <= set(reader.fieldnames):
             raise NasError(f"{path}: needs a header with columns 'key' and 'ms'")
         for i, row in enumerate(reader, start=2):
+            if row.get(None):  # more fields than the header: an unquoted key, whose blocks hold commas
+                raise NasError(f"{path}: line {i}: more fields than 'key,ms': a candidate key contains commas, so "
+                               f"quote it (\"mobilenetv3.small:r224:...,...\",1.23)")
             try:
                 ms = float(row["ms"])
             except (TypeError, ValueError):
