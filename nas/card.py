@@ -57,6 +57,11 @@ def card_markdown(card: dict) -> str:
                  f"accuracy {pct(card['teacher_accuracy'])}), temperature {d['temperature']:g}, alpha {d['alpha']:g}")
     else:
         train = f"{d['epochs']:g} epochs, no distillation"
+    ta = card.get("trained_at")
+    if ta and ta["proxy_side"] != ta["own_side"]:
+        train += (f", at {ta['proxy_side']} px (test accuracy there {pct(ta['proxy_side_test_accuracy'])}); then moved to "
+                  f"its own {ta['own_side']} px, the network that was priced and is shipped: "
+                  f"{ta['own_side_epochs']:g} epoch(s) of fine-tuning and batch-norm statistics re-estimated")
     t = card["training_seconds"]
     lines = [
         f"# Model card: trial {card['trial']} (--pick {card['pick']})",

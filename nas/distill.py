@@ -7,11 +7,10 @@ structure real, fake-quantized at its bit widths), and writes ``<run>/winner/``:
 key), ``model.onnx`` (fp32, outputs checked against torch), ``model.int8.onnx``
 (onnxruntime static QDQ, calibrated on training images), ``card.json`` and ``card.md``.
 
-Both the teacher and the student train at the winner's proxy input side (the dataset's side
-scaled by the candidate's resolution, ``nas.proxy.proxy_resolution``), so the exported models
-take that input; the latency figures on the card are for the candidate at its own resolution,
-as the device profile predicts them.
-"""
+The teacher and the student train at the winner's proxy input side (the dataset's side scaled
+by the candidate's resolution, ``nas.proxy.proxy_resolution``: cheap); the student's weights then
+move to the candidate's own input side (fine-tuned there, batch-norm re-estimated), and that is
+what is exported, scored and timed: the network the device profile priced."""
 
 from __future__ import annotations
 
@@ -20,7 +19,6 @@ import io
 import json
 import math
 import pickle
-import tempfile
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -33,10 +31,9 @@ from nas._paths import atomic_write
 from nas.candidate import Candidate
 from nas.card import card_markdown, python_snippet, ship_advice
 from nas.errors import DistillError, NasError
-from nas.export import export_onnx, onnx_accuracy
+from nas.export import export_onnx, onnx_accuracy, ort_session, time_session
 from nas.front import parse_rule, pick_winner
 from nas.latency import load_device
-from nas.latency.host import measure_candidate
 from nas.models import build_model
 from nas.models.quant import apply_fake_quant, strip_fake_quant
 from nas.proxy import ProxyBudget, evaluate_model, recalibrate_bn, train_model
@@ -76,12 +73,20 @@ class DistillConfig:
     calibration_images: int = 256
     measure_host: bool = True
     seed: int | None = None  # None: the run's seed
+    # The exported network is the candidate at its own input side, the network the device profile
+    # priced. It trains at the proxy side (cheap: BENCHMARKS.md, issue 13 groundwork), then its
+    # weights, whose shapes do not depend on the side, move to the own side: own_side_epochs of
+    # fine-tuning at own_side_lr, then batch-norm statistics re-estimated there.
+    own_side_epochs: float = 1.0
+    own_side_lr: float = 0.01
     out: str | None = None  # folder inside the run; None: winner_folder(pick)
     force: bool = False  # replace a folder that holds a winner already
 
     def validate(self) -> None:
         if not (self.epochs > 0 and (self.teacher_epochs is None or self.teacher_epochs > 0)):
             raise DistillError("--epochs and --teacher-epochs must be positive")
+        if not (self.own_side_epochs >= 0 and self.own_side_lr > 0):
+            raise DistillError("--own-side-epochs must be 0 or more and its learning rate positive")
         if self.teacher_net not in ("largest", "parent"):
             raise DistillError(f"unknown teacher {self.teacher_net!r}: use largest or parent")
         if self.threads < 1:
@@ -186,6 +191,27 @@ def _train(cand: Candidate, dataset, epochs: float, cfg: DistillConfig, teacher=
     return model.eval(), time.perf_counter() - t0
 
 
+def _to_own_side(cand: Candidate, trained, data, cfg: DistillConfig, progress: Progress | None):
+    """The trained network rebuilt at ``data``'s side (the candidate's own: its early strides
+    back), same weights, fine-tuned there and its batch-norm statistics re-estimated; (model, s)."""
+    model = build_model(cand, data.num_classes, data.in_channels, resolution=data.resolution)
+    apply_fake_quant(model)
+    model.load_state_dict(trained.state_dict())
+    model = model.to(memory_format=torch.channels_last)
+    t0 = time.perf_counter()
+    if cfg.own_side_epochs > 0:
+        budget = ProxyBudget(epochs=cfg.own_side_epochs, max_train_images=None, batch_size=cfg.batch_size,
+                             lr=cfg.own_side_lr, warmup_fraction=0.1, threads=cfg.threads)
+        stage = f"fine-tuning the winner at {data.resolution} px"
+        try:
+            train_model(model, data, budget, cfg.seed + 1,
+                        progress=(lambda d, t: progress(stage, d, t)) if progress else None)
+        except FloatingPointError as exc:
+            raise DistillError(f"{stage} diverged: {exc}; try a lower --own-side-lr") from None
+    recalibrate_bn(model, data, 8, cfg.seed)
+    return model.eval(), time.perf_counter() - t0
+
+
 def _accuracy(model, x, y) -> float:
     return evaluate_model(model, x, y)
 
@@ -270,6 +296,13 @@ def distill_run(run: str | Path | RunContext, cfg: DistillConfig | None = None,
                 run.log(f"teacher {tinfo['key']}: test accuracy {tinfo['test_accuracy']:.4f}")
             student, secs = _train(cand, data, cfg.epochs, cfg, teacher=teacher, progress=progress,
                                    stage="distilling the winner" if teacher is not None else "training the winner")
+            proxy_side, proxy_acc = res, _accuracy(student, xt, yt)
+            if cand.resolution != res:  # ship the priced network: the candidate at its own side
+                res = cand.resolution
+                data = dataset.at_resolution(res)
+                xt, yt = data.test_arrays()
+                student, secs_own = _to_own_side(cand, student, data, cfg, progress)
+                secs += secs_own
             acc_torch = _accuracy(student, xt, yt)
             float_model = strip_fake_quant(student).eval()
             save_checkpoint(out_dir / "model.pt", float_model, cand, data, res,
@@ -287,13 +320,17 @@ def distill_run(run: str | Path | RunContext, cfg: DistillConfig | None = None,
                 progress("exporting ONNX fp32 and int8", 2, 2)
             acc_fp32 = onnx_accuracy(out_dir / "model.onnx", xt, yt)
             acc_int8 = onnx_accuracy(out_dir / "model.int8.onnx", xt, yt)
-            host = _host_latency(cand, data.num_classes, progress) if cfg.measure_host else {}
+            shape = [1, data.in_channels, res, res]
+            host = _host_latency(out_dir, shape, cand, data.num_classes, progress) if cfg.measure_host else {}
             card = {
                 "candidate": cand.key,
                 "trial": win.number,
                 "pick": cfg.pick,
                 "folder": cfg.folder,
                 "num_classes": data.num_classes,
+                "trained_at": {"proxy_side": proxy_side, "proxy_side_test_accuracy": proxy_acc,
+                               "own_side": cand.resolution, "own_side_epochs": cfg.own_side_epochs
+                               if proxy_side != cand.resolution else 0},
                 "device": profile.name,
                 "device_summary": f"{profile.name}, {profile.provenance} ({profile.source_sentence()}); "
                                   f"{profile.validation_text()}",
@@ -343,23 +380,25 @@ def distill_run(run: str | Path | RunContext, cfg: DistillConfig | None = None,
     return card
 
 
-def _host_latency(cand: Candidate, num_classes: int, progress: Progress | None) -> dict:
-    """Measured onnxruntime latency on this host (fp32 and int8, candidate at its resolution),
-    next to the host profile's prediction of the same networks."""
-    if progress:
-        progress("timing the winner on this host", 0, 2)
+def _host_latency(out_dir: Path, shape: list[int], cand: Candidate, num_classes: int,
+                  progress: Progress | None) -> dict:
+    """The exported files themselves timed in onnxruntime on this host (1 thread, fastest of
+    repeated runs), next to the host profile's prediction of the same networks."""
     host = load_device("host")
-    f32, i8 = cand.replace_bits(32), cand.replace_bits(8)
-    with tempfile.TemporaryDirectory() as tmp:
-        m32 = measure_candidate(f32, False, Path(tmp), num_classes)
+    x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+    measured = []
+    for i, name in enumerate(("model.onnx", "model.int8.onnx")):
         if progress:
-            progress("timing the winner on this host", 1, 2)
-        m8 = measure_candidate(i8, True, Path(tmp), num_classes)
+            progress("timing the exported files on this host", i, 2)
+        measured.append(time_session(ort_session(out_dir / name), {"input": x}, min_runs=20, min_seconds=0.4))
     if progress:
-        progress("timing the winner on this host", 2, 2)
+        progress("timing the exported files on this host", 2, 2)
+    m32, m8 = measured
+    f32, i8 = cand.replace_bits(32), cand.replace_bits(8)
     return {"host_latency_ms": {
         "label": host.label,
         "measured_fp32": m32, "predicted_fp32": host.latency_ms(f32, num_classes),
         "measured_int8": m8, "predicted_int8": host.latency_ms(i8, num_classes),
         "speedup_int8": m32 / m8 if m8 > 0 else math.nan,
-        "note": "onnxruntime, 1 thread, fastest of repeated runs; int8 = every layer at 8 bits"}}
+        "note": f"model.onnx and model.int8.onnx timed on input {shape} in onnxruntime, 1 thread, fastest of "
+                f"repeated runs; predictions priced with 3 input channels"}}

@@ -18,7 +18,7 @@ from nas.distill import (
 from nas.search import SearchConfig, run_search
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
-FAST = dict(epochs=0.3, teacher_epochs=0.1, kd=True)
+FAST = dict(epochs=0.3, teacher_epochs=0.1, kd=True, own_side_epochs=0.1)
 
 
 @pytest.fixture(scope="module")
@@ -55,6 +55,7 @@ def test_distill_exports_a_checked_winner_with_its_card(run_dir):
     assert np.allclose(got, want, atol=1e-4)
     i8 = ort.InferenceSession(str(win / "model.int8.onnx"), providers=["CPUExecutionProvider"]).run(None, {"input": x})[0]
     assert i8.shape == want.shape and np.isfinite(i8).all()
+    _assert_the_shipped_network_is_the_priced_one(win / "model.onnx", card)
     # a teacher checkpoint can be passed; the cached teacher is one
     teacher = next((run_dir / "teachers").glob("teacher-*.pt"))
     card2 = distill_run(run_dir, DistillConfig(**FAST, teacher=str(teacher), measure_host=False, out="winner2"))
@@ -133,3 +134,31 @@ def test_each_pick_has_its_own_folder():
     for bad in ("../x", "/abs", ""):
         with pytest.raises(DistillError, match="--out"):
             DistillConfig(out=bad).validate()
+
+
+def _assert_the_shipped_network_is_the_priced_one(path, card):
+    """The ONNX file takes the candidate at its own resolution, and its convolutions are, in order,
+    those of ``candidate.ops()`` at that size (output sides and channels), the list the device
+    profile priced."""
+    import onnx
+    from onnx import shape_inference
+
+    cand = nas.parse_candidate(card["candidate"])
+    model = shape_inference.infer_shapes(onnx.load(str(path)))
+    dims = [d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim]
+    assert dims[1:] == [card["input"]["shape"][1], cand.resolution, cand.resolution]
+    shapes = {v.name: [d.dim_value for d in v.type.tensor_type.shape.dim] for v in model.graph.value_info}
+    got = [(shapes[n.output[0]][1], shapes[n.output[0]][2]) for n in model.graph.node if n.op_type == "Conv"]
+    torch_model = nas.build_model(cand, card["num_classes"], card["input"]["shape"][1])
+    want = []
+    x = torch.zeros(1, card["input"]["shape"][1], cand.resolution, cand.resolution)
+    hooks = [m.register_forward_hook(lambda m, i, o: want.append((o.shape[1], o.shape[2])))
+             for m in torch_model.modules() if isinstance(m, torch.nn.Conv2d)]
+    with torch.no_grad():
+        torch_model.eval()(x)
+    for h in hooks:
+        h.remove()
+    assert got == want and len(got) > 10
+    # ...and the builder's network is the operator list the profile prices (stem to head, sides)
+    ops = cand.ops(num_classes=card["num_classes"], in_channels=card["input"]["shape"][1])
+    assert ops[0].h == cand.resolution and ops[0].out_hw[0] == want[0][1]

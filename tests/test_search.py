@@ -159,7 +159,7 @@ def test_a_second_process_on_the_same_run_is_refused(tmp_path):
 @pytest.mark.slow
 def test_kill_9_then_resume_keeps_every_finished_trial(tmp_path):
     args = [sys.executable, "-m", "nas", "search", "--trials", "6", "--workers", "2", "--out", str(tmp_path),
-            "--name", "run", "--references", "0", "--proxy-images", "640"]
+            "--name", "run", "--references", "0", "--proxy-images", "640", "--no-distill"]
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     db = tmp_path / "run" / "study.db"
     deadline = time.time() + 240

@@ -163,9 +163,10 @@ def _stage_progress():
 
 def _distill(run: Path | RunContext, pick: str, teacher: Optional[Path], epochs: Optional[float],
              teacher_epochs: Optional[float], kd: bool, kd_teacher: Optional[str] = None,
-             out_name: Optional[str] = None, force: bool = False) -> None:
+             out_name: Optional[str] = None, force: bool = False, own_side_epochs: Optional[float] = None) -> None:
     kw = {k: v for k, v in (("epochs", epochs), ("teacher_epochs", teacher_epochs),
-                            ("teacher_net", kd_teacher), ("out", out_name)) if v is not None}
+                            ("teacher_net", kd_teacher), ("out", out_name),
+                            ("own_side_epochs", own_side_epochs)) if v is not None}
     cfg = DistillConfig(pick=pick, teacher=str(teacher) if teacher else None, kd=kd or kd_teacher is not None,
                         force=force, **kw)
     cfg.validate()
@@ -206,9 +207,12 @@ def distill_cmd(
     out_name: Optional[str] = typer.Option(None, "--out", help="Folder in the run for this winner (default: winner/ "
                                            "for best, winners/<pick>/ for the other rules)."),
     force: bool = typer.Option(False, "--force", help="Replace that folder if it holds a winner already."),
+    own_side_epochs: Optional[float] = typer.Option(None, "--own-side-epochs", help="Fine-tuning epochs at the "
+                                                    "candidate's own input side before export (default 1; 0: only "
+                                                    "batch-norm statistics are re-estimated there)."),
 ) -> None:
     """Train the run's winner (with --kd or --teacher: distilled), quantize and export it, and write its card."""
-    _distill(run_dir, pick, teacher, epochs, teacher_epochs, kd, kd_teacher, out_name, force)
+    _distill(run_dir, pick, teacher, epochs, teacher_epochs, kd, kd_teacher, out_name, force, own_side_epochs)
 
 
 @app.command("report")
