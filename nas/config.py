@@ -9,7 +9,7 @@ the study's storage ...). A resumed run keeps the proxy budget recorded there.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -153,10 +153,11 @@ def read_run_config(run_dir: str | Path) -> tuple[SearchConfig, RunMeta]:
     config.validate()
     meta_fields = {f.name: f for f in fields(RunMeta)}
     values = {k: v for k, v in raw.items() if k in meta_fields}
-    try:
-        meta = RunMeta(**values)
-    except TypeError as exc:
-        raise SearchError(f"{path}: missing or unknown run facts ({exc})") from None
+    missing = [f.name for f in meta_fields.values() if f.name not in values
+               and f.default is MISSING and f.default_factory is MISSING]
+    if missing:
+        raise SearchError(f"{path}: not written by a search (missing {', '.join(missing)})")
+    meta = RunMeta(**values)
     for k, typ in (("study_name", str), ("storage", str), ("latency_budget_ms", float), ("num_classes", int)):
         expect(getattr(meta, k), typ, f"{path}: {k}", SearchError)
     return config, meta

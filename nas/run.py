@@ -15,6 +15,7 @@ import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
+import nas
 from nas._paths import is_path_like
 from nas.candidate import Candidate
 from nas.config import RunMeta, SearchConfig, read_run_config
@@ -90,15 +91,6 @@ def _check_feasible(space: SearchSpace, profile: DeviceProfile, num_classes: int
                           f"{fastest_ms:.2f} ms ({fastest_key})")
 
 
-def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("hwnas")
-    except PackageNotFoundError:  # pragma: no cover - a bare source tree
-        return "0+unknown"
-
-
 def resolve_run(config: SearchConfig) -> RunContext:
     """Everything a new run needs, resolved once; fails early (one typed error) on an unknown
     space or device, bad data, an existing run folder or a budget nothing meets."""
@@ -126,7 +118,7 @@ def resolve_run(config: SearchConfig) -> RunContext:
         dataset=dataset.describe(), num_classes=dataset.num_classes,
         proxy_budget=asdict(proxy),
         space_source=str(Path(space.source).resolve()) if space.source else "",
-        hwnas_version=_version(), created=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+        hwnas_version=nas.__version__, created=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
     return RunContext(config, space, profile, dataset, proxy, budget_ms, source, run_dir, meta)
 
 

@@ -29,7 +29,7 @@ from optuna.trial import TrialState
 
 from nas.candidate import Candidate
 from nas.config import OBJECTIVES, SAMPLERS, SearchConfig, load_config, write_run_config
-from nas.errors import BudgetError, SearchError, SearchInterrupted
+from nas.errors import BudgetError, DistillError, SearchError, SearchInterrupted
 from nas.front import pick_winner
 from nas.report import write_report, write_tables
 from nas.run import BUDGET_REFERENCE, RunContext, default_budget, open_run, resolve_run
@@ -130,11 +130,11 @@ class _Search:
     def counts(self) -> dict[str, int]:
         return status_counts(read_trials(self.study))
 
-    def best(self) -> tuple[float | None, str | None]:
+    def best(self, rows: list | None = None) -> tuple[float | None, str | None]:
         """The trial ``pick_winner(..., "best")`` names, so the summary and the winner agree."""
         try:
-            r = pick_winner(read_trials(self.study), self.ctx.budget_ms, "best")
-        except Exception:  # no trained trial within the budget yet
+            r = pick_winner(read_trials(self.study) if rows is None else rows, self.ctx.budget_ms, "best")
+        except DistillError:  # no trained trial within the budget yet
             return None, None
         return r.accuracy, r.key
 
@@ -203,9 +203,10 @@ class _Search:
 
     # ---- progress
     def _progress(self, running: int, message: str = "") -> SearchProgress:
-        c = self.counts()
+        rows = read_trials(self.study)  # once per refresh: the loop calls this every second
+        c = status_counts(rows)
         done = c["evaluated"] + c["failed"] + c["duplicate"]
-        best = self.best()
+        best = self.best(rows)
         eta = None
         if self.worker_seconds and done < self.config.trials:
             eta = _median(self.worker_seconds) * (self.config.trials - done) / self.config.workers

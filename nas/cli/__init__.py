@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import sys
 
+import typer
+
 from nas.cli import _inspect, _profile, _run  # noqa: F401  (register the commands)
 from nas.cli._app import USER_ERROR, app, err, out
 from nas.errors import NasError
@@ -24,9 +26,7 @@ def run(argv: list[str] | None = None) -> None:
         sys.exit(USER_ERROR)
     except KeyboardInterrupt:
         sys.exit(130)
-    except Exception as exc:
-        if not (hasattr(exc, "format_message") and hasattr(exc, "exit_code")):  # not click's usage error
-            raise
+    except typer.exceptions.TyperException as exc:  # click's usage errors (typer vendors click)
         if type(exc).__name__ == "NoArgsIsHelpError":  # a bare `nas` or `nas profile`: the help
             out.print(exc.format_message())
             sys.exit(0)
