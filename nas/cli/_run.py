@@ -128,7 +128,7 @@ def search_cmd(
         out.print(f"next: nas distill {res.run_dir}  (trains, exports and documents the winner)")
 
 
-UNITS = (("training", "steps"), ("distilling", "steps"), ("exporting", "files"), ("timing", "models"))
+UNITS = (("training", "steps"), ("distilling", "steps"), ("fine-tuning", "steps"), ("exporting", "files"), ("timing", "models"))
 
 
 def _stage_progress():
