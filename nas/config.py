@@ -18,6 +18,7 @@ import yaml
 from nas._paths import atomic_write
 from nas._typecheck import expect
 from nas.errors import SearchError
+from nas.halving import FIDELITIES, Rungs
 from nas.proxy import ProxyBudget
 
 __all__ = ["SearchConfig", "RunMeta", "SAMPLERS", "OBJECTIVES", "CONFIG_FILE", "write_run_config",
@@ -25,6 +26,7 @@ __all__ = ["SearchConfig", "RunMeta", "SAMPLERS", "OBJECTIVES", "CONFIG_FILE", "
 
 SAMPLERS = ("tpe", "nsga2", "random")
 OBJECTIVES = ("acc", "latency", "size")
+RANK_BY = ("accuracy", "val_loss")
 CONFIG_FILE = "config.yaml"
 
 
@@ -48,8 +50,12 @@ class SearchConfig:
     distill: bool = True
     references: int = 4  # reference networks trained by the same proxy, for the report
     proxy: dict = field(default_factory=dict)  # ProxyBudget overrides
+    fidelity: str = "single"  # "halving": asynchronous successive halving over rungs (nas.halving)
+    eta: int = 3  # halving: each rung trains eta x the one below, and promotes 1/eta of it
+    rungs: int = 3  # halving: rungs, the base rung included
+    rank_by: str = "accuracy"  # what a rung ranks candidates by: accuracy or val_loss
 
-    _TYPES = {"device": str, "space": str, "data": str, "sampler": str, "out": str, "trials": int,
+    _TYPES = {"fidelity": str, "eta": int, "rungs": int, "rank_by": str, "device": str, "space": str, "data": str, "sampler": str, "out": str, "trials": int,
               "workers": int, "seed": int, "references": int, "distill": bool, "proxy": dict,
               "objectives": tuple, "latency_ms": (float, type(None)), "name": (str, type(None)),
               "ray_address": (str, type(None)), "storage": (str, type(None))}
@@ -69,6 +75,11 @@ class SearchConfig:
             raise SearchError(f"--objectives must be acc,latency or acc,latency,size; got {','.join(objs)}")
         if self.latency_ms is not None and not (self.latency_ms > 0 and math.isfinite(self.latency_ms)):
             raise SearchError(f"--latency-ms must be a positive number, got {self.latency_ms}")
+        if self.fidelity not in FIDELITIES:
+            raise SearchError(f"--fidelity must be one of {', '.join(FIDELITIES)}, got {self.fidelity!r}")
+        if self.rank_by not in RANK_BY:
+            raise SearchError(f"--rank-by must be one of {', '.join(RANK_BY)}, got {self.rank_by!r}")
+        self.ladder().validate()
         if self.references < 0:
             raise SearchError(f"--references must be 0 or more, got {self.references}")
         names = {f.name for f in fields(ProxyBudget)}
@@ -83,6 +94,9 @@ class SearchConfig:
                 expect(self.proxy[f.name], typ, f"proxy setting {f.name}", SearchError)
         if self.name is not None and (not self.name or "/" in self.name or self.name in (".", "..")):
             raise SearchError(f"--name must be a plain folder name, got {self.name!r}")
+
+    def ladder(self) -> Rungs:
+        return Rungs(self.eta, self.rungs if self.fidelity == "halving" else 1)
 
     def budget(self) -> ProxyBudget:
         return replace(ProxyBudget(), **self.proxy)

@@ -79,6 +79,12 @@ class DistillConfig:
     # fine-tuning at own_side_lr, then batch-norm statistics re-estimated there.
     own_side_epochs: float = 1.0
     own_side_lr: float = 0.01
+    # A search with successive halving keeps the front's top-rung weights (nas.halving): the
+    # winner then continues from them for continue_epochs at continue_lr (a warm restart)
+    # instead of training cfg.epochs from scratch. "scratch" always retrains.
+    start: str = "auto"  # auto: the trial's checkpoint when the run kept one | scratch
+    continue_epochs: float = 2.0
+    continue_lr: float = 0.05
     out: str | None = None  # folder inside the run; None: winner_folder(pick)
     force: bool = False  # replace a folder that holds a winner already
 
@@ -87,6 +93,10 @@ class DistillConfig:
             raise DistillError("--epochs and --teacher-epochs must be positive")
         if not (self.own_side_epochs >= 0 and self.own_side_lr > 0):
             raise DistillError("--own-side-epochs must be 0 or more and its learning rate positive")
+        if self.start not in ("auto", "scratch"):
+            raise DistillError(f"--start must be auto or scratch, got {self.start!r}")
+        if not (self.continue_epochs > 0 and self.continue_lr > 0):
+            raise DistillError("--continue-epochs and its learning rate must be positive")
         if self.teacher_net not in ("largest", "parent"):
             raise DistillError(f"unknown teacher {self.teacher_net!r}: use largest or parent")
         if self.threads < 1:
@@ -168,19 +178,24 @@ def load_checkpoint(path: str | Path, space=None):
 # ----------------------------------------------------------------------------- training
 
 def _train(cand: Candidate, dataset, epochs: float, cfg: DistillConfig, teacher=None, quantize: bool = True,
-           progress: Progress | None = None, stage: str = "training", init=None):
+           progress: Progress | None = None, stage: str = "training", init=None, state: dict | None = None):
     """Build ``cand`` at the dataset's side, train it, re-estimate BN; (model, seconds).
     ``init(model)``, if given, sets the starting weights (benchmarks try L1-norm channel
-    selection from a trained parent this way) instead of a random init."""
+    selection from a trained parent this way) instead of a random init. ``state``: a
+    fake-quantized state dict to continue from (a search checkpoint): trained ``epochs`` at
+    ``cfg.continue_lr`` with a short warm-up."""
     torch.manual_seed(cfg.seed)
     model = build_model(cand, dataset.num_classes, dataset.in_channels, resolution=dataset.resolution)
     if init is not None:
         init(model)
     if quantize:
         apply_fake_quant(model)
+    if state is not None:
+        model.load_state_dict(state)
     model = model.to(memory_format=torch.channels_last)
-    budget = ProxyBudget(epochs=epochs, max_train_images=None, batch_size=cfg.batch_size, lr=cfg.lr,
-                         threads=cfg.threads)
+    budget = ProxyBudget(epochs=epochs, max_train_images=None, batch_size=cfg.batch_size,
+                         lr=cfg.lr if state is None else cfg.continue_lr,
+                         warmup_fraction=0.25 if state is None else 0.1, threads=cfg.threads)
     t0 = time.perf_counter()
     try:
         train_model(model, dataset, budget, cfg.seed, teacher=teacher, kd_temperature=cfg.temperature,
@@ -210,6 +225,23 @@ def _to_own_side(cand: Candidate, trained, data, cfg: DistillConfig, progress: P
             raise DistillError(f"{stage} diverged: {exc}; try a lower --own-side-lr") from None
     recalibrate_bn(model, data, 8, cfg.seed)
     return model.eval(), time.perf_counter() - t0
+
+
+def _search_weights(run_dir: Path, number: int, cand: Candidate, data) -> dict | None:
+    """The trial's weights kept by a halving search, when they fit ``cand`` at ``data``'s side."""
+    from nas.halving import checkpoint_path
+    from nas.proxy import load_state
+
+    path = checkpoint_path(run_dir, number)
+    if not path.is_file():
+        return None
+    try:
+        ckpt = load_state(path.read_bytes())
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError):
+        return None  # unreadable: train from scratch rather than fail
+    if ckpt.get("resolution") != data.resolution:
+        return None
+    return ckpt["model"]
 
 
 def _accuracy(model, x, y) -> float:
@@ -294,8 +326,13 @@ def distill_run(run: str | Path | RunContext, cfg: DistillConfig | None = None,
                 teacher, tinfo = _teacher(space, data, cfg, run_dir / "teachers", progress, cand)
                 tinfo["test_accuracy"] = _accuracy(teacher, xt, yt)
                 run.log(f"teacher {tinfo['key']}: test accuracy {tinfo['test_accuracy']:.4f}")
-            student, secs = _train(cand, data, cfg.epochs, cfg, teacher=teacher, progress=progress,
-                                   stage="distilling the winner" if teacher is not None else "training the winner")
+            start = _search_weights(run_dir, win.number, cand, data) if cfg.start == "auto" else None
+            if start is not None:
+                run.log(f"the winner continues from its rung-{win.rung} weights (checkpoints/trial-{win.number}.pt)")
+            student, secs = _train(cand, data, cfg.continue_epochs if start is not None else cfg.epochs, cfg,
+                                   teacher=teacher, progress=progress, state=start,
+                                   stage=("continuing the winner" if start is not None else
+                                          "distilling the winner" if teacher is not None else "training the winner"))
             proxy_side, proxy_acc = res, _accuracy(student, xt, yt)
             if cand.resolution != res:  # ship the priced network: the candidate at its own side
                 res = cand.resolution
@@ -329,6 +366,8 @@ def distill_run(run: str | Path | RunContext, cfg: DistillConfig | None = None,
                 "folder": cfg.folder,
                 "num_classes": data.num_classes,
                 "trained_at": {"proxy_side": proxy_side, "proxy_side_test_accuracy": proxy_acc,
+                               "start": f"continued from the search's rung-{win.rung} weights for "
+                                        f"{cfg.continue_epochs:g} epochs" if start is not None else "from scratch",
                                "own_side": cand.resolution, "own_side_epochs": cfg.own_side_epochs
                                if proxy_side != cand.resolution else 0},
                 "device": profile.name,

@@ -9,6 +9,7 @@ a given seed and thread count.
 
 from __future__ import annotations
 
+import io
 import math
 import os
 import time
@@ -25,7 +26,7 @@ from nas.models.quant import apply_fake_quant
 from nas.space_files import parse_candidate
 
 __all__ = ["ProxyBudget", "ProxyResult", "evaluate_proxy", "proxy_resolution", "train_model", "evaluate_model",
-           "estimate_training_bytes", "recalibrate_bn"]
+           "estimate_training_bytes", "recalibrate_bn", "make_optimizer", "save_state", "load_state"]
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,7 @@ class ProxyResult:
     reason: str = ""
     resolution: int = 0  # input side the candidate was trained and scored at
     val_loss: float = float("nan")  # mean cross-entropy on the validation images scored
+    state: bytes | None = None  # with keep_state: weights and optimizer state (save_state)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -151,25 +153,47 @@ def evaluate_model(model: nn.Module, x: np.ndarray, y: np.ndarray, batch_size: i
     return (acc, loss_sum / max(1, len(x))) if with_loss else acc
 
 
+def make_optimizer(model: nn.Module, budget: ProxyBudget) -> torch.optim.Optimizer:
+    """SGD with Nesterov momentum; no weight decay on biases and batch-norm parameters."""
+    decay, no_decay = [], []
+    for _, p in model.named_parameters():
+        (no_decay if p.ndim <= 1 else decay).append(p)
+    return torch.optim.SGD([{"params": decay, "weight_decay": budget.weight_decay},
+                            {"params": no_decay, "weight_decay": 0.0}],
+                           lr=budget.lr, momentum=0.9, nesterov=True)
+
+
+def save_state(model: nn.Module, optimizer: torch.optim.Optimizer | None, **facts) -> bytes:
+    """Weights (and optimizer state, for continuing) as bytes: a checkpoint that travels
+    through Ray and is written by the driver (``nas.halving``)."""
+    buf = io.BytesIO()
+    torch.save({"model": model.state_dict(), "optimizer": None if optimizer is None else optimizer.state_dict(),
+                **facts}, buf)
+    return buf.getvalue()
+
+
+def load_state(blob: bytes) -> dict:
+    return torch.load(io.BytesIO(blob), map_location="cpu", weights_only=True)
+
+
 def train_model(model: nn.Module, dataset: Dataset, budget: ProxyBudget, seed: int,
                 teacher: nn.Module | None = None, kd_temperature: float = 4.0, kd_alpha: float = 0.7,
-                progress=None):
+                progress=None, optimizer: torch.optim.Optimizer | None = None):
     """Train in place. Returns (steps, last losses, images seen, seconds). Raises
     FloatingPointError on a non-finite loss. With a ``teacher`` the loss is
     ``(1 - kd_alpha) * cross-entropy + kd_alpha * T^2 * KL(teacher_T || student_T)``.
-    ``progress(step, total_steps)`` is called every 10 steps and at the end."""
+    ``progress(step, total_steps)`` is called every 10 steps and at the end. An ``optimizer``
+    (e.g. restored from a checkpoint, with its momentum) is continued with a fresh warm-up
+    and cosine schedule over ``budget.epochs`` (a warm restart); else a new one is made."""
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
     n_per_epoch = len(dataset.x_train) if budget.max_train_images is None else min(
         budget.max_train_images, len(dataset.x_train))
     steps_per_epoch = math.ceil(n_per_epoch / budget.batch_size)
     total_steps = max(1, int(round(budget.epochs * steps_per_epoch)))
-    decay, no_decay = [], []
-    for name, p in model.named_parameters():
-        (no_decay if p.ndim <= 1 else decay).append(p)
-    opt = torch.optim.SGD([{"params": decay, "weight_decay": budget.weight_decay},
-                           {"params": no_decay, "weight_decay": 0.0}],
-                          lr=budget.lr, momentum=0.9, nesterov=True)
+    opt = optimizer if optimizer is not None else make_optimizer(model, budget)
+    for group in opt.param_groups:  # a continued optimizer restarts its schedule at the peak
+        group["lr"] = group["initial_lr"] = budget.lr
     warm = max(1, int(total_steps * budget.warmup_fraction))
 
     def lr_factor(step: int) -> float:  # linear warm-up, then cosine to 0; any step count
@@ -217,12 +241,16 @@ def train_model(model: nn.Module, dataset: Dataset, budget: ProxyBudget, seed: i
 
 def evaluate_proxy(candidate: Candidate | str, dataset: Dataset, seed: int = 0,
                    budget: ProxyBudget | None = None, resolution: int | None = None,
+                   start: bytes | None = None, keep_state: bool = False,
                    **overrides) -> ProxyResult:
     """Train ``candidate`` briefly on ``dataset`` and return its validation accuracy.
 
     ``budget`` fields can be overridden by keyword (``epochs=1``, ``threads=2`` ...). The input
     side is ``resolution`` if given, else ``proxy_resolution`` (the dataset is resized). A
     non-finite loss gives a failed result with the reason rather than an exception.
+    ``start``: a checkpoint (``save_state``) to continue from, weights and optimizer momentum,
+    for ``budget.epochs`` more (a rung of successive halving); ``keep_state`` returns the
+    final checkpoint in ``ProxyResult.state``.
     """
     if isinstance(candidate, str):
         candidate = parse_candidate(candidate)
@@ -231,7 +259,7 @@ def evaluate_proxy(candidate: Candidate | str, dataset: Dataset, seed: int = 0,
         budget = replace(budget, **overrides)
     if budget.batch_size < 1 or budget.epochs <= 0 or budget.threads < 1 or not 0 <= budget.warmup_fraction < 1:
         raise ValueError(f"bad proxy budget: {budget}")
-    start = time.perf_counter()
+    t_start = time.perf_counter()
     res = resolution or proxy_resolution(candidate, dataset.resolution)
     dataset = dataset.at_resolution(res)
     batch = min(budget.batch_size, len(dataset.x_train))
@@ -249,12 +277,18 @@ def evaluate_proxy(candidate: Candidate | str, dataset: Dataset, seed: int = 0,
                             resolution=dataset.resolution)
         apply_fake_quant(model)
         model = model.to(memory_format=torch.channels_last)
+        opt = make_optimizer(model, budget)
+        if start is not None:
+            ckpt = load_state(start)
+            model.load_state_dict(ckpt["model"])
+            if ckpt.get("optimizer"):
+                opt.load_state_dict(ckpt["optimizer"])
         try:
-            steps, losses, seen, train_s = train_model(model, dataset, budget, seed)
+            steps, losses, seen, train_s = train_model(model, dataset, budget, seed, optimizer=opt)
         except (FloatingPointError, MemoryError, RuntimeError) as exc:
             if isinstance(exc, RuntimeError) and "alloc" not in str(exc).lower():
                 raise
-            el = time.perf_counter() - start
+            el = time.perf_counter() - t_start
             reason = str(exc) if isinstance(exc, FloatingPointError) else \
                 f"out of memory at batch size {batch}: lower batch_size ({str(exc).splitlines()[0][:120]})"
             return ProxyResult(candidate.key, float("nan"), float("nan"), el, el, 0.0, 0.0, 0,
@@ -266,7 +300,9 @@ def evaluate_proxy(candidate: Candidate | str, dataset: Dataset, seed: int = 0,
             xv, yv = xv[:budget.max_val_images], yv[:budget.max_val_images]
         acc, val_loss = evaluate_model(model, xv, yv, with_loss=True)
         eval_s = time.perf_counter() - t1
+        state = save_state(model, opt, resolution=res) if keep_state else None
     finally:
         torch.set_num_threads(prev_threads)
-    return ProxyResult(candidate.key, acc, float(np.mean(losses)), time.perf_counter() - start,
-                       train_s, eval_s, seen / max(train_s, 1e-9), steps, resolution=res, val_loss=val_loss)
+    return ProxyResult(candidate.key, acc, float(np.mean(losses)), time.perf_counter() - t_start,
+                       train_s, eval_s, seen / max(train_s, 1e-9), steps, resolution=res, val_loss=val_loss,
+                       state=state)

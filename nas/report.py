@@ -40,6 +40,7 @@ class ReportData(NamedTuple):
     run_dir: str = ""  # for the commands the page shows
     recommended: TrialRow | None = None  # the default pick (best) among trained trials
     winner: dict | None = None  # winner/card.json when the winner was exported
+    fidelity: str = ""  # "" (single budget) or how successive halving's rungs were run
 
 
 def _winner_card(run_dir: Path | None) -> dict | None:
@@ -67,7 +68,18 @@ def report_data(study, meta: RunMeta, config: SearchConfig, run_dir: Path | None
         provenance=meta.device_provenance, budget_ms=budget, budget_source=meta.latency_budget_source,
         objectives=objectives, dataset=meta.dataset, trials=rows, front=front,
         references=list(study.user_attrs.get("references", [])), hypervolume=hv,
-        run_dir=str(run_dir or ""), recommended=_recommended(rows, budget), winner=_winner_card(run_dir))
+        run_dir=str(run_dir or ""), recommended=_recommended(rows, budget), winner=_winner_card(run_dir),
+        fidelity=_fidelity_text(config))
+
+
+def _fidelity_text(config: SearchConfig) -> str:
+    if config.fidelity != "halving":
+        return ""
+    ep = config.budget().epochs
+    rungs = ", ".join(f"{ep * config.eta ** r:g}" for r in range(config.rungs))
+    return (f"successive halving: {config.rungs} rungs of {rungs} epochs (eta {config.eta}), ranked by "
+            f"{config.rank_by.replace('_', ' ')}; a trial's accuracy is the one at the highest rung it reached, "
+            f"and the front is drawn from those")
 
 
 def _recommended(rows: list[TrialRow], budget_ms: float) -> TrialRow | None:
@@ -87,13 +99,15 @@ def trials_csv(data: ReportData) -> str:
     w = csv.writer(buf)
     w.writerow(CSV_FIELDS)
     for r in data.trials:
-        w.writerow(["" if v is None else v for v in r])
+        w.writerow(["" if v is None else "/".join("failed" if a is None else f"{a:.4f}" for a in v)
+                    if isinstance(v, tuple) else v for v in r])
     return buf.getvalue()
 
 
 def pareto_json(data: ReportData) -> str:
     return json.dumps([{"number": r.number, "key": r.key, "accuracy": r.accuracy, "latency_ms": r.latency_ms,
-                        "bytes": r.bytes, "macs": r.macs, "params": r.params, "bits": r.bits, "keep": r.keep}
+                        "bytes": r.bytes, "macs": r.macs, "params": r.params, "bits": r.bits, "keep": r.keep,
+                        "rung": r.rung, "rung_accuracy": list(r.rung_accuracy)}
                        for r in data.front], indent=1)
 
 

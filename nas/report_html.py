@@ -95,13 +95,16 @@ def _decision(data) -> str:
 
 def _front_table(data, marked_number: int | None) -> str:
     run = data.run_dir or data.run
-    head = ("<tr><th>trial</th><th>proxy accuracy</th><th>latency ms</th><th>size MB</th><th>MACs M</th>"
+    rung = bool(data.fidelity)
+    head = ("<tr><th>trial</th><th>proxy accuracy</th>" + ("<th>rung</th>" if rung else "") +
+            "<th>latency ms</th><th>size MB</th><th>MACs M</th>"
             "<th>bits (width:blocks)</th><th>keep</th><th>key</th><th>export it</th></tr>")
     rows = []
     for r in data.front:
         cls = " class='winner'" if r.number == marked_number else ""
         rows.append(
             f"<tr{cls}><td data-v='{r.number}'>{r.number}</td><td data-v='{r.accuracy}'>{_pct(r.accuracy)}</td>"
+            + (f"<td data-v='{r.rung}'>{r.rung}</td>" if rung else "") +
             f"<td data-v='{r.latency_ms}'>{r.latency_ms:.3f}</td><td>{(r.bytes or 0) / 1e6:.2f}</td>"
             f"<td>{(r.macs or 0) / 1e6:.1f}</td><td>{html.escape(r.bits)}</td><td>{html.escape(r.keep)}</td>"
             f"<td><code>{html.escape(r.key)}</code></td>"
@@ -113,7 +116,9 @@ def _front_table(data, marked_number: int | None) -> str:
 
 def _hover(r) -> str:
     acc = "not trained" if r.accuracy is None else f"{r.accuracy:.4f}"
-    parts = [f"trial {r.number} ({r.status})", f"accuracy {acc}", f"latency {r.latency_ms:.3f} ms",
+    rungs = " / ".join("failed" if a is None else f"{a:.3f}" for a in r.rung_accuracy)
+    parts = [f"trial {r.number} ({r.status})", f"accuracy {acc}",
+             f"rung {r.rung} (by rung: {rungs})" if len(r.rung_accuracy) > 1 else "", f"latency {r.latency_ms:.3f} ms",
              f"MACs {r.macs / 1e6:.1f}M" if r.macs else "", f"params {r.params / 1e6:.3f}M" if r.params else "",
              f"bits {r.bits}", f"keep {r.keep}", f"<span style='font-size:9px'>{html.escape(r.key)}</span>"]
     return "<br>".join(p for p in parts if p)
@@ -191,7 +196,7 @@ def render_html(data) -> str:
         f"<p>Latency: predicted from the <b>{html.escape(data.device_label)}</b> profile; these numbers "
         f"are <b>{html.escape(data.provenance)}</b>. Budget: {html.escape(data.budget_source)}. "
         f"Accuracy: short proxy on {html.escape(data.dataset)} (a ranking signal; the test accuracy of an exported "
-        f"model is on its card).</p>",
+        f"model is on its card)" + (f"; {html.escape(data.fidelity)}" if data.fidelity else "") + ".</p>",
         f"<p id='summary'>Trials: {html.escape(summary)}.</p>",
         _front_table(data, mark[0].number if mark else None),
         "<h3>Accuracy against latency</h3>",

@@ -20,7 +20,7 @@ import math
 import os
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -30,7 +30,8 @@ from optuna.trial import TrialState
 from nas.candidate import Candidate
 from nas.config import OBJECTIVES, SAMPLERS, SearchConfig, load_config, write_run_config
 from nas.errors import BudgetError, DistillError, SearchError, SearchInterrupted
-from nas.front import pick_winner
+from nas.front import pareto_front, pick_winner
+from nas.halving import CONTINUE_WARMUP, Ladder
 from nas.report import write_report, write_tables
 from nas.run import BUDGET_REFERENCE, RunContext, default_budget, open_run, resolve_run
 from nas.runfolder import RunFolder
@@ -57,6 +58,7 @@ class SearchProgress:
     elapsed_s: float
     eta_s: float | None
     message: str = ""
+    promoted: int = 0  # halving: rung tasks finished (promotions; not counted in ``done``)
 
 
 @dataclass
@@ -125,6 +127,9 @@ class _Search:
         self.ask_ms: dict[int, float] = {}  # driver time per trial: ask, suggest, price, submit
         self.tell_ms: dict[int, float] = {}  # result to study, derived files refreshed
         self._tables_at = -1e9
+        self.ladder = Ladder(self.study, run.path, self.config.ladder(), self.config.rank_by) \
+            if self.config.fidelity == "halving" else None
+        self.promoted = 0
 
     # ---- reading the study
     def counts(self) -> dict[str, int]:
@@ -211,7 +216,7 @@ class _Search:
         if self.worker_seconds and done < self.config.trials:
             eta = _median(self.worker_seconds) * (self.config.trials - done) / self.config.workers
         return SearchProgress(done, self.config.trials, running, c["over_budget"], c["failed"],
-                              best[0], best[1], time.perf_counter() - self.t0, eta, message)
+                              best[0], best[1], time.perf_counter() - self.t0, eta, message, self.promoted)
 
     # ---- the loop
     def _ask(self, pool: RayPool, known: dict, pending: dict) -> str:
@@ -244,7 +249,8 @@ class _Search:
             trial.set_user_attr("status", "duplicate")
             self.study.tell(trial, _values(cfg.objectives, prev["accuracy"], lat, prev.get("bytes", 0)))
             return "duplicate"
-        ref = pool.submit(cand, self.data_ref, cfg.seed, ctx.proxy, ctx.proxy_side(cand))
+        ref = pool.submit(cand, self.data_ref, cfg.seed, ctx.proxy, ctx.proxy_side(cand),
+                          keep_state=self.ladder is not None)
         self.ask_ms[trial.number] = (time.perf_counter() - t_ask) * 1e3
         pending[ref] = (trial, cand, info)
         return "submitted"
@@ -269,22 +275,75 @@ class _Search:
         frozen = self.study.tell(trial, _values(self.config.objectives, out["accuracy"],
                                                 trial.user_attrs["latency_ms"], out["bytes"]))
         known.setdefault(cand.key, frozen)
+        if self.ladder is not None:
+            self.ladder.add_base(trial.number, cand.key, out["accuracy"], out["val_loss"],
+                                 frozen.user_attrs["latency_ms"], out.get("state"))
         self.run.log(f"trial {trial.number}: {cand.key} acc {out['accuracy']:.4f} "
                      f"latency {frozen.user_attrs['latency_ms']:.2f} ms ({out['seconds']:.1f} s)")
         self.on_trial()
         self.tell_ms[trial.number] = (time.perf_counter() - t_tell) * 1e3
 
+    # ---- successive halving
+    def _promote(self, pool: RayPool, pending: dict) -> bool:
+        """Submit the next promotion the ladder names; False when none is due."""
+        nxt = self.ladder.next_promotion()
+        if nxt is None:
+            return False
+        number, rung = nxt
+        ctx, rungs = self.ctx, self.ladder.rungs
+        cand = ctx.space.parse(self.ladder.keys[number])
+        start = self.ladder.load_checkpoint(number)
+        base = ctx.proxy.epochs
+        if start is None:  # checkpoint lost: train the rung's whole budget from scratch
+            budget = replace(ctx.proxy, epochs=rungs.epochs(rung, base))
+        else:
+            budget = replace(ctx.proxy, epochs=rungs.segment(rung, base), warmup_fraction=CONTINUE_WARMUP)
+        ref = pool.submit(cand, self.data_ref, self.config.seed + 1000 * rung, budget, ctx.proxy_side(cand),
+                          start=start, keep_state=True)  # the top rung's weights: the winner's start
+        self.ladder.start(number, rung)
+        pending[ref] = ("rung", number, rung, rungs.epochs(rung, base))
+        return True
+
+    def _collect_rung(self, pool: RayPool, ref, number: int, rung: int, epochs: float) -> None:
+        try:
+            out = pool.ray.get(ref)
+        except Exception as exc:
+            out = {"failed": True, "reason": one_line(exc)}
+        if out["failed"] or not math.isfinite(out.get("accuracy", math.nan)):
+            self.ladder.record(number, rung, {"status": "failed", "reason": out["reason"] or "accuracy is not finite"})
+            self.run.log(f"trial {number} rung {rung}: FAILED: {out['reason']} (rung {rung - 1} result kept)")
+        else:
+            self.ladder.record(number, rung, {"status": "evaluated", "accuracy": out["accuracy"],
+                                              "val_loss": out["val_loss"], "seconds": out["seconds"],
+                                              "epochs": epochs}, out.get("state"))
+            self.worker_seconds.append(out["seconds"] / self.ladder.rungs.segment(rung, 1.0))
+            self.run.log(f"trial {number} rung {rung} ({epochs:g} epochs): acc {out['accuracy']:.4f} "
+                         f"({out['seconds']:.1f} s)")
+        self.promoted += 1
+        self.on_trial()
+
     def loop(self, pool: RayPool) -> None:
+        """Keep ``workers`` tasks in flight: a due promotion first (halving), else a new
+        candidate while fewer than ``trials`` have been counted; ends when nothing is running
+        and nothing is due."""
         cfg = self.config
         known = self._known_results()
-        pending: dict[Any, tuple[Any, Candidate, dict]] = {}
+        pending: dict[Any, tuple] = {}
         c = self.counts()
         counted = c["evaluated"] + c["failed"] + c["duplicate"]
         over = c["over_budget"]
         max_over = OVER_BUDGET_FACTOR * cfg.trials
+
+        def new_pending() -> int:
+            return sum(1 for v in pending.values() if v[0] != "rung")
+
         try:
-            while counted + len(pending) < cfg.trials or pending:
-                while len(pending) < cfg.workers and counted + len(pending) < cfg.trials:
+            while True:
+                while len(pending) < cfg.workers:
+                    if self.ladder is not None and self._promote(pool, pending):
+                        continue
+                    if counted + new_pending() >= cfg.trials:
+                        break
                     what = self._ask(pool, known, pending)
                     if what == "over":
                         over += 1
@@ -296,23 +355,37 @@ class _Search:
                         counted += 1
                 self.progress(self._progress(len(pending)))
                 if not pending:
-                    continue
+                    break
                 ready, _ = pool.ray.wait(list(pending), num_returns=1, timeout=1.0)
                 for r in ready:
-                    trial, cand, info = pending.pop(r)
+                    entry = pending.pop(r)
+                    if entry[0] == "rung":
+                        self._collect_rung(pool, r, *entry[1:])
+                        continue
                     counted += 1
-                    self._collect(pool, r, trial, cand, info, known)
+                    self._collect(pool, r, *entry, known)
         except KeyboardInterrupt:
-            for ref, (trial, _, _) in pending.items():
+            for ref, entry in pending.items():
                 try:
                     pool.ray.cancel(ref, force=True)
                 except Exception:
                     pass
+                if entry[0] == "rung":  # stays listed as promoting: runs again on --resume
+                    continue
+                trial = entry[0]
                 trial.set_user_attr("status", "failed")
                 trial.set_user_attr("interrupted", True)
                 trial.set_user_attr("reason", "interrupted (Ctrl-C); runs again on --resume")
                 self.study.tell(trial, state=TrialState.FAIL)
             raise
+
+    def prune_checkpoints(self) -> None:
+        """After the search: keep the checkpoints of the front's trials (weights only)."""
+        if self.ladder is None:
+            return
+        keep = {r.number for r in pareto_front(read_trials(self.study), self.ctx.budget_ms)}
+        freed = self.ladder.prune_checkpoints(keep)
+        self.run.log(f"checkpoints: kept {len(keep)} (the front's, weights only), freed {freed / 1e6:.1f} MB")
 
     def _fail(self, trial, reason: str, info: dict | None = None) -> None:
         if info is not None:
@@ -384,6 +457,7 @@ def _drive(ctx: RunContext, run: RunFolder, progress, resume: bool = False) -> S
             search.evaluate_references(pool)
             search.loop(pool)
             search.progress(search._progress(0))  # the bar ends at the final count
+            search.prune_checkpoints()
         except KeyboardInterrupt:
             c = search.counts()
             run.log("interrupted")

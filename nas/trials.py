@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from nas.errors import ReportError, SearchError
+from nas.halving import RUNGS_ATTR
 
 __all__ = ["STATUSES", "TrialRow", "trial_attrs", "trial_row", "read_trials", "status_counts",
            "open_storage", "open_study"]
@@ -47,13 +48,17 @@ class TrialRow(NamedTuple):
     reason: str
     proxy_side: int | None = None  # the input side the short proxy trained it at
     host: str = ""
+    rung: int = 0  # the highest rung of successive halving it finished (0: the base budget)
+    rung_accuracy: tuple = ()  # proxy accuracy at each rung, None where that rung failed
 
     @property
     def trained(self) -> bool:
         return self.status in ("evaluated", "duplicate") and self.accuracy is not None
 
 
-def trial_row(t) -> TrialRow:
+def trial_row(t, rungs: list[dict] | None = None) -> TrialRow:
+    """``rungs``: the trial's results above rung 0 (``nas.halving``); its accuracy is then the
+    one at its highest finished rung."""
     a = trial_attrs(t)
     if a.get("interrupted") or (t.state.name == "FAIL" and "status" not in a):
         status = "interrupted"  # stopped by Ctrl-C or a killed driver; runs again on --resume
@@ -63,16 +68,25 @@ def trial_row(t) -> TrialRow:
         status = a.get("status") or "failed"
     key = a.get("key", "")
     m = _RESOLUTION.search(key)
-    return TrialRow(t.number, t.state.name, status, key, a.get("accuracy"),
+    acc, rung, per_rung = a.get("accuracy"), 0, ()
+    if acc is not None and status == "evaluated":
+        per_rung = [acc]
+        for r in sorted(rungs or [], key=lambda r: r["rung"]):
+            per_rung += [None] * (int(r["rung"]) - len(per_rung)) + [r.get("accuracy") if r.get("status") == "evaluated" else None]
+            if r.get("status") == "evaluated":
+                acc, rung = r["accuracy"], int(r["rung"])
+        per_rung = tuple(per_rung)
+    return TrialRow(t.number, t.state.name, status, key, acc,
                     a.get("latency_ms"), a.get("macs"), a.get("params"), a.get("bytes"),
                     a.get("bits", ""), a.get("keep", ""), int(m.group(1)) if m else None, a.get("proxy_seconds"),
                     str(a.get("node", ""))[:12], a.get("reason", ""),
                     a.get("proxy_side", a.get("resolution")),  # runs before 0.1.1 stored it as "resolution"
-                    a.get("host", ""))
+                    a.get("host", ""), rung, per_rung)
 
 
 def read_trials(study) -> list[TrialRow]:
-    return [trial_row(t) for t in study.get_trials(deepcopy=False)]
+    rungs = {k: v for k, v in study.user_attrs.items() if k.startswith(RUNGS_ATTR)}
+    return [trial_row(t, rungs.get(f"{RUNGS_ATTR}{t.number}")) for t in study.get_trials(deepcopy=False)]
 
 
 def status_counts(rows: list[TrialRow]) -> dict[str, int]:

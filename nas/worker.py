@@ -31,10 +31,12 @@ def candidate_size(cand: Candidate, num_classes: int, in_channels: int) -> tuple
 
 
 def evaluate_candidate(cand: Candidate, dataset: Dataset, seed: int, budget: ProxyBudget,
-                       resolution: int) -> dict:
-    """Runs in a Ray worker: train the candidate briefly, count it, say where it ran."""
+                       resolution: int, start: bytes | None = None, keep_state: bool = False) -> dict:
+    """Runs in a Ray worker: train the candidate briefly (from the checkpoint ``start`` when
+    given: a rung of successive halving), count it, say where it ran."""
     torch.set_num_threads(budget.threads)
-    res = evaluate_proxy(cand, dataset, seed=seed, budget=budget, resolution=resolution)
+    res = evaluate_proxy(cand, dataset, seed=seed, budget=budget, resolution=resolution, start=start,
+                         keep_state=keep_state)
     params, nbytes = candidate_size(cand, dataset.num_classes, dataset.in_channels)
     out = res.to_dict()
     out.update(params=params, bytes=nbytes, host=socket.gethostname(), pid=os.getpid())
@@ -79,8 +81,9 @@ class RayPool:
         if self.started:
             self.ray.shutdown()
 
-    def submit(self, cand: Candidate, data_ref, seed: int, budget: ProxyBudget, resolution: int):
-        return self.task.remote(cand, data_ref, seed, budget, resolution)
+    def submit(self, cand: Candidate, data_ref, seed: int, budget: ProxyBudget, resolution: int,
+               start: bytes | None = None, keep_state: bool = False):
+        return self.task.remote(cand, data_ref, seed, budget, resolution, start, keep_state)
 
 
 def one_line(exc: BaseException) -> str:

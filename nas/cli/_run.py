@@ -24,6 +24,7 @@ def search_info(p) -> str:
         return p.message
     parts = [f"~{p.eta_s / 60:.0f} min left" if p.eta_s is not None else "",
              "best -" if p.best_accuracy is None else f"best {p.best_accuracy:.3f}",
+             f"{p.promoted} promoted" if p.promoted else "",
              f"{p.failed} failed" if p.failed else "", f"{p.over_budget} over budget" if p.over_budget else ""]
     return ", ".join(x for x in parts if x)
 
@@ -90,6 +91,12 @@ def search_cmd(
     references: int = typer.Option(4, "--references", help="Reference networks to train for the report."),
     epochs: Optional[float] = typer.Option(None, "--proxy-epochs", help="Proxy training epochs (default 1)."),
     images: Optional[int] = typer.Option(None, "--proxy-images", help="Proxy training images per epoch (default 4000)."),
+    fidelity: str = typer.Option("single", "--fidelity",
+                                 help="halving: asynchronous successive halving (the best 1/eta of each rung "
+                                      "train eta x longer, from their checkpoint); single: one proxy budget."),
+    eta: int = typer.Option(3, "--eta", help="Halving: budget ratio between rungs, and 1/eta promoted."),
+    rungs: int = typer.Option(3, "--rungs", help="Halving: rungs, the base one included."),
+    rank_by: str = typer.Option("accuracy", "--rank-by", help="What a rung ranks by: accuracy or val_loss."),
     no_distill: bool = typer.Option(False, "--no-distill", help="Stop after the search."),
 ) -> None:
     """Search a space for the most accurate candidates within a latency budget on a device."""
@@ -104,7 +111,8 @@ def search_cmd(
                            data=data, sampler=sampler,
                            objectives=tuple(o.strip() for o in objectives.split(",") if o.strip()),
                            seed=seed, out=str(out_dir), name=name, ray_address=ray_address, storage=storage,
-                           distill=not no_distill, references=references, proxy=proxy)
+                           distill=not no_distill, references=references, proxy=proxy, fidelity=fidelity,
+                           eta=eta, rungs=rungs, rank_by=rank_by)
         ctx = resolve_run(cfg)
         if latency_ms is None:
             err.print(f"latency budget {ms(ctx.budget_ms)} ms for {ctx.num_classes} classes: {ctx.budget_source} "
@@ -163,10 +171,12 @@ def _stage_progress():
 
 def _distill(run: Path | RunContext, pick: str, teacher: Optional[Path], epochs: Optional[float],
              teacher_epochs: Optional[float], kd: bool, kd_teacher: Optional[str] = None,
-             out_name: Optional[str] = None, force: bool = False, own_side_epochs: Optional[float] = None) -> None:
+             out_name: Optional[str] = None, force: bool = False, own_side_epochs: Optional[float] = None,
+             start: Optional[str] = None, continue_epochs: Optional[float] = None) -> None:
     kw = {k: v for k, v in (("epochs", epochs), ("teacher_epochs", teacher_epochs),
                             ("teacher_net", kd_teacher), ("out", out_name),
-                            ("own_side_epochs", own_side_epochs)) if v is not None}
+                            ("own_side_epochs", own_side_epochs), ("start", start),
+                            ("continue_epochs", continue_epochs)) if v is not None}
     cfg = DistillConfig(pick=pick, teacher=str(teacher) if teacher else None, kd=kd or kd_teacher is not None,
                         force=force, **kw)
     cfg.validate()
@@ -210,9 +220,14 @@ def distill_cmd(
     own_side_epochs: Optional[float] = typer.Option(None, "--own-side-epochs", help="Fine-tuning epochs at the "
                                                     "candidate's own input side before export (default 1; 0: only "
                                                     "batch-norm statistics are re-estimated there)."),
+    start: Optional[str] = typer.Option(None, "--start", help="auto: continue from the weights a --fidelity halving "
+                                        "search kept for the trial (default); scratch: train --epochs from scratch."),
+    continue_epochs: Optional[float] = typer.Option(None, "--continue-epochs",
+                                                    help="Epochs when continuing from search weights (default 2)."),
 ) -> None:
     """Train the run's winner (with --kd or --teacher: distilled), quantize and export it, and write its card."""
-    _distill(run_dir, pick, teacher, epochs, teacher_epochs, kd, kd_teacher, out_name, force, own_side_epochs)
+    _distill(run_dir, pick, teacher, epochs, teacher_epochs, kd, kd_teacher, out_name, force, own_side_epochs,
+             start, continue_epochs)
 
 
 @app.command("report")

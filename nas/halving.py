@@ -1,0 +1,223 @@
+"""Asynchronous successive halving (ASHA) across proxy training budgets: the rungs of a search.
+
+Every candidate trains at rung 0 (the base proxy budget). Rung ``r`` is ``eta**r`` times that
+budget. Whenever a worker is free, the driver asks ``Ladder.next_promotion`` first: from the top
+rung down, the best ``floor(n / eta)`` of the ``n`` results at rung ``r`` (ranked by Pareto rank
+of (signal, latency), then crowding distance, so the fast end of the front is not starved) that
+have not yet been promoted go on to rung ``r + 1``; only when none is due is a new candidate
+asked for. No worker waits for a rung to fill.
+
+A promotion continues from the trial's checkpoint (weights and SGD momentum; a warm restart of
+the warm-up and cosine schedule over the extra epochs, ``CONTINUE_WARMUP``), so rung ``r + 1``
+costs ``eta**(r+1) - eta**r`` base budgets, not ``eta**(r+1)``. Checkpoints are files in the run
+folder (``checkpoints/trial-N.pt``, the latest rung's, written atomically by the driver: they
+travel to and from workers as bytes through Ray, so a cluster needs no shared disk). When the
+search ends, only the checkpoints of the front's trials are kept, as weights only
+(``prune_checkpoints``): the winner continues from them.
+
+What Optuna sees: each trial is told its rung-0 result, once, when it arrives, so the sampler
+learns from every candidate on one comparable budget. Results at rungs 1 and up are recorded in
+the study as the study attribute ``rungs:<trial number>`` (accuracy, validation loss, seconds,
+epochs, per rung); ``nas.trials.read_trials`` merges them, and a trial's ``accuracy`` there is
+the one at its highest finished rung: the front and the winner use that. A promoted task that
+fails records the failure at its rung and leaves the lower rung's result as it was.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+from nas._paths import atomic_write
+from nas.errors import SearchError
+
+__all__ = ["Rungs", "Ladder", "pareto_order", "checkpoint_path", "CONTINUE_WARMUP", "RUNGS_ATTR", "FIDELITIES"]
+
+FIDELITIES = ("halving", "single")
+CONTINUE_WARMUP = 0.1  # warm-up share of a continued rung's steps (benchmarks/halving_schedule.py)
+RUNGS_ATTR = "rungs:"  # study user attribute prefix: "rungs:<trial number>"
+PROMOTING_ATTR = "promoting"  # study user attribute: promotions in flight, for resume
+
+
+def checkpoint_path(run_dir: Path, number: int) -> Path:
+    return Path(run_dir) / "checkpoints" / f"trial-{number}.pt"
+
+
+@dataclass(frozen=True)
+class Rungs:
+    """``count`` rungs (rung 0 included), each ``eta`` times the budget of the one below."""
+
+    eta: int = 3
+    count: int = 3
+
+    def validate(self) -> None:
+        if self.eta < 2:
+            raise SearchError(f"--eta must be at least 2, got {self.eta}")
+        if not 1 <= self.count <= 6:
+            raise SearchError(f"--rungs must be between 1 and 6, got {self.count}")
+
+    def epochs(self, rung: int, base: float) -> float:
+        """Total epochs a candidate has trained once it finishes ``rung``."""
+        return base * self.eta ** rung
+
+    def segment(self, rung: int, base: float) -> float:
+        """Epochs a promotion to ``rung`` trains on top of the checkpoint of ``rung - 1``."""
+        return self.epochs(rung, base) - self.epochs(rung - 1, base)
+
+    def cost_per_candidate(self) -> float:
+        """Expected base budgets per candidate when every rung promotes 1/eta of it."""
+        return 1 + sum((self.eta ** r - self.eta ** (r - 1)) / self.eta ** r for r in range(1, self.count))
+
+
+def pareto_order(points: list[tuple[float, float]]) -> list[int]:
+    """Indices of ``(signal, latency)`` points, best first: by non-dominated rank (signal up,
+    latency down), then by crowding distance within a rank (boundary points first), then by
+    signal."""
+    n = len(points)
+    rank = [0] * n
+    remaining = set(range(n))
+    level = 0
+    while remaining:
+        front = [i for i in remaining
+                 if not any(points[j][0] >= points[i][0] and points[j][1] <= points[i][1] and points[j] != points[i]
+                            for j in remaining)]
+        for i in front:
+            rank[i] = level
+        remaining -= set(front)
+        level += 1
+    crowd = [0.0] * n
+    for lv in range(level):
+        members = [i for i in range(n) if rank[i] == lv]
+        for dim in (0, 1):
+            members.sort(key=lambda i: points[i][dim])
+            lo, hi = points[members[0]][dim], points[members[-1]][dim]
+            crowd[members[0]] = crowd[members[-1]] = math.inf
+            for a, i, b in zip(members, members[1:], members[2:]):
+                if hi > lo:
+                    crowd[i] += (points[b][dim] - points[a][dim]) / (hi - lo)
+    return sorted(range(n), key=lambda i: (rank[i], -crowd[i], -points[i][0], i))
+
+
+class Ladder:
+    """The rung results of one search, and its promotions (see the module docstring)."""
+
+    def __init__(self, study, run_dir: Path, rungs: Rungs, signal: str = "accuracy"):
+        self.study, self.rungs, self.signal = study, rungs, signal
+        self.dir = Path(run_dir) / "checkpoints"
+        self.results: dict[int, dict[int, dict]] = {}  # trial -> rung -> result
+        self.latency: dict[int, float] = {}
+        self.keys: dict[int, str] = {}
+        self.in_flight: set[tuple[int, int]] = set()
+        attrs = study.user_attrs
+        for t in study.get_trials(deepcopy=False):
+            a = t.user_attrs
+            if a.get("status") == "evaluated" and a.get("accuracy") is not None:
+                info = a.get("info", {})
+                self.results[t.number] = {0: {"rung": 0, "status": "evaluated", "accuracy": a["accuracy"],
+                                              "val_loss": info.get("val_loss")}}
+                self.latency[t.number] = a["latency_ms"]
+                self.keys[t.number] = a["key"]
+                for r in attrs.get(f"{RUNGS_ATTR}{t.number}", []):
+                    self.results[t.number][int(r["rung"])] = r
+        self.interrupted = [tuple(p) for p in attrs.get(PROMOTING_ATTR, [])
+                            if int(p[1]) not in self.results.get(int(p[0]), {})]
+
+    # ---- checkpoints
+    def checkpoint(self, number: int) -> Path:
+        return checkpoint_path(self.dir.parent, number)
+
+    def save_checkpoint(self, number: int, blob: bytes | None) -> None:
+        if blob:
+            self.dir.mkdir(exist_ok=True)
+            atomic_write(self.checkpoint(number), blob)
+
+    def load_checkpoint(self, number: int) -> bytes | None:
+        p = self.checkpoint(number)
+        return p.read_bytes() if p.is_file() else None
+
+    # ---- results
+    def add_base(self, number: int, key: str, accuracy: float, val_loss: float, latency_ms: float,
+                 state: bytes | None) -> None:
+        self.save_checkpoint(number, state)
+        self.keys[number] = key
+        self.results[number] = {0: {"rung": 0, "status": "evaluated", "accuracy": accuracy, "val_loss": val_loss}}
+        self.latency[number] = latency_ms
+
+    def record(self, number: int, rung: int, result: dict, state: bytes | None = None) -> None:
+        """A promoted task's result (``status`` evaluated or failed), stored in the study."""
+        if result.get("status") == "evaluated":
+            self.save_checkpoint(number, state)
+        result = {**result, "rung": rung, "finished": _dt.datetime.now().isoformat(timespec="milliseconds")}
+        self.results.setdefault(number, {})[rung] = result
+        self.in_flight.discard((number, rung))
+        self.study.set_user_attr(f"{RUNGS_ATTR}{number}",
+                                 [self.results[number][r] for r in sorted(self.results[number]) if r > 0])
+        self._store_in_flight()
+
+    def start(self, number: int, rung: int) -> None:
+        self.in_flight.add((number, rung))
+        self._store_in_flight()
+
+    def _store_in_flight(self) -> None:
+        self.study.set_user_attr(PROMOTING_ATTR, sorted([n, r] for n, r in self.in_flight))
+
+    def _signal(self, res: dict) -> float:
+        if self.signal == "val_loss" and res.get("val_loss") is not None and math.isfinite(res["val_loss"]):
+            return -float(res["val_loss"])
+        return float(res["accuracy"])
+
+    def next_promotion(self) -> tuple[int, int] | None:
+        """(trial, rung) to train next, or None: an interrupted promotion first (resume), then
+        the highest rung with a due promotion."""
+        while self.interrupted:
+            n, r = (int(v) for v in self.interrupted.pop(0))
+            if r not in self.results.get(n, {}) and (n, r) not in self.in_flight:
+                return n, r
+        for rung in range(self.rungs.count - 2, -1, -1):
+            members = [n for n, rs in self.results.items()
+                       if rs.get(rung, {}).get("status") == "evaluated" and n in self.latency]
+            quota = len(members) // self.rungs.eta
+            if not quota:
+                continue
+            order = pareto_order([(self._signal(self.results[n][rung]), self.latency[n]) for n in members])
+            for i in order[:quota]:
+                n = members[i]
+                if rung + 1 not in self.results[n] and (n, rung + 1) not in self.in_flight:
+                    return n, rung + 1
+        return None
+
+    def top_rung(self, number: int) -> int:
+        ok = [r for r, res in self.results.get(number, {}).items() if res.get("status") == "evaluated"]
+        return max(ok) if ok else 0
+
+    def prune_checkpoints(self, keep: set[int]) -> int:
+        """Delete every checkpoint but those of ``keep``, which are cut to their weights (the
+        optimizer state is only needed to continue a rung). Returns bytes freed."""
+        if not self.dir.is_dir():
+            return 0
+        import torch
+
+        from nas.proxy import load_state
+
+        freed = 0
+        for p in self.dir.glob("trial-*.pt"):
+            size = p.stat().st_size
+            try:
+                number = int(p.stem.split("-")[1])
+            except (IndexError, ValueError):
+                continue
+            if number not in keep:
+                p.unlink()
+                freed += size
+                continue
+            ckpt = load_state(p.read_bytes())
+            if ckpt.get("optimizer") is not None:
+                import io
+
+                buf = io.BytesIO()
+                torch.save({**ckpt, "optimizer": None}, buf)
+                atomic_write(p, buf.getvalue())
+                freed += size - p.stat().st_size
+        return freed

@@ -1,0 +1,137 @@
+"""Successive halving: rung arithmetic, promotion order, a real halving search on Ray, rung
+records, checkpoints, resume of an interrupted promotion, and the winner continuing from its
+top-rung weights."""
+
+import math
+
+import pytest
+
+from conftest import TINY_PROXY
+from nas.halving import PROMOTING_ATTR, RUNGS_ATTR, Ladder, Rungs, checkpoint_path, pareto_order
+from nas.search import SearchConfig, resume_search, run_search
+from nas.trials import open_study, read_trials
+
+
+def test_rungs_multiply_the_budget_and_a_promotion_trains_only_the_difference():
+    r = Rungs(eta=3, count=3)
+    assert [r.epochs(k, 1.0) for k in range(3)] == [1, 3, 9]
+    assert [r.segment(k, 0.5) for k in (1, 2)] == [1.0, 3.0]
+    assert r.cost_per_candidate() == pytest.approx(1 + 2 / 3 + 6 / 9)
+    assert Rungs(eta=2, count=1).cost_per_candidate() == 1
+
+
+def test_promotion_order_keeps_the_fast_end_of_the_front():
+    # (accuracy, latency): the fastest point is far less accurate but on the front
+    pts = [(0.90, 3.0), (0.50, 0.5), (0.80, 2.9), (0.85, 2.95), (0.40, 1.0), (0.30, 2.0)]
+    order = pareto_order(pts)
+    assert set(order[:2]) == {0, 1}  # both ends of the front first (crowding distance)
+    assert order.index(4) > order.index(2) and order.index(5) == 5  # dominated ones last
+    by_accuracy = sorted(range(len(pts)), key=lambda i: -pts[i][0])
+    assert 1 not in by_accuracy[:2]  # ranking by accuracy alone would starve it
+
+
+def _cfg(tmp_path, name, **kw):
+    return SearchConfig(trials=6, workers=2, data="builtin", out=str(tmp_path), name=name, references=0,
+                        distill=False, proxy=dict(TINY_PROXY), fidelity="halving", eta=2, rungs=3, **kw)
+
+
+@pytest.fixture(scope="module")
+def halving_run(tmp_path_factory, ray_session):
+    tmp = tmp_path_factory.mktemp("halving")
+    return tmp, run_search(_cfg(tmp, "h"))
+
+
+def test_a_halving_search_promotes_the_best_of_each_rung_and_records_every_rung(halving_run):
+    tmp, res = halving_run
+    study = open_study(res.study_name, res.storage)
+    rows = {r.number: r for r in read_trials(study) if r.status == "evaluated"}
+    assert len(rows) == 6
+    promoted = {n: study.user_attrs[f"{RUNGS_ATTR}{n}"] for n in rows if f"{RUNGS_ATTR}{n}" in study.user_attrs}
+    at = {k: [n for n in rows if (k == 0 or any(r["rung"] == k for r in promoted.get(n, [])))] for k in range(3)}
+    # asynchronous: early results are promoted before later ones arrive, so a rung may hold more
+    # than 1/eta of the one below; at the end every Pareto-best 1/eta of each rung was promoted
+    for k in (0, 1):
+        members = sorted(at[k])
+        rung_pts = [(rows[n].rung_accuracy[k], rows[n].latency_ms) for n in members]
+        due = {members[i] for i in pareto_order(rung_pts)[:len(members) // 2]}
+        assert due and due <= set(at[k + 1]), (k, due, at)
+    assert 1 <= len(at[2]) <= len(at[1]) < len(at[0])
+    for n, recs in promoted.items():
+        for rec in recs:
+            assert rec["status"] == "evaluated" and rec["epochs"] == 2 ** rec["rung"] * TINY_PROXY["epochs"]
+            assert rec["seconds"] > 0 and math.isfinite(rec["val_loss"])
+        row = rows[n]
+        assert row.rung == max(r["rung"] for r in recs) and row.accuracy == recs[-1]["accuracy"]
+        assert len(row.rung_accuracy) == row.rung + 1
+        # what Optuna was told is the base rung: one comparable value for every candidate
+        assert study.trials[n].values[0] == row.rung_accuracy[0]
+    assert study.user_attrs[PROMOTING_ATTR] == []
+
+
+def test_the_report_and_trials_csv_show_rungs_and_checkpoints_are_pruned_to_the_front(halving_run):
+    tmp, res = halving_run
+    run = tmp / "h"
+    import csv
+
+    rows = list(csv.DictReader((run / "trials.csv").open()))
+    assert any(r["rung"] == "2" and r["rung_accuracy"].count("/") == 2 for r in rows)
+    html = (run / "report.html").read_text()
+    assert "successive halving" in html and "<th>rung</th>" in html
+    import json
+
+    front = json.loads((run / "pareto.json").read_text())
+    kept = {int(p.stem.split("-")[1]) for p in (run / "checkpoints").glob("trial-*.pt")}
+    assert kept == {f["number"] for f in front}
+    from nas.proxy import load_state
+
+    for n in kept:  # weights only: the optimizer state is dropped once no rung can follow
+        assert load_state(checkpoint_path(run, n).read_bytes())["optimizer"] is None
+
+
+def test_an_interrupted_promotion_runs_again_on_resume_and_nothing_else_does(tmp_path, ray_session):
+    res = run_search(_cfg(tmp_path, "r", seed=1))
+    study = open_study(res.study_name, res.storage)
+    top = [r for r in read_trials(study) if r.rung == 2][0]
+    recs = study.user_attrs[f"{RUNGS_ATTR}{top.number}"]
+    before = {r.number: (r.accuracy, r.rung) for r in read_trials(study)}
+    # as a driver killed while that trial trained at rung 2 leaves it: rung 1 done, rung 2 in flight
+    study.set_user_attr(f"{RUNGS_ATTR}{top.number}", [r for r in recs if r["rung"] < 2])
+    study.set_user_attr(PROMOTING_ATTR, [[top.number, 2]])
+    # the rung-1 checkpoint it continues from (pruning kept weights only: it restarts the momentum)
+    log_lines = len((tmp_path / "r" / "search.log").read_text().splitlines())
+    resume_search(tmp_path / "r")
+    after = read_trials(open_study(res.study_name, res.storage))
+    assert len(after) == len(before)  # no new candidate
+    assert {r.number: r.rung for r in after} == {n: v[1] for n, v in before.items()}
+    new_log = (tmp_path / "r" / "search.log").read_text().splitlines()[log_lines:]
+    assert [ln for ln in new_log if " rung " in ln] and all(f"trial {top.number} rung 2" in ln
+                                                            for ln in new_log if " rung " in ln)
+    for r in after:
+        if r.number != top.number:
+            assert (r.accuracy, r.rung) == before[r.number]
+
+
+def test_a_failed_promotion_keeps_the_lower_rung(halving_run):
+    tmp, res = halving_run
+    study = open_study(res.study_name, res.storage)
+    ladder = Ladder(study, tmp / "h", Rungs(2, 3))
+    n = next(r.number for r in read_trials(study) if r.rung == 1)
+    acc1 = next(r.accuracy for r in read_trials(study) if r.number == n)
+    ladder.record(n, 2, {"status": "failed", "reason": "worker died"})
+    row = next(r for r in read_trials(study) if r.number == n)
+    assert row.rung == 1 and row.accuracy == acc1 and row.rung_accuracy[2] is None
+    assert ladder.next_promotion() != (n, 2)  # not tried again
+
+
+@pytest.mark.slow
+def test_the_winner_continues_from_its_top_rung_weights(halving_run):
+    from nas.distill import DistillConfig, distill_run
+
+    tmp, res = halving_run
+    card = distill_run(tmp / "h", DistillConfig(continue_epochs=0.2, own_side_epochs=0, measure_host=False,
+                                                out="w1"))
+    assert card["trained_at"]["start"].startswith("continued from the search's rung-")
+    assert card["test_accuracy_fp32"] > 0.1
+    scratch = distill_run(tmp / "h", DistillConfig(start="scratch", epochs=0.2, own_side_epochs=0,
+                                                   measure_host=False, out="w2"))
+    assert scratch["trained_at"]["start"] == "from scratch"
