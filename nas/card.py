@@ -78,6 +78,11 @@ def card_markdown(card: dict) -> str:
         f"- Size: {card['macs'] / 1e6:.1f}M MACs, {card['params'] / 1e6:.3f}M parameters, {card['bytes'] / 1e6:.3f} MB "
         f"at its bit widths ({bits}); hidden channels kept {card['keep']}.",
     ]
+    mem = card.get("memory")
+    if mem:
+        lines.append(f"- Peak memory at batch 1: {mem['at_bit_widths'] / 1024:.0f} KB at its bit widths, "
+                     f"{mem['fp32_file'] / 1024:.0f} KB for model.onnx (float): largest live activations "
+                     f"plus weights, computed from its operators.")
     if h:
         lines.append(f"- This host ({h['label']}): fp32 {h['measured_fp32']:.3f} ms measured (predicted "
                      f"{h['predicted_fp32']:.3f}), int8 {h['measured_int8']:.3f} ms (predicted {h['predicted_int8']:.3f}). "

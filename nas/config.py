@@ -25,7 +25,7 @@ __all__ = ["SearchConfig", "RunMeta", "SAMPLERS", "OBJECTIVES", "CONFIG_FILE", "
            "read_run_config", "load_config"]
 
 SAMPLERS = ("tpe", "nsga2", "random")
-OBJECTIVES = ("acc", "latency", "size")
+OBJECTIVES = ("acc", "latency", "size", "memory")
 RANK_BY = ("accuracy", "val_loss")
 CONFIG_FILE = "config.yaml"
 
@@ -37,6 +37,8 @@ class SearchConfig:
     device: str = "pixel7"
     space: str = "mobilenetv3"
     latency_ms: float | None = None  # None: the device's latency of the budget reference (nas.run)
+    memory_kb: float | None = None  # peak memory at batch 1, activations + weights (nas.memory)
+    size_kb: float | None = None  # weights at their bit widths (a trial's bytes)
     trials: int = 40
     workers: int = 2
     data: str = "builtin"
@@ -57,7 +59,8 @@ class SearchConfig:
 
     _TYPES = {"fidelity": str, "eta": int, "rungs": int, "rank_by": str, "device": str, "space": str, "data": str, "sampler": str, "out": str, "trials": int,
               "workers": int, "seed": int, "references": int, "distill": bool, "proxy": dict,
-              "objectives": tuple, "latency_ms": (float, type(None)), "name": (str, type(None)),
+              "objectives": tuple, "latency_ms": (float, type(None)),
+              "memory_kb": (float, type(None)), "size_kb": (float, type(None)), "name": (str, type(None)),
               "ray_address": (str, type(None)), "storage": (str, type(None))}
 
     def validate(self) -> None:
@@ -72,7 +75,11 @@ class SearchConfig:
         objs = list(self.objectives)
         bad = [o for o in objs if o not in OBJECTIVES]
         if bad or len(set(objs)) != len(objs) or objs[:2] != ["acc", "latency"]:
-            raise SearchError(f"--objectives must be acc,latency or acc,latency,size; got {','.join(objs)}")
+            raise SearchError(f"--objectives must be acc,latency followed by size and/or memory if wanted; "
+                              f"got {','.join(objs)}")
+        for flag, v in (("--memory-kb", self.memory_kb), ("--size-kb", self.size_kb)):
+            if v is not None and not (v > 0 and math.isfinite(v)):
+                raise SearchError(f"{flag} must be a positive number, got {v}")
         if self.latency_ms is not None and not (self.latency_ms > 0 and math.isfinite(self.latency_ms)):
             raise SearchError(f"--latency-ms must be a positive number, got {self.latency_ms}")
         if self.fidelity not in FIDELITIES:
@@ -97,6 +104,11 @@ class SearchConfig:
 
     def ladder(self) -> Rungs:
         return Rungs(self.eta, self.rungs if self.fidelity == "halving" else 1)
+
+    def metric_names(self) -> list[str]:
+        """The study's objective names, in ``objectives`` order."""
+        names = {"acc": "accuracy", "latency": "latency_ms", "size": "size_mb", "memory": "memory_mb"}
+        return [names[o] for o in self.objectives]
 
     def budget(self) -> ProxyBudget:
         return replace(ProxyBudget(), **self.proxy)

@@ -34,6 +34,7 @@ from nas.errors import DistillError, NasError
 from nas.export import export_onnx, onnx_accuracy, ort_session, time_session
 from nas.front import parse_rule, pick_winner
 from nas.latency import load_device
+from nas.memory import memory_bytes
 from nas.models import build_model
 from nas.models.quant import apply_fake_quant, strip_fake_quant
 from nas.proxy import ProxyBudget, evaluate_model, recalibrate_bn, train_model
@@ -244,6 +245,11 @@ def _search_weights(run_dir: Path, number: int, cand: Candidate, data) -> dict |
     return ckpt["model"]
 
 
+def _fp32_bytes(model) -> int:
+    return sum(m.weight.numel() * 4 + m.weight.shape[0] * 4 for m in model.modules()
+               if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear)))
+
+
 def _accuracy(model, x, y) -> float:
     return evaluate_model(model, x, y)
 
@@ -383,6 +389,11 @@ def distill_run(run: str | Path | RunContext, cfg: DistillConfig | None = None,
                                 f"with {data.num_classes} classes",
                 **host,
                 "macs": win.macs, "params": win.params, "bytes": win.bytes, "bits": win.bits, "keep": win.keep,
+                "memory": {"at_bit_widths": memory_bytes(cand, win.bytes or 0, data.num_classes, data.in_channels),
+                           "fp32_file": memory_bytes(cand, _fp32_bytes(float_model), data.num_classes,
+                                                     data.in_channels, float_model=True),
+                           "note": "peak bytes at batch 1: the largest live activations plus the weights, "
+                                   "computed from the operator list (nas.memory)"},
                 "proxy_accuracy": win.accuracy,
                 "test_accuracy_torch": acc_torch,
                 "test_accuracy_fp32": acc_fp32,

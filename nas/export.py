@@ -122,8 +122,11 @@ def _check_parity(model: torch.nn.Module, onnx_path: Path, x: torch.Tensor) -> N
     with torch.no_grad():
         want = model(x).numpy()
     err = float(np.max(np.abs(got - want)))
-    if not np.isfinite(err) or err > PARITY_ATOL:
-        raise ExportError(f"ONNX output differs from torch by {err:.3g} (> {PARITY_ATOL})")
+    # relative to the logits' scale: a longer-trained network has larger logits, and float32
+    # kernels that sum in another order differ in proportion (2.7e-4 on logits of ~10 was seen)
+    tol = PARITY_ATOL * max(1.0, float(np.max(np.abs(want))))
+    if not np.isfinite(err) or err > tol:
+        raise ExportError(f"ONNX output differs from torch by {err:.3g} (> {tol:.3g})")
 
 
 class _Reader:

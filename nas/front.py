@@ -16,9 +16,9 @@ from nas.trials import TrialRow
 __all__ = ["pareto_front", "hypervolume_2d", "parse_rule", "pick_winner"]
 
 
-def pareto_front(rows: list[TrialRow], budget_ms: float, size: bool = False) -> list[TrialRow]:
-    """Non-dominated trained trials within the budget (accuracy up; latency, and bytes if
-    ``size``, down), sorted by latency; a repeated key appears once."""
+def pareto_front(rows: list[TrialRow], budget_ms: float, size: bool = False, memory: bool = False) -> list[TrialRow]:
+    """Non-dominated trained trials within the budget (accuracy up; latency, bytes if ``size``
+    and peak memory if ``memory``, down), sorted by latency; a repeated key appears once."""
     pts = {}
     for r in rows:
         if r.trained and r.latency_ms is not None and r.latency_ms <= budget_ms:
@@ -26,7 +26,7 @@ def pareto_front(rows: list[TrialRow], budget_ms: float, size: bool = False) -> 
     cand = list(pts.values())
 
     def objs(r: TrialRow) -> tuple:
-        return (-r.accuracy, r.latency_ms) + ((r.bytes or 0,) if size else ())
+        return (-r.accuracy, r.latency_ms) + ((r.bytes or 0,) if size else ()) + ((r.memory or 0,) if memory else ())
 
     front = []
     for r in cand:

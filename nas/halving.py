@@ -2,10 +2,12 @@
 
 Every candidate trains at rung 0 (the base proxy budget). Rung ``r`` is ``eta**r`` times that
 budget. Whenever a worker is free, the driver asks ``Ladder.next_promotion`` first: from the top
-rung down, the best ``floor(n / eta)`` of the ``n`` results at rung ``r`` (ranked by Pareto rank
-of (signal, latency), then crowding distance, so the fast end of the front is not starved) that
-have not yet been promoted go on to rung ``r + 1``; only when none is due is a new candidate
-asked for. No worker waits for a rung to fill.
+rung down, while fewer than ``floor(n / eta)`` of the ``n`` results at rung ``r`` have been
+promoted, the best of them not yet promoted (ranked by Pareto rank of (signal, latency), then
+crowding distance, so the fast end of the front is not starved) goes on to rung ``r + 1``; only
+when none is due is a new candidate asked for. No worker waits for a rung to fill. The cap keeps
+the cost what ``Rungs.cost_per_candidate`` says: without it, a Pareto ranking that churns as
+results arrive promoted 6 of 6 candidates to rung 1 in a test run (eta 2).
 
 A promotion continues from the trial's checkpoint (weights and SGD momentum; a warm restart of
 the warm-up and cosine schedule over the extra epochs, ``CONTINUE_WARMUP``), so rung ``r + 1``
@@ -179,7 +181,8 @@ class Ladder:
             members = [n for n, rs in self.results.items()
                        if rs.get(rung, {}).get("status") == "evaluated" and n in self.latency]
             quota = len(members) // self.rungs.eta
-            if not quota:
+            promoted = sum(1 for n in members if rung + 1 in self.results[n] or (n, rung + 1) in self.in_flight)
+            if promoted >= quota:
                 continue
             order = pareto_order([(self._signal(self.results[n][rung]), self.latency[n]) for n in members])
             for i in order[:quota]:

@@ -56,7 +56,7 @@ def report_data(study, meta: RunMeta, config: SearchConfig, run_dir: Path | None
     rows = read_trials(study)
     budget = float(meta.latency_budget_ms)
     objectives = tuple(config.objectives)
-    front = pareto_front(rows, budget, size="size" in objectives)
+    front = pareto_front(rows, budget, size="size" in objectives, memory="memory" in objectives)
     hv, pts = [], []
     for r in sorted(rows, key=lambda r: r.number):
         if r.trained and r.latency_ms is not None:

@@ -73,6 +73,7 @@ def _decision(data) -> str:
     r, label = mark
     w = data.winner if label == "exported winner" else None
     size = f"{r.bytes / 1e6:.2f} MB" if r.bytes else "n/a"
+    mem = f"{r.memory / 1024:.0f} KB" if r.memory else "n/a"
     lines = [f"<h3>Take this model: trial {r.number} ({html.escape(label)})</h3>",
              f"<p><code>{html.escape(r.key)}</code></p><ul>",
              f"<li>Predicted latency on {html.escape(data.device_label)}: <b>{r.latency_ms:.3f} ms</b> "
@@ -81,7 +82,9 @@ def _decision(data) -> str:
              + (f"; test accuracy fp32 {_pct(w.get('test_accuracy_fp32'))}, int8 {_pct(w.get('test_accuracy_int8'))}"
                 if w else "") + "</li>",
              f"<li>Size: {size} at its bit widths ({html.escape(r.bits)}), "
-             f"{(r.params or 0) / 1e6:.2f}M parameters, {(r.macs or 0) / 1e6:.1f}M MACs</li>"]
+             f"{(r.params or 0) / 1e6:.2f}M parameters, {(r.macs or 0) / 1e6:.1f}M MACs</li>",
+             f"<li>Peak memory at batch 1: {mem} (largest live activations at its bit widths, plus weights; "
+             f"computed from its operators)</li>"]
     if w:
         folder = f"{run}/{w.get('folder', 'winner')}"
         lines.append(f"<li>Files: <code>{html.escape(folder)}/model.onnx</code>, <code>model.int8.onnx</code>, "
@@ -97,7 +100,7 @@ def _front_table(data, marked_number: int | None) -> str:
     run = data.run_dir or data.run
     rung = bool(data.fidelity)
     head = ("<tr><th>trial</th><th>proxy accuracy</th>" + ("<th>rung</th>" if rung else "") +
-            "<th>latency ms</th><th>size MB</th><th>MACs M</th>"
+            "<th>latency ms</th><th>size MB</th><th>memory KB</th><th>MACs M</th>"
             "<th>bits (width:blocks)</th><th>keep</th><th>key</th><th>export it</th></tr>")
     rows = []
     for r in data.front:
@@ -106,6 +109,7 @@ def _front_table(data, marked_number: int | None) -> str:
             f"<tr{cls}><td data-v='{r.number}'>{r.number}</td><td data-v='{r.accuracy}'>{_pct(r.accuracy)}</td>"
             + (f"<td data-v='{r.rung}'>{r.rung}</td>" if rung else "") +
             f"<td data-v='{r.latency_ms}'>{r.latency_ms:.3f}</td><td>{(r.bytes or 0) / 1e6:.2f}</td>"
+            f"<td data-v='{r.memory or 0}'>{(r.memory or 0) / 1024:.0f}</td>"
             f"<td>{(r.macs or 0) / 1e6:.1f}</td><td>{html.escape(r.bits)}</td><td>{html.escape(r.keep)}</td>"
             f"<td><code>{html.escape(r.key)}</code></td>"
             f"<td><code>{html.escape(_cmd('nas', 'distill', run, '--pick', f'trial={r.number}'))}</code></td></tr>")

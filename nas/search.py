@@ -36,6 +36,7 @@ from nas.report import write_report, write_tables
 from nas.run import BUDGET_REFERENCE, RunContext, default_budget, open_run, resolve_run
 from nas.runfolder import RunFolder
 from nas.trials import open_storage, read_trials, status_counts, trial_attrs
+from nas.memory import memory_bytes
 from nas.worker import RayPool, candidate_size, one_line
 
 __all__ = ["SearchConfig", "SearchProgress", "SearchResult", "SearchError", "BudgetError",
@@ -94,11 +95,9 @@ def make_sampler(name: str, seed: int, trials: int):
     raise SearchError(f"unknown sampler {name!r}; choose one of {', '.join(SAMPLERS)}")
 
 
-def _values(objectives, acc: float, latency: float, size_bytes: float) -> list[float]:
-    vals = [acc, latency]
-    if "size" in objectives:
-        vals.append(size_bytes / 1e6)
-    return vals
+def _values(objectives, acc: float, latency: float, size_bytes: float, memory: float) -> list[float]:
+    extra = {"size": size_bytes / 1e6, "memory": memory / 1e6}
+    return [acc, latency] + [extra[o] for o in objectives[2:]]
 
 
 def _bits_summary(cand: Candidate) -> str:
@@ -235,19 +234,30 @@ class _Search:
         trial.set_user_attr("key", cand.key)
         trial.set_user_attr("latency_ms", lat)
         trial.set_constraint("latency_over_budget_ms", lat - ctx.budget_ms)
-        if lat > ctx.budget_ms:
+        over = [f"latency {lat:.2f} ms > {ctx.budget_ms:.2f} ms"] if lat > ctx.budget_ms else []
+        sized = cfg.memory_kb is not None or cfg.size_kb is not None or over
+        if sized:  # size and memory need the built module (~25 ms): only when they decide
             params, nbytes = candidate_size(cand, ctx.num_classes, ctx.dataset.in_channels)
-            trial.set_user_attr("info", {**info, "params": params, "bytes": nbytes})
+            mem = memory_bytes(cand, nbytes, ctx.num_classes, ctx.dataset.in_channels)
+            info.update(params=params, bytes=nbytes, memory=mem)
+            for name, budget, value in (("size", cfg.size_kb, nbytes), ("memory", cfg.memory_kb, mem)):
+                if budget is not None:
+                    trial.set_constraint(f"{name}_over_budget_kb", value / 1024 - budget)
+                    if value / 1024 > budget:
+                        over.append(f"{name} {value / 1024:.0f} KB > {budget:g} KB")
+        if over:
+            trial.set_user_attr("info", {**info, "over": "; ".join(over)})
             trial.set_user_attr("status", "over_budget")
-            self.study.tell(trial, _values(cfg.objectives, 0.0, lat, nbytes))
+            self.study.tell(trial, _values(cfg.objectives, 0.0, lat, info["bytes"], info["memory"]))
             return "over"
         if cand.key in known:
             prev = trial_attrs(known[cand.key])
-            trial.set_user_attr("info", {**info, **{k: prev[k] for k in ("params", "bytes", "proxy_seconds")
+            trial.set_user_attr("info", {**info, **{k: prev[k] for k in ("params", "bytes", "memory", "proxy_seconds")
                                                     if k in prev}, "duplicate_of": known[cand.key].number})
             trial.set_user_attr("accuracy", prev["accuracy"])
             trial.set_user_attr("status", "duplicate")
-            self.study.tell(trial, _values(cfg.objectives, prev["accuracy"], lat, prev.get("bytes", 0)))
+            self.study.tell(trial, _values(cfg.objectives, prev["accuracy"], lat, prev.get("bytes", 0),
+                                           prev.get("memory", 0)))
             return "duplicate"
         ref = pool.submit(cand, self.data_ref, cfg.seed, ctx.proxy, ctx.proxy_side(cand),
                           keep_state=self.ladder is not None)
@@ -263,7 +273,7 @@ class _Search:
             self._fail(trial, one_line(exc), info)
             return
         self.worker_seconds.append(out["seconds"])
-        info.update({k: out[k] for k in ("params", "bytes", "host", "node", "pid", "steps",
+        info.update({k: out[k] for k in ("params", "bytes", "memory", "host", "node", "pid", "steps",
                                          "train_seconds", "images_per_second", "loss", "val_loss")},
                     proxy_seconds=out["seconds"], proxy_side=out["resolution"])
         if out["failed"] or not math.isfinite(out["accuracy"]):
@@ -273,7 +283,7 @@ class _Search:
         trial.set_user_attr("accuracy", out["accuracy"])
         trial.set_user_attr("status", "evaluated")
         frozen = self.study.tell(trial, _values(self.config.objectives, out["accuracy"],
-                                                trial.user_attrs["latency_ms"], out["bytes"]))
+                                                trial.user_attrs["latency_ms"], out["bytes"], out["memory"]))
         known.setdefault(cand.key, frozen)
         if self.ladder is not None:
             self.ladder.add_base(trial.number, cand.key, out["accuracy"], out["val_loss"],
@@ -350,7 +360,10 @@ class _Search:
                         if over >= max_over:
                             raise BudgetError(
                                 f"{over} of the sampled candidates exceed the {self.ctx.budget_ms:.2f} ms budget "
-                                f"on {self.ctx.profile.name}; raise --latency-ms")
+                                f"on {self.ctx.profile.name}" + (" or the memory/size budget" if
+                                                                 cfg.memory_kb or cfg.size_kb else "") +
+                                "; raise --latency-ms" + (" or --memory-kb/--size-kb" if
+                                                          cfg.memory_kb or cfg.size_kb else ""))
                     elif what == "duplicate":
                         counted += 1
                 self.progress(self._progress(len(pending)))
@@ -422,7 +435,7 @@ def run_search(config: SearchConfig | RunContext,
         study = optuna.load_study(study_name=ctx.meta.study_name, storage=open_storage(ctx.meta.storage))
         with warnings.catch_warnings():  # experimental since Optuna 3.2; names the objectives in the dashboard
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            study.set_metric_names(["accuracy", "latency_ms"] + (["size_mb"] if "size" in ctx.config.objectives else []))
+            study.set_metric_names(ctx.config.metric_names())
         write_run_config(run.path, ctx.config, ctx.meta)
         run.log(f"new run {ctx.meta.study_name}: {ctx.space.name} on {ctx.profile.label}, budget "
                 f"{ctx.budget_ms:.2f} ms ({ctx.budget_source}), {ctx.config.trials} trials, "

@@ -50,6 +50,7 @@ class TrialRow(NamedTuple):
     host: str = ""
     rung: int = 0  # the highest rung of successive halving it finished (0: the base budget)
     rung_accuracy: tuple = ()  # proxy accuracy at each rung, None where that rung failed
+    memory: int | None = None  # peak bytes at batch 1, activations + weights (nas.memory)
 
     @property
     def trained(self) -> bool:
@@ -79,9 +80,9 @@ def trial_row(t, rungs: list[dict] | None = None) -> TrialRow:
     return TrialRow(t.number, t.state.name, status, key, acc,
                     a.get("latency_ms"), a.get("macs"), a.get("params"), a.get("bytes"),
                     a.get("bits", ""), a.get("keep", ""), int(m.group(1)) if m else None, a.get("proxy_seconds"),
-                    str(a.get("node", ""))[:12], a.get("reason", ""),
+                    str(a.get("node", ""))[:12], a.get("reason", a.get("over", "")),
                     a.get("proxy_side", a.get("resolution")),  # runs before 0.1.1 stored it as "resolution"
-                    a.get("host", ""), rung, per_rung)
+                    a.get("host", ""), rung, per_rung, a.get("memory"))
 
 
 def read_trials(study) -> list[TrialRow]:

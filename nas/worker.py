@@ -18,6 +18,7 @@ from nas.candidate import Candidate
 from nas.counting import model_bytes
 from nas.data import Dataset
 from nas.errors import SearchError
+from nas.memory import memory_bytes
 from nas.models import build_model
 from nas.proxy import ProxyBudget, evaluate_proxy
 
@@ -39,7 +40,7 @@ def evaluate_candidate(cand: Candidate, dataset: Dataset, seed: int, budget: Pro
                          keep_state=keep_state)
     params, nbytes = candidate_size(cand, dataset.num_classes, dataset.in_channels)
     out = res.to_dict()
-    out.update(params=params, bytes=nbytes, host=socket.gethostname(), pid=os.getpid())
+    out.update(params=params, bytes=nbytes, memory=memory_bytes(cand, nbytes, dataset.num_classes, dataset.in_channels), host=socket.gethostname(), pid=os.getpid())
     try:
         import ray
 

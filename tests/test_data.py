@@ -11,8 +11,9 @@ from nas.data import DatasetError, load_dataset
 def test_builtin_dataset_is_shipped_and_split():
     ds = load_dataset("builtin")
     assert (ds.resolution, ds.in_channels, ds.num_classes) == (28, 1, 10)
-    assert len(ds.x_train) == 5400 and len(ds.x_val) == 600 and len(ds.x_test) == 1000
-    assert np.bincount(ds.y_val).tolist() == [60] * 10  # stratified
+    # a quarter held out for validation: 2,000 images would be a third of this small set
+    assert len(ds.x_train) == 4500 and len(ds.x_val) == 1500 and len(ds.x_test) == 1000
+    assert np.bincount(ds.y_val).tolist() == [150] * 10  # stratified
     x, y = ds.test_arrays()
     assert x.dtype == np.float32 and x.shape == (1000, 1, 28, 28) and y.dtype == np.int64
     xt = ds.normalize(ds.x_train)
@@ -161,3 +162,11 @@ def test_pickles_cannot_run_code(tmp_path):
         tar.addfile(info, io.BytesIO(data))
     with pytest.raises(DatasetError, match="refusing to load builtins.print"):
         load_dataset(path)
+
+
+def test_the_validation_split_is_2000_images_where_the_data_allows():
+    from nas.data import val_share
+
+    assert val_share(10_000) == 0.2  # the CIFAR-10 subset: 2,000 of 10,000
+    assert val_share(50_000) == 0.1  # full CIFAR-10: 10% is more than 2,000
+    assert val_share(6_000) == 0.25  # small data: never more than a quarter

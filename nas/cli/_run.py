@@ -77,11 +77,14 @@ def search_cmd(
     latency_ms: Optional[float] = typer.Option(None, "--latency-ms",
                                                help="Latency budget; default: the device's latency of "
                                                     "MobileNetV3-Small 1.0 (printed)."),
+    memory_kb: Optional[float] = typer.Option(None, "--memory-kb", help="Peak memory budget at batch 1 (activations "
+                                              "+ weights, KB); over it, a candidate is not trained."),
+    size_kb: Optional[float] = typer.Option(None, "--size-kb", help="Model size budget (weights at their bit widths, KB)."),
     trials: int = typer.Option(40, "--trials", "-n", help="Candidates to train (over-budget ones are free)."),
     workers: int = typer.Option(2, "--workers", "-w", help="Parallel Ray workers (1 CPU each)."),
     data: str = typer.Option("builtin", "--data", help="builtin, cifar10, or a path (.npz, folder, archive)."),
     sampler: str = typer.Option("tpe", "--sampler", help="tpe, nsga2 or random."),
-    objectives: str = typer.Option("acc,latency", "--objectives", help="acc,latency or acc,latency,size."),
+    objectives: str = typer.Option("acc,latency", "--objectives", help="acc,latency, then size and/or memory (e.g. acc,latency,memory)."),
     seed: int = typer.Option(0, "--seed"),
     out_dir: Path = typer.Option(Path("results"), "--out", help="Folder that holds run folders."),
     name: Optional[str] = typer.Option(None, "--name", help="Run folder name (default: space-device-time)."),
@@ -107,7 +110,7 @@ def search_cmd(
         run = resume
     else:
         proxy = {k: v for k, v in (("epochs", epochs), ("max_train_images", images)) if v is not None}
-        cfg = SearchConfig(device=device, space=space, latency_ms=latency_ms, trials=trials, workers=workers,
+        cfg = SearchConfig(device=device, space=space, latency_ms=latency_ms, memory_kb=memory_kb, size_kb=size_kb, trials=trials, workers=workers,
                            data=data, sampler=sampler,
                            objectives=tuple(o.strip() for o in objectives.split(",") if o.strip()),
                            seed=seed, out=str(out_dir), name=name, ray_address=ray_address, storage=storage,
