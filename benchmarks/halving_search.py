@@ -1,0 +1,228 @@
+"""Issue 14: successive halving against single-fidelity search at equal worker time.
+
+Arms per (data, seed): TPE with ``--fidelity halving`` (eta 3, 3 rungs, ``--halving-trials``
+candidates), TPE single fidelity and random single fidelity with ``round(halving_trials x
+Rungs.cost_per_candidate())`` candidates (the same expected worker time). Each run is a real
+``run_search`` (Optuna + Ray, 2 workers, 1 thread each) on mobilenetv3 / pixel7, budget from
+MobileNetV3-Small, proxy cut to 1,000 training images per epoch (as benchmarks/search_samplers.py).
+
+Hypervolume at equal worker time: every result (a base trial, or a rung) is placed on a timeline
+by its finish time and charged its own worker seconds; HV is taken where the cumulative worker
+seconds reach T = the smallest total among the arms of that (data, seed). Two views: "top" uses
+each trial's highest rung finished by then (what the report draws: promoted trials have trained
+longer), "base" uses rung-0 accuracies only (one budget for every arm: sampler guidance alone).
+
+``--winners`` (CIFAR): the TPE arms' winners ("best") after the final training at the proxy side
+(own-side step off: it is the same for both arms): the halving winner continued from its top-rung
+weights (``--continue-epochs``) and from scratch (5 epochs), the single-fidelity winner from
+scratch (5 epochs); test accuracy and seconds. ``--tau``: the candidates that reached the top rung,
+trained 10x the base budget with 3 seeds (mean accuracy = target); Kendall tau of their top-rung
+and of their base-rung accuracy against it.
+
+    python benchmarks/halving_search.py --data cifar builtin --seeds 0 1 2 --winners --tau
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import logging
+import statistics
+import sys
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from _common import machine, table  # noqa: E402
+
+CIFAR = HERE.parent.parent / "shared" / "data" / "cifar10_subset_10k_2k.npz"
+OUT = HERE / "results" / "halving_search.json"
+
+
+def timeline(study) -> list[dict]:
+    """Every finished result: (finish time, worker seconds, trial, rung, accuracy, latency)."""
+    from nas.halving import RUNGS_ATTR
+    from nas.trials import trial_attrs
+
+    ev = []
+    for t in study.trials:
+        a = trial_attrs(t)
+        st = a.get("status")
+        if st not in ("evaluated", "failed", "duplicate") or a.get("interrupted") or t.datetime_complete is None:
+            continue
+        ev.append({"t": t.datetime_complete.timestamp(), "s": 0.0 if st == "duplicate" else a.get("proxy_seconds", 0.0),
+                   "n": t.number, "rung": 0, "acc": a.get("accuracy") if st != "failed" else None,
+                   "lat": a["latency_ms"]})
+        for r in study.user_attrs.get(f"{RUNGS_ATTR}{t.number}", []):
+            ev.append({"t": dt.datetime.fromisoformat(r["finished"]).timestamp(), "s": r.get("seconds", 0.0),
+                       "n": t.number, "rung": r["rung"],
+                       "acc": r.get("accuracy") if r["status"] == "evaluated" else None, "lat": a["latency_ms"]})
+    return sorted(ev, key=lambda e: e["t"])
+
+
+def hv_at(events: list[dict], budget_ms: float, worker_s: float) -> dict:
+    from nas.report import hypervolume_2d
+
+    top, base, used = {}, {}, 0.0
+    for e in events:
+        if used + e["s"] > worker_s + 1e-9:
+            break
+        used += e["s"]
+        if e["acc"] is None:
+            continue
+        if e["rung"] == 0:
+            base[e["n"]] = (e["acc"], e["lat"])
+        if e["rung"] >= top.get(e["n"], (-1,))[0]:
+            top[e["n"]] = (e["rung"], e["acc"], e["lat"])
+    return {"top": hypervolume_2d([(a, lat) for _, a, lat in top.values()], budget_ms),
+            "base": hypervolume_2d(list(base.values()), budget_ms), "used_s": used}
+
+
+def _long(args):
+    key, data, epochs, seed, images = args
+    import torch
+
+    torch.set_num_threads(1)
+    from nas.data import load_dataset
+    from nas.proxy import evaluate_proxy
+
+    return evaluate_proxy(key, load_dataset(data), seed=seed, epochs=epochs, max_train_images=images).accuracy
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--halving-trials", type=int, default=21)
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--data", nargs="+", default=["cifar", "builtin"])
+    ap.add_argument("--images", type=int, default=1000)
+    ap.add_argument("--winners", action="store_true")
+    ap.add_argument("--continue-epochs", type=float, default=2.0)
+    ap.add_argument("--tau", action="store_true")
+    ap.add_argument("--out", default=str(OUT))
+    args = ap.parse_args()
+    out = Path(args.out)
+
+    import optuna
+    import ray
+
+    from nas.distill import DistillConfig, distill_run
+    from nas.halving import Rungs
+    from nas.report import load_run
+    from nas.search import SearchConfig, run_search
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    results = json.loads(out.read_text()) if out.exists() else {"runs": [], "winners": [], "tau": {}}
+    results["machine"] = machine()
+    single_trials = round(args.halving_trials * Rungs(3, 3).cost_per_candidate())
+    arms = [("tpe", "halving", args.halving_trials), ("tpe", "single", single_trials),
+            ("random", "single", single_trials)]
+    tmp = Path(tempfile.mkdtemp(prefix="hwnas-halving-bench-"))
+    ray.init(num_cpus=2, include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False)
+    for data in args.data:
+        path = "builtin" if data == "builtin" else str(CIFAR)
+        for seed in args.seeds:
+            for sampler, fidelity, trials in arms:
+                tag = (data, seed, sampler, fidelity, trials)
+                if any(tuple(r["tag"]) == tag for r in results["runs"]):
+                    continue
+                cfg = SearchConfig(trials=trials, workers=2, data=path, sampler=sampler, seed=seed, out=str(tmp),
+                                   name=f"{data}-{seed}-{sampler}-{fidelity}", references=0, distill=False,
+                                   proxy={"max_train_images": args.images}, fidelity=fidelity)
+                t0 = time.perf_counter()
+                res = run_search(cfg)
+                study, _, _ = load_run(res.run_dir)
+                ev = timeline(study)
+                row = {"tag": list(tag), "run_dir": str(res.run_dir), "budget_ms": res.budget_ms,
+                       "events": ev, "worker_s": sum(e["s"] for e in ev), "wall_s": time.perf_counter() - t0,
+                       "best": res.best_accuracy}
+                if fidelity == "halving":
+                    row["top_rung"] = [{"n": e["n"], "key": study.trials[e["n"]].user_attrs["key"],
+                                        "acc_top": e["acc"],
+                                        "acc_base": study.trials[e["n"]].user_attrs["accuracy"]}
+                                       for e in ev if e["rung"] == 2 and e["acc"] is not None]
+                results["runs"].append(row)
+                out.write_text(json.dumps(results, indent=1))
+                print(f"{tag}: {row['worker_s']:.0f} worker-s, wall {row['wall_s']:.0f} s, best {res.best_accuracy}",
+                      flush=True)
+                if args.winners and data == "cifar" and sampler == "tpe":
+                    starts = ["auto", "scratch"] if fidelity == "halving" else ["scratch"]
+                    for start in starts:
+                        t1 = time.perf_counter()
+                        card = distill_run(res.run_dir, DistillConfig(start=start, own_side_epochs=0,
+                                                                      measure_host=False, out=f"w-{start}",
+                                                                      continue_epochs=args.continue_epochs))
+                        results["winners"].append({"tag": list(tag), "start": card["trained_at"]["start"],
+                                                   "test_acc": card["trained_at"]["proxy_side_test_accuracy"],
+                                                   "train_s": card["training_seconds"]["student"],
+                                                   "total_s": time.perf_counter() - t1, "key": card["candidate"],
+                                                   "proxy_acc": card["proxy_accuracy"]})
+                        out.write_text(json.dumps(results, indent=1))
+                        print(f"  winner ({start}): test {results['winners'][-1]['test_acc']:.4f} "
+                              f"in {results['winners'][-1]['train_s']:.0f} s", flush=True)
+    ray.shutdown()
+    if args.tau:
+        from nas.latency.validate import kendall_tau
+
+        for data in args.data:
+            path = "builtin" if data == "builtin" else str(CIFAR)
+            tops = [t for r in results["runs"] if r["tag"][0] == data and r["tag"][3] == "halving"
+                    for t in r.get("top_rung", [])]
+            keys = sorted({t["key"] for t in tops})
+            if len(keys) < 3 or results["tau"].get(data, {}).get("keys") == keys:
+                continue
+            jobs = [(k, path, 10.0, s, args.images) for k in keys for s in (0, 1, 2)]
+            with ProcessPoolExecutor(2) as ex:
+                accs = list(ex.map(_long, jobs))
+            target = [statistics.mean(accs[3 * i:3 * i + 3]) for i in range(len(keys))]
+            first = {t["key"]: t for t in tops}
+            top = [first[k]["acc_top"] for k in keys]
+            base = [first[k]["acc_base"] for k in keys]
+            results["tau"][data] = {"keys": keys, "target": target, "top": top, "base": base,
+                                    "tau_top": kendall_tau(top, target), "tau_base": kendall_tau(base, target)}
+            out.write_text(json.dumps(results, indent=1))
+    summarize(results)
+
+
+def summarize(results: dict) -> None:
+    print(results["machine"])
+    rows = []
+    for data in ("cifar", "builtin"):
+        for seed in sorted({r["tag"][1] for r in results["runs"] if r["tag"][0] == data}):
+            runs = {(r["tag"][2], r["tag"][3]): r for r in results["runs"] if r["tag"][0] == data and r["tag"][1] == seed}
+            if len(runs) < 3:
+                continue
+            T = min(r["worker_s"] for r in runs.values())
+            hv = {k: hv_at(r["events"], r["budget_ms"], T) for k, r in runs.items()}
+            rows.append((data, seed, T, hv))
+    body = []
+    for data in ("cifar", "builtin"):
+        rs = [r for r in rows if r[0] == data]
+        if not rs:
+            continue
+        for view in ("top", "base"):
+            m = {arm: statistics.mean(r[3][arm][view] for r in rs) for arm in rs[0][3]}
+            rnd = m[("random", "single")]
+            for arm, v in m.items():
+                body.append([data, view, f"{arm[0]} {arm[1]}", len(rs), f"{v:.4f}",
+                             " / ".join(f"{r[3][arm][view]:.4f}" for r in rs), f"{v / rnd:.3f}x",
+                             f"{statistics.mean(r[2] for r in rs):.0f}"])
+    print(table(["data", "HV view", "arm", "seeds", "HV at equal worker time (mean)", "per seed", "vs random",
+                 "worker s (mean T)"], body))
+    if results["winners"]:
+        wb = []
+        for start in sorted({(w["tag"][3], w["start"].split(" for")[0]) for w in results["winners"]}):
+            ws = [w for w in results["winners"] if (w["tag"][3], w["start"].split(" for")[0]) == start]
+            wb.append([start[0], start[1], len(ws), f"{statistics.mean(w['test_acc'] for w in ws):.4f}",
+                       " / ".join(f"{w['test_acc']:.4f}" for w in ws), f"{statistics.mean(w['train_s'] for w in ws):.0f}"])
+        print(table(["search", "final training", "seeds", "test accuracy (mean)", "per seed", "training s (mean)"], wb))
+    for data, t in results.get("tau", {}).items():
+        print(f"{data}: {len(t['keys'])} top-rung candidates: tau top rung {t['tau_top']:.3f}, "
+              f"base rung {t['tau_base']:.3f} (target: 10x base budget, mean of 3 seeds)")
+
+
+if __name__ == "__main__":
+    main()
