@@ -110,6 +110,11 @@ class SearchConfig:
         names = {"acc": "accuracy", "latency": "latency_ms", "size": "size_mb", "memory": "memory_mb"}
         return [names[o] for o in self.objectives]
 
+    def constraint_names(self) -> list[str]:
+        """The constraints each trial records (``nas.trials.set_constraints``), in order."""
+        return ["latency_over_budget_ms"] + [f"{n}_over_budget_kb" for n, v in (("size", self.size_kb),
+                                                                             ("memory", self.memory_kb)) if v is not None]
+
     def budget(self) -> ProxyBudget:
         return replace(ProxyBudget(), **self.proxy)
 

@@ -35,7 +35,7 @@ from nas.halving import CONTINUE_WARMUP, Ladder
 from nas.report import write_report, write_tables
 from nas.run import BUDGET_REFERENCE, RunContext, default_budget, open_run, resolve_run
 from nas.runfolder import RunFolder
-from nas.trials import open_storage, read_trials, status_counts, trial_attrs
+from nas.trials import CONSTRAINT_NAMES_ATTR, open_storage, read_trials, set_constraints, status_counts, trial_attrs
 from nas.memory import memory_bytes
 from nas.worker import RayPool, candidate_size, one_line
 
@@ -81,7 +81,7 @@ class SearchResult:
 
 
 def make_sampler(name: str, seed: int, trials: int):
-    """The latency budget reaches TPE and NSGA-II as a trial constraint (``set_constraint``):
+    """The latency budget reaches TPE and NSGA-II as a trial constraint (``nas.trials.set_constraints``):
     infeasible trials rank below feasible ones, by how far over the budget they are."""
     if name == "tpe":
         with warnings.catch_warnings():  # `group` is marked experimental; it is what conditional spaces need
@@ -233,7 +233,7 @@ class _Search:
                 "macs": macs, "bits": _bits_summary(cand), "keep": _keep_summary(cand)}
         trial.set_user_attr("key", cand.key)
         trial.set_user_attr("latency_ms", lat)
-        trial.set_constraint("latency_over_budget_ms", lat - ctx.budget_ms)
+        cons = [lat - ctx.budget_ms]
         over = [f"latency {lat:.2f} ms > {ctx.budget_ms:.2f} ms"] if lat > ctx.budget_ms else []
         sized = cfg.memory_kb is not None or cfg.size_kb is not None or over
         if sized:  # size and memory need the built module (~25 ms): only when they decide
@@ -242,9 +242,10 @@ class _Search:
             info.update(params=params, bytes=nbytes, memory=mem)
             for name, budget, value in (("size", cfg.size_kb, nbytes), ("memory", cfg.memory_kb, mem)):
                 if budget is not None:
-                    trial.set_constraint(f"{name}_over_budget_kb", value / 1024 - budget)
+                    cons.append(value / 1024 - budget)
                     if value / 1024 > budget:
                         over.append(f"{name} {value / 1024:.0f} KB > {budget:g} KB")
+        set_constraints(trial, cons)  # order: config.constraint_names()
         if over:
             trial.set_user_attr("info", {**info, "over": "; ".join(over)})
             trial.set_user_attr("status", "over_budget")
@@ -436,6 +437,7 @@ def run_search(config: SearchConfig | RunContext,
         with warnings.catch_warnings():  # experimental since Optuna 3.2; names the objectives in the dashboard
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             study.set_metric_names(ctx.config.metric_names())
+        study.set_user_attr(CONSTRAINT_NAMES_ATTR, ctx.config.constraint_names())
         write_run_config(run.path, ctx.config, ctx.meta)
         run.log(f"new run {ctx.meta.study_name}: {ctx.space.name} on {ctx.profile.label}, budget "
                 f"{ctx.budget_ms:.2f} ms ({ctx.budget_source}), {ctx.config.trials} trials, "

@@ -18,7 +18,23 @@ from nas.errors import ReportError, SearchError
 from nas.halving import RUNGS_ATTR
 
 __all__ = ["STATUSES", "TrialRow", "trial_attrs", "trial_row", "read_trials", "status_counts",
-           "open_storage", "open_study"]
+           "open_storage", "open_study", "set_constraints", "constraints_of", "CONSTRAINT_NAMES_ATTR"]
+
+CONSTRAINT_NAMES_ATTR = "constraint_names"  # study user attribute: what each constraint value is
+
+
+def set_constraints(trial, values: list[float]) -> None:
+    """Record a trial's constraint values (feasible when all are <= 0) as the list under the
+    system attribute "constraints": the one place both Optuna's samplers (which read it as
+    constraints "0", "1", ...) and optuna-dashboard 0.21 (which reads only this list, not
+    Optuna 5's per-name ``set_constraint`` keys) look. Their names are the study's
+    ``CONSTRAINT_NAMES_ATTR``, in the same order. This is what Optuna 3-4 itself stored."""
+    trial.storage.set_trial_system_attr(trial._trial_id, "constraints", [float(v) for v in values])
+
+
+def constraints_of(trial, names: list[str]) -> dict[str, float]:
+    """A frozen trial's constraints by name (``names``: the study's CONSTRAINT_NAMES_ATTR)."""
+    return dict(zip(names, trial.system_attrs.get("constraints", [])))
 
 _RESOLUTION = re.compile(r":r(\d+):")
 STATUSES = ("evaluated", "duplicate", "over_budget", "failed", "interrupted", "running")

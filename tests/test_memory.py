@@ -30,7 +30,7 @@ def test_memory_is_activations_plus_weights_and_grows_with_the_input_side():
 
 def test_memory_and_size_budgets_keep_over_budget_candidates_untrained(tmp_path, ray_session):
     from nas.search import SearchConfig, run_search
-    from nas.trials import open_study, read_trials
+    from nas.trials import CONSTRAINT_NAMES_ATTR, constraints_of, open_study, read_trials
 
     cfg = SearchConfig(trials=3, workers=2, data="builtin", out=str(tmp_path), name="m", references=0,
                        distill=False, proxy=dict(TINY_PROXY), memory_kb=900.0, size_kb=800.0,
@@ -47,8 +47,10 @@ def test_memory_and_size_budgets_keep_over_budget_candidates_untrained(tmp_path,
     for r in over:
         assert ("memory" in r.reason and r.memory > 900 * 1024) or ("size" in r.reason and r.bytes > 800 * 1024) \
             or "latency" in r.reason
-        t = study.trials[r.number]
-        assert {"constraints:memory_over_budget_kb", "constraints:size_over_budget_kb"} <= set(t.system_attrs)
+        cons = constraints_of(study.trials[r.number], study.user_attrs[CONSTRAINT_NAMES_ATTR])
+        assert list(cons) == ["latency_over_budget_ms", "size_over_budget_kb", "memory_over_budget_kb"]
+        assert any(v > 0 for v in cons.values())
+        assert cons["memory_over_budget_kb"] == pytest.approx(r.memory / 1024 - 900)
     html = (tmp_path / "m" / "report.html").read_text()
     assert "Peak memory at batch 1" in html and "<th>memory KB</th>" in html
 
