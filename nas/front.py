@@ -13,28 +13,41 @@ import re
 from nas.errors import DistillError
 from nas.trials import TrialRow
 
-__all__ = ["pareto_front", "hypervolume_2d", "parse_rule", "pick_winner"]
+__all__ = ["pareto_front", "hypervolume_2d", "parse_rule", "pick_winner", "accuracy_at"]
 
 
 def pareto_front(rows: list[TrialRow], budget_ms: float, size: bool = False, memory: bool = False) -> list[TrialRow]:
     """Non-dominated trained trials within the budget (accuracy up; latency, bytes if ``size``
-    and peak memory if ``memory``, down), sorted by latency; a repeated key appears once."""
+    and peak memory if ``memory``, down), sorted by latency; a repeated key appears once.
+
+    With successive halving, two trials are compared at the highest rung both reached: a trial
+    promoted to 9 epochs does not dominate one trained 1 epoch by its longer training, only by
+    being better at 1 epoch too (else a front of one promoted trial was seen)."""
     pts = {}
     for r in rows:
         if r.trained and r.latency_ms is not None and r.latency_ms <= budget_ms:
             pts.setdefault(r.key, r)
     cand = list(pts.values())
 
-    def objs(r: TrialRow) -> tuple:
-        return (-r.accuracy, r.latency_ms) + ((r.bytes or 0,) if size else ()) + ((r.memory or 0,) if memory else ())
+    def objs(r: TrialRow, rung: int) -> tuple:
+        return (-accuracy_at(r, rung), r.latency_ms) + ((r.bytes or 0,) if size else ()) + \
+            ((r.memory or 0,) if memory else ())
 
-    front = []
-    for r in cand:
-        o = objs(r)
-        dominated = any(all(a <= b for a, b in zip(objs(q), o)) and objs(q) != o for q in cand)
-        if not dominated:
-            front.append(r)
+    def dominates(q: TrialRow, r: TrialRow) -> bool:
+        k = min(q.rung, r.rung)  # successive halving: compare at the rung both reached
+        oq, o = objs(q, k), objs(r, k)
+        return all(a <= b for a, b in zip(oq, o)) and oq != o
+
+    front = [r for r in cand if not any(dominates(q, r) for q in cand)]
     return sorted(front, key=lambda r: (r.latency_ms, -r.accuracy))
+
+
+def accuracy_at(r: TrialRow, rung: int) -> float:
+    """A trial's proxy accuracy at ``rung`` (or the highest finished rung below it)."""
+    for k in range(min(rung, len(r.rung_accuracy) - 1), -1, -1):
+        if r.rung_accuracy[k] is not None:
+            return r.rung_accuracy[k]
+    return r.accuracy
 
 
 def hypervolume_2d(points: list[tuple[float, float]], budget_ms: float) -> float:
@@ -66,7 +79,8 @@ def parse_rule(rule: str) -> tuple[str, float | None]:
 
 def pick_winner(rows: list[TrialRow], budget_ms: float, rule: str = "best") -> TrialRow:
     """The trial that ``rule`` picks among trained trials within the budget: ``best`` most
-    accurate (ties: lower latency, then the earlier trial); ``latency<=X`` most accurate at or
+    accurate at its highest rung (ties: lower latency, then the earlier trial; with successive
+    halving that is the best of the top rung, as Hyperband picks); ``latency<=X`` most accurate at or
     below X ms; ``knee`` the front point farthest from the line through the front's ends
     (accuracy and latency normalised); ``trial=N`` that trial."""
     kind, value = parse_rule(rule)

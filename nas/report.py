@@ -79,7 +79,7 @@ def _fidelity_text(config: SearchConfig) -> str:
     rungs = ", ".join(f"{ep * config.eta ** r:g}" for r in range(config.rungs))
     return (f"successive halving: {config.rungs} rungs of {rungs} epochs (eta {config.eta}), ranked by "
             f"{config.rank_by.replace('_', ' ')}; a trial's accuracy is the one at the highest rung it reached, "
-            f"and the front is drawn from those")
+            f"and the front is drawn from those, two trials compared at the highest rung both reached")
 
 
 def _recommended(rows: list[TrialRow], budget_ms: float) -> TrialRow | None:

@@ -394,12 +394,17 @@ class _Search:
             raise
 
     def prune_checkpoints(self) -> None:
-        """After the search: keep the checkpoints of the front's trials (weights only)."""
+        """After the search: keep the checkpoints of the front's trials and of the default pick
+        (weights only)."""
         if self.ladder is None:
             return
-        keep = {r.number for r in pareto_front(read_trials(self.study), self.ctx.budget_ms)}
+        rows = read_trials(self.study)
+        keep = {r.number for r in pareto_front(rows, self.ctx.budget_ms)}
+        best = self.best(rows)[1]  # the default pick: with rungs it need not be on the front
+        keep |= {r.number for r in rows if r.key == best and r.status == "evaluated"}
         freed = self.ladder.prune_checkpoints(keep)
-        self.run.log(f"checkpoints: kept {len(keep)} (the front's, weights only), freed {freed / 1e6:.1f} MB")
+        self.run.log(f"checkpoints: kept {len(keep)} (the front's and the best's, weights only), "
+                     f"freed {freed / 1e6:.1f} MB")
 
     def _fail(self, trial, reason: str, info: dict | None = None) -> None:
         if info is not None:

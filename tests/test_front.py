@@ -36,3 +36,17 @@ def test_pick_rules():
         pick_winner(rows, 10, "fastest")
     with pytest.raises(DistillError, match="trial 4 is not a trained trial"):
         pick_winner(rows, 10, "trial=4")
+
+
+def test_with_rungs_a_promoted_trial_dominates_only_by_being_better_at_the_common_rung():
+    from nas.front import pareto_front
+    from nas.trials import TrialRow
+
+    def row(n, acc, lat, rungs):
+        return TrialRow(n, "COMPLETE", "evaluated", f"k{n}", acc, lat, 1, 1, 1, "", "", 224, 1.0, "", "",
+                        rung=len(rungs) - 1, rung_accuracy=tuple(rungs))
+    fast_promoted = row(0, 0.40, 1.0, [0.15, 0.30, 0.40])  # 9 epochs: 40%, but 15% at 1 epoch
+    slow_base = row(1, 0.20, 2.0, [0.20])  # 20% at 1 epoch: more accurate at the common rung
+    weak_base = row(2, 0.12, 1.5, [0.12])  # worse than the promoted trial at 1 epoch, and slower
+    front = pareto_front([fast_promoted, slow_base, weak_base], budget_ms=3.0)
+    assert [r.number for r in front] == [0, 1]
