@@ -41,6 +41,9 @@ def test_distill_exports_a_checked_winner_with_its_card(run_dir):
         assert card[k] is not None, k
     assert card["provenance"] == "estimated" and "estimated" in (win / "card.md").read_text()
     assert card["predicted_latency_ms"] <= card["latency_budget_ms"]
+    mem = card["memory"]  # peak at batch 1: the float file holds more than the quantized network
+    assert card["bytes"] < mem["at_bit_widths"] < mem["fp32_file"]
+    assert f"Peak memory at batch 1: {mem['at_bit_widths'] / 1024:.0f} KB" in (win / "card.md").read_text()
     h = card["host_latency_ms"]
     assert h["measured_fp32"] > 0 and h["measured_int8"] > 0 and h["predicted_fp32"] > 0
     assert 0 <= card["test_accuracy_int8"] <= 1 and 0 <= card["test_accuracy_fp32"] <= 1
