@@ -34,7 +34,8 @@ from nas.errors import DistillError, NasError
 from nas.export import export_onnx, onnx_accuracy, ort_session, time_session
 from nas.front import parse_rule, pick_winner
 from nas.latency import load_device
-from nas.memory import memory_bytes
+from nas.halving import trial_weights
+from nas.memory import float_bytes, memory_bytes
 from nas.models import build_model
 from nas.models.quant import apply_fake_quant, strip_fake_quant
 from nas.proxy import ProxyBudget, evaluate_model, recalibrate_bn, train_model
@@ -228,28 +229,6 @@ def _to_own_side(cand: Candidate, trained, data, cfg: DistillConfig, progress: P
     return model.eval(), time.perf_counter() - t0
 
 
-def _search_weights(run_dir: Path, number: int, cand: Candidate, data) -> dict | None:
-    """The trial's weights kept by a halving search, when they fit ``cand`` at ``data``'s side."""
-    from nas.halving import checkpoint_path
-    from nas.proxy import load_state
-
-    path = checkpoint_path(run_dir, number)
-    if not path.is_file():
-        return None
-    try:
-        ckpt = load_state(path.read_bytes())
-    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError):
-        return None  # unreadable: train from scratch rather than fail
-    if ckpt.get("resolution") != data.resolution:
-        return None
-    return ckpt["model"]
-
-
-def _fp32_bytes(model) -> int:
-    return sum(m.weight.numel() * 4 + m.weight.shape[0] * 4 for m in model.modules()
-               if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear)))
-
-
 def _accuracy(model, x, y) -> float:
     return evaluate_model(model, x, y)
 
@@ -332,7 +311,7 @@ def distill_run(run: str | Path | RunContext, cfg: DistillConfig | None = None,
                 teacher, tinfo = _teacher(space, data, cfg, run_dir / "teachers", progress, cand)
                 tinfo["test_accuracy"] = _accuracy(teacher, xt, yt)
                 run.log(f"teacher {tinfo['key']}: test accuracy {tinfo['test_accuracy']:.4f}")
-            start = _search_weights(run_dir, win.number, cand, data) if cfg.start == "auto" else None
+            start = trial_weights(run_dir, win.number, data.resolution) if cfg.start == "auto" else None
             if start is not None:
                 run.log(f"the winner continues from its rung-{win.rung} weights (checkpoints/trial-{win.number}.pt)")
             student, secs = _train(cand, data, cfg.continue_epochs if start is not None else cfg.epochs, cfg,
@@ -390,7 +369,7 @@ def distill_run(run: str | Path | RunContext, cfg: DistillConfig | None = None,
                 **host,
                 "macs": win.macs, "params": win.params, "bytes": win.bytes, "bits": win.bits, "keep": win.keep,
                 "memory": {"at_bit_widths": memory_bytes(cand, win.bytes or 0, data.num_classes, data.in_channels),
-                           "fp32_file": memory_bytes(cand, _fp32_bytes(float_model), data.num_classes,
+                           "fp32_file": memory_bytes(cand, float_bytes(float_model), data.num_classes,
                                                      data.in_channels, float_model=True),
                            "note": "peak bytes at batch 1: the largest live activations plus the weights, "
                                    "computed from the operator list (nas.memory)"},

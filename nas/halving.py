@@ -29,13 +29,13 @@ from __future__ import annotations
 
 import datetime as _dt
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from nas._paths import atomic_write
 from nas.errors import SearchError
 
-__all__ = ["Rungs", "Ladder", "pareto_order", "checkpoint_path", "CONTINUE_WARMUP", "RUNGS_ATTR", "FIDELITIES"]
+__all__ = ["Rungs", "Ladder", "pareto_order", "checkpoint_path", "trial_weights", "CONTINUE_WARMUP", "RUNGS_ATTR", "FIDELITIES"]
 
 FIDELITIES = ("halving", "single")
 CONTINUE_WARMUP = 0.1  # warm-up share of a continued rung's steps (benchmarks/halving_schedule.py)
@@ -45,6 +45,23 @@ PROMOTING_ATTR = "promoting"  # study user attribute: promotions in flight, for 
 
 def checkpoint_path(run_dir: Path, number: int) -> Path:
     return Path(run_dir) / "checkpoints" / f"trial-{number}.pt"
+
+
+def trial_weights(run_dir: Path, number: int, resolution: int) -> dict | None:
+    """The state dict a halving search kept for trial ``number``, when it was trained at
+    ``resolution``; None when there is none (or it is unreadable: the caller trains from scratch)."""
+    import pickle
+
+    from nas.proxy import load_state
+
+    path = checkpoint_path(run_dir, number)
+    if not path.is_file():
+        return None
+    try:
+        ckpt = load_state(path.read_bytes())
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError):
+        return None
+    return ckpt["model"] if ckpt.get("resolution") == resolution else None
 
 
 @dataclass(frozen=True)
@@ -190,6 +207,45 @@ class Ladder:
                 if rung + 1 not in self.results[n] and (n, rung + 1) not in self.in_flight:
                     return n, rung + 1
         return None
+
+    # ---- the driver's side (``nas.search._Search`` passes itself as ``search``)
+    def submit_next(self, search, pool, pending: dict) -> bool:
+        """Submit the next due promotion as a Ray task; False when none is due."""
+        nxt = self.next_promotion()
+        if nxt is None:
+            return False
+        number, rung = nxt
+        ctx = search.ctx
+        cand = ctx.space.parse(self.keys[number])
+        start = self.load_checkpoint(number)
+        base = ctx.proxy.epochs
+        if start is None:  # checkpoint lost: train the rung's whole budget from scratch
+            budget = replace(ctx.proxy, epochs=self.rungs.epochs(rung, base))
+        else:
+            budget = replace(ctx.proxy, epochs=self.rungs.segment(rung, base), warmup_fraction=CONTINUE_WARMUP)
+        ref = pool.submit(cand, search.data_ref, search.config.seed + 1000 * rung, budget, ctx.proxy_side(cand),
+                          start=start, keep_state=True)  # the top rung's weights: the winner's start
+        self.start(number, rung)
+        pending[ref] = ("rung", number, rung, self.rungs.epochs(rung, base))
+        return True
+
+    def collect(self, search, pool, ref, number: int, rung: int, epochs: float) -> None:
+        """Record a finished promotion (a failure leaves the lower rung as it was)."""
+        from nas.worker import one_line
+
+        try:
+            out = pool.ray.get(ref)
+        except Exception as exc:  # the task raised, or its worker died
+            out = {"failed": True, "reason": one_line(exc)}
+        if out["failed"] or not math.isfinite(out.get("accuracy", math.nan)):
+            self.record(number, rung, {"status": "failed", "reason": out["reason"] or "accuracy is not finite"})
+            search.run.log(f"trial {number} rung {rung}: FAILED: {out['reason']} (rung {rung - 1} result kept)")
+            return
+        self.record(number, rung, {"status": "evaluated", "accuracy": out["accuracy"], "val_loss": out["val_loss"],
+                                   "seconds": out["seconds"], "epochs": epochs}, out.get("state"))
+        search.worker_seconds.append(out["seconds"] / self.rungs.segment(rung, 1.0))
+        search.run.log(f"trial {number} rung {rung} ({epochs:g} epochs): acc {out['accuracy']:.4f} "
+                       f"({out['seconds']:.1f} s)")
 
     def top_rung(self, number: int) -> int:
         ok = [r for r, res in self.results.get(number, {}).items() if res.get("status") == "evaluated"]

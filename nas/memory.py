@@ -17,7 +17,7 @@ from __future__ import annotations
 from nas.candidate import Candidate
 from nas.opspec import FLOAT_BITS, OpSpec
 
-__all__ = ["activation_bytes", "peak_activation_bytes", "memory_bytes"]
+__all__ = ["activation_bytes", "peak_activation_bytes", "memory_bytes", "float_bytes"]
 
 
 def _elem(op: OpSpec) -> int:
@@ -58,3 +58,12 @@ def memory_bytes(candidate: Candidate, weight_bytes: int, num_classes: int = 100
     cand = candidate.replace_bits(FLOAT_BITS) if float_model else candidate
     ops = cand.ops(num_classes=num_classes, in_channels=in_channels)
     return peak_activation_bytes(ops) + int(weight_bytes)
+
+
+def float_bytes(model) -> int:
+    """Weights of a float module as an fp32 file stores them: 4 bytes per weight, plus a 4-byte
+    bias per output channel of every convolution and linear layer."""
+    from torch import nn
+
+    return sum(m.weight.numel() * 4 + m.weight.shape[0] * 4 for m in model.modules()
+               if isinstance(m, (nn.Conv2d, nn.Linear)))

@@ -20,7 +20,7 @@ import math
 import os
 import time
 import warnings
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -31,12 +31,16 @@ from nas.candidate import Candidate
 from nas.config import OBJECTIVES, SAMPLERS, SearchConfig, load_config, write_run_config
 from nas.errors import BudgetError, DistillError, SearchError, SearchInterrupted
 from nas.front import pareto_front, pick_winner
-from nas.halving import CONTINUE_WARMUP, Ladder
+from nas.halving import Ladder
 from nas.report import write_report, write_tables
 from nas.run import BUDGET_REFERENCE, RunContext, default_budget, open_run, resolve_run
 from nas.runfolder import RunFolder
 from nas.trials import CONSTRAINT_NAMES_ATTR, open_storage, read_trials, set_constraints, status_counts, trial_attrs
 from nas.memory import memory_bytes
+from nas.sampler import bits_summary as _bits_summary
+from nas.sampler import keep_summary as _keep_summary
+from nas.sampler import make_sampler
+from nas.sampler import objective_values as _values
 from nas.worker import RayPool, candidate_size, one_line
 
 __all__ = ["SearchConfig", "SearchProgress", "SearchResult", "SearchError", "BudgetError",
@@ -78,36 +82,6 @@ class SearchResult:
     seconds: float
     driver_ms: dict[str, float] = field(default_factory=dict)  # medians per trained trial
     context: RunContext | None = field(default=None, repr=False)
-
-
-def make_sampler(name: str, seed: int, trials: int):
-    """The latency budget reaches TPE and NSGA-II as a trial constraint (``nas.trials.set_constraints``):
-    infeasible trials rank below feasible ones, by how far over the budget they are."""
-    if name == "tpe":
-        with warnings.catch_warnings():  # `group` is marked experimental; it is what conditional spaces need
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True,
-                                              n_startup_trials=min(10, max(4, trials // 5)))
-    if name == "nsga2":
-        return optuna.samplers.NSGAIISampler(seed=seed, population_size=max(8, min(50, trials // 4)))
-    if name == "random":
-        return optuna.samplers.RandomSampler(seed=seed)
-    raise SearchError(f"unknown sampler {name!r}; choose one of {', '.join(SAMPLERS)}")
-
-
-def _values(objectives, acc: float, latency: float, size_bytes: float, memory: float) -> list[float]:
-    extra = {"size": size_bytes / 1e6, "memory": memory / 1e6}
-    return [acc, latency] + [extra[o] for o in objectives[2:]]
-
-
-def _bits_summary(cand: Candidate) -> str:
-    bits = [b.bits for b in cand.blocks]
-    return ",".join(f"{b}:{bits.count(b)}" for b in sorted(set(bits)))
-
-
-def _keep_summary(cand: Candidate) -> str:
-    keeps = [b.keep for b in cand.blocks]
-    return f"{min(keeps):g}-{max(keeps):g} (mean {sum(keeps) / len(keeps):.2f})"
 
 
 def _median(xs: list[float]) -> float:
@@ -294,45 +268,6 @@ class _Search:
         self.on_trial()
         self.tell_ms[trial.number] = (time.perf_counter() - t_tell) * 1e3
 
-    # ---- successive halving
-    def _promote(self, pool: RayPool, pending: dict) -> bool:
-        """Submit the next promotion the ladder names; False when none is due."""
-        nxt = self.ladder.next_promotion()
-        if nxt is None:
-            return False
-        number, rung = nxt
-        ctx, rungs = self.ctx, self.ladder.rungs
-        cand = ctx.space.parse(self.ladder.keys[number])
-        start = self.ladder.load_checkpoint(number)
-        base = ctx.proxy.epochs
-        if start is None:  # checkpoint lost: train the rung's whole budget from scratch
-            budget = replace(ctx.proxy, epochs=rungs.epochs(rung, base))
-        else:
-            budget = replace(ctx.proxy, epochs=rungs.segment(rung, base), warmup_fraction=CONTINUE_WARMUP)
-        ref = pool.submit(cand, self.data_ref, self.config.seed + 1000 * rung, budget, ctx.proxy_side(cand),
-                          start=start, keep_state=True)  # the top rung's weights: the winner's start
-        self.ladder.start(number, rung)
-        pending[ref] = ("rung", number, rung, rungs.epochs(rung, base))
-        return True
-
-    def _collect_rung(self, pool: RayPool, ref, number: int, rung: int, epochs: float) -> None:
-        try:
-            out = pool.ray.get(ref)
-        except Exception as exc:
-            out = {"failed": True, "reason": one_line(exc)}
-        if out["failed"] or not math.isfinite(out.get("accuracy", math.nan)):
-            self.ladder.record(number, rung, {"status": "failed", "reason": out["reason"] or "accuracy is not finite"})
-            self.run.log(f"trial {number} rung {rung}: FAILED: {out['reason']} (rung {rung - 1} result kept)")
-        else:
-            self.ladder.record(number, rung, {"status": "evaluated", "accuracy": out["accuracy"],
-                                              "val_loss": out["val_loss"], "seconds": out["seconds"],
-                                              "epochs": epochs}, out.get("state"))
-            self.worker_seconds.append(out["seconds"] / self.ladder.rungs.segment(rung, 1.0))
-            self.run.log(f"trial {number} rung {rung} ({epochs:g} epochs): acc {out['accuracy']:.4f} "
-                         f"({out['seconds']:.1f} s)")
-        self.promoted += 1
-        self.on_trial()
-
     def loop(self, pool: RayPool) -> None:
         """Keep ``workers`` tasks in flight: a due promotion first (halving), else a new
         candidate while fewer than ``trials`` have been counted; ends when nothing is running
@@ -351,7 +286,7 @@ class _Search:
         try:
             while True:
                 while len(pending) < cfg.workers:
-                    if self.ladder is not None and self._promote(pool, pending):
+                    if self.ladder is not None and self.ladder.submit_next(self, pool, pending):
                         continue
                     if counted + new_pending() >= cfg.trials:
                         break
@@ -374,7 +309,9 @@ class _Search:
                 for r in ready:
                     entry = pending.pop(r)
                     if entry[0] == "rung":
-                        self._collect_rung(pool, r, *entry[1:])
+                        self.ladder.collect(self, pool, r, *entry[1:])
+                        self.promoted += 1
+                        self.on_trial()
                         continue
                     counted += 1
                     self._collect(pool, r, *entry, known)
