@@ -128,10 +128,10 @@ def test_the_winner_continues_from_its_top_rung_weights(halving_run):
     from nas.distill import DistillConfig, distill_run
 
     tmp, res = halving_run
-    card = distill_run(tmp / "h", DistillConfig(continue_epochs=0.2, own_side_epochs=0, measure_host=False,
-                                                out="w1"))
+    card = distill_run(tmp / "h", DistillConfig(start="auto", continue_epochs=0.2, own_side_epochs=0,
+                                                measure_host=False, out="w1"))
     assert card["trained_at"]["start"].startswith("continued from the search's rung-")
     assert card["test_accuracy_fp32"] > 0.1
-    scratch = distill_run(tmp / "h", DistillConfig(start="scratch", epochs=0.2, own_side_epochs=0,
+    scratch = distill_run(tmp / "h", DistillConfig(epochs=0.2, own_side_epochs=0,
                                                    measure_host=False, out="w2"))
     assert scratch["trained_at"]["start"] == "from scratch"

@@ -223,8 +223,9 @@ def distill_cmd(
     own_side_epochs: Optional[float] = typer.Option(None, "--own-side-epochs", help="Fine-tuning epochs at the "
                                                     "candidate's own input side before export (default 1; 0: only "
                                                     "batch-norm statistics are re-estimated there)."),
-    start: Optional[str] = typer.Option(None, "--start", help="auto: continue from the weights a --fidelity halving "
-                                        "search kept for the trial (default); scratch: train --epochs from scratch."),
+    start: Optional[str] = typer.Option(None, "--start", help="scratch: train --epochs from scratch (default); auto: continue "
+                                        "from the weights a --fidelity halving search kept for the trial (cheaper; "
+                                        "3.9 points lower on the CIFAR benchmark)."),
     continue_epochs: Optional[float] = typer.Option(None, "--continue-epochs",
                                                     help="Epochs when continuing from search weights (default 2)."),
 ) -> None:
