@@ -37,7 +37,7 @@ _CSS = ("body{font-family:sans-serif;margin:1em;max-width:1200px}td,th{padding:3
         ".scroll{overflow-x:auto}tr.winner{background:#fff3c4;font-weight:bold}pre{white-space:pre-wrap;"
         "word-break:break-all;background:#f6f8fa;padding:.4em}"
         # long keys and commands keep a readable width: a narrow screen scrolls the table sideways
-        "#front-table td:nth-child(8){min-width:26em}#front-table td:nth-child(9){min-width:17em}")
+        "#front-table td.key{min-width:26em}#front-table td.cmd{min-width:17em}")
 
 
 def title(data) -> str:
@@ -111,8 +111,8 @@ def _front_table(data, marked_number: int | None) -> str:
             f"<td data-v='{r.latency_ms}'>{r.latency_ms:.3f}</td><td>{(r.bytes or 0) / 1e6:.2f}</td>"
             f"<td data-v='{r.memory or 0}'>{(r.memory or 0) / 1024:.0f}</td>"
             f"<td>{(r.macs or 0) / 1e6:.1f}</td><td>{html.escape(r.bits)}</td><td>{html.escape(r.keep)}</td>"
-            f"<td><code>{html.escape(r.key)}</code></td>"
-            f"<td><code>{html.escape(_cmd('nas', 'distill', run, '--pick', f'trial={r.number}'))}</code></td></tr>")
+            f"<td class='key'><code>{html.escape(r.key)}</code></td>"
+            f"<td class='cmd'><code>{html.escape(_cmd('nas', 'distill', run, '--pick', f'trial={r.number}'))}</code></td></tr>")
     return (f"<h3>The Pareto front ({len(data.front)} trials; click a column to sort)</h3><div class='scroll'>"
             f"<table class='sortable' id='front-table'><thead>{head}</thead><tbody>{''.join(rows)}</tbody>"
             "</table></div>")
