@@ -57,8 +57,9 @@ class SearchConfig:
     rungs: int = 3  # halving: rungs, the base rung included
     rank_by: str = "accuracy"  # what a rung ranks candidates by: accuracy or val_loss
 
-    _TYPES = {"fidelity": str, "eta": int, "rungs": int, "rank_by": str, "device": str, "space": str, "data": str, "sampler": str, "out": str, "trials": int,
-              "workers": int, "seed": int, "references": int, "distill": bool, "proxy": dict,
+    _TYPES = {"device": str, "space": str, "data": str, "sampler": str, "out": str, "trials": int,
+              "fidelity": str, "eta": int, "rungs": int, "rank_by": str, "workers": int, "seed": int,
+              "references": int, "distill": bool, "proxy": dict,
               "objectives": tuple, "latency_ms": (float, type(None)),
               "memory_kb": (float, type(None)), "size_kb": (float, type(None)), "name": (str, type(None)),
               "ray_address": (str, type(None)), "storage": (str, type(None))}

@@ -35,7 +35,8 @@ from pathlib import Path
 from nas._paths import atomic_write
 from nas.errors import SearchError
 
-__all__ = ["Rungs", "Ladder", "pareto_order", "checkpoint_path", "trial_weights", "CONTINUE_WARMUP", "RUNGS_ATTR", "FIDELITIES"]
+__all__ = ["Rungs", "Ladder", "pareto_order", "checkpoint_path", "trial_weights", "CONTINUE_WARMUP", "RUNGS_ATTR",
+           "FIDELITIES"]
 
 FIDELITIES = ("halving", "single")
 CONTINUE_WARMUP = 0.1  # warm-up share of a continued rung's steps (benchmarks/halving_schedule.py)

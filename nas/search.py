@@ -35,8 +35,8 @@ from nas.halving import Ladder
 from nas.report import write_report, write_tables
 from nas.run import BUDGET_REFERENCE, RunContext, default_budget, open_run, resolve_run
 from nas.runfolder import RunFolder
-from nas.trials import CONSTRAINT_NAMES_ATTR, open_storage, read_trials, set_constraints, status_counts, trial_attrs
 from nas.memory import memory_bytes
+from nas.trials import CONSTRAINT_NAMES_ATTR, open_storage, read_trials, set_constraints, status_counts, trial_attrs
 from nas.sampler import bits_summary as _bits_summary
 from nas.sampler import keep_summary as _keep_summary
 from nas.sampler import make_sampler

@@ -110,7 +110,8 @@ def search_cmd(
         run = resume
     else:
         proxy = {k: v for k, v in (("epochs", epochs), ("max_train_images", images)) if v is not None}
-        cfg = SearchConfig(device=device, space=space, latency_ms=latency_ms, memory_kb=memory_kb, size_kb=size_kb, trials=trials, workers=workers,
+        cfg = SearchConfig(device=device, space=space, latency_ms=latency_ms, memory_kb=memory_kb, size_kb=size_kb,
+                           trials=trials, workers=workers,
                            data=data, sampler=sampler,
                            objectives=tuple(o.strip() for o in objectives.split(",") if o.strip()),
                            seed=seed, out=str(out_dir), name=name, ray_address=ray_address, storage=storage,
