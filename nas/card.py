@@ -89,7 +89,8 @@ def card_markdown(card: dict) -> str:
                      f"{h['note']}.")
     lines += [
         f"- Input: {inp['shape']} float32 NCHW: {inp['channels']} image resized to {inp['resize']}; "
-        f"{inp['normalisation']} (mean {inp['mean']}, std {inp['std']}).",
+        f"{inp['normalisation']} (mean {inp['mean']}, std {inp['std']}). From the search's dataset: "
+        f"`nas.load_dataset(...).test_arrays(resolution={inp['shape'][2]})`.",
         f"- Classes (output index: name): {', '.join(f'{i}: {n}' for i, n in enumerate(card['class_names']))}.",
         f"- Training: {train}; {t['total']:.0f} s. Data: {card['dataset']}.",
         "",

@@ -79,12 +79,24 @@ class Dataset:
         x = (x - self.mean) / self.std
         return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
 
-    def test_arrays(self) -> tuple[np.ndarray, np.ndarray]:
-        """(x, y) of the test split: float32 NCHW as an exported model expects, int64 labels."""
-        return self.normalize(self.x_test), self.y_test.astype(np.int64)
+    def test_arrays(self, resolution: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(x, y) of the test split: float32 NCHW as an exported model expects, int64 labels.
+        ``resolution``: the side the model takes (a winner's card states it); the images are
+        resized to it as in training (antialiased bilinear). Default: the data's own side."""
+        return self.normalize(self._split_at(self.x_test, resolution)), self.y_test.astype(np.int64)
 
-    def val_arrays(self) -> tuple[np.ndarray, np.ndarray]:
-        return self.normalize(self.x_val), self.y_val.astype(np.int64)
+    def val_arrays(self, resolution: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        return self.normalize(self._split_at(self.x_val, resolution)), self.y_val.astype(np.int64)
+
+    def _split_at(self, x: np.ndarray, resolution: int | None) -> np.ndarray:
+        if resolution is None or resolution == self.resolution:
+            return x
+        if isinstance(resolution, bool) or not isinstance(resolution, int) or resolution < 1:
+            raise DatasetError(f"resolution must be a positive whole number, got {resolution!r}")
+        cached = self.__dict__.get("_resized", {}).get(resolution)
+        if cached is not None:
+            return cached.x_test if x is self.x_test else cached.x_val
+        return _resize(x, resolution)
 
     def batches(self, batch_size: int, rng: np.random.Generator, augment: bool = True,
                 limit: int | None = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:

@@ -362,10 +362,12 @@ def distill_run(run: str | Path | RunContext, cfg: DistillConfig | None = None,
                 "provenance": profile.provenance,
                 "device_label": profile.label,
                 "device_source": profile.source,
-                "predicted_latency_ms": profile.latency_ms(cand, num_classes=data.num_classes),
+                "predicted_latency_ms": profile.latency_ms(cand, num_classes=data.num_classes,
+                                                           in_channels=data.in_channels),
                 "latency_budget_ms": budget_ms,
                 "latency_budget_source": ctx.budget_source,
-                "latency_note": f"predicted for the candidate at {cand.resolution}x{cand.resolution}x3 "
+                "latency_note": f"predicted for the candidate at "
+                                f"{cand.resolution}x{cand.resolution}x{data.in_channels} "
                                 f"with {data.num_classes} classes",
                 **host,
                 "macs": win.macs, "params": win.params, "bytes": win.bytes, "bits": win.bits, "keep": win.keep,
@@ -425,10 +427,11 @@ def _host_latency(out_dir: Path, shape: list[int], cand: Candidate, num_classes:
         progress("timing the exported files on this host", 2, 2)
     m32, m8 = measured
     f32, i8 = cand.replace_bits(32), cand.replace_bits(8)
+    ch = shape[1]
     return {"host_latency_ms": {
         "label": host.label,
-        "measured_fp32": m32, "predicted_fp32": host.latency_ms(f32, num_classes),
-        "measured_int8": m8, "predicted_int8": host.latency_ms(i8, num_classes),
+        "measured_fp32": m32, "predicted_fp32": host.latency_ms(f32, num_classes, ch),
+        "measured_int8": m8, "predicted_int8": host.latency_ms(i8, num_classes, ch),
         "speedup_int8": m32 / m8 if m8 > 0 else math.nan,
         "note": f"model.onnx and model.int8.onnx timed on input {shape} in onnxruntime, 1 thread, fastest of "
-                f"repeated runs; predictions priced with 3 input channels"}}
+                f"repeated runs; predictions priced for the same input"}}

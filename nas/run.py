@@ -55,34 +55,36 @@ class RunContext:
         return proxy_resolution(cand, self.dataset.resolution)
 
     def latency_ms(self, cand: Candidate) -> float:
-        return self.profile.latency_ms(cand, num_classes=self.num_classes)
+        return self.profile.latency_ms(cand, num_classes=self.num_classes,
+                                       in_channels=self.dataset.in_channels)
 
 
-def default_budget(profile: DeviceProfile, num_classes: int) -> tuple[float, str]:
+def default_budget(profile: DeviceProfile, num_classes: int, in_channels: int = 3) -> tuple[float, str]:
     """(latency budget in ms, a sentence saying where it comes from)."""
     space_name, ref = BUDGET_REFERENCE
     cand = load_space(space_name).reference(ref)
-    ms = profile.latency_ms(cand, num_classes=num_classes)
+    ms = profile.latency_ms(cand, num_classes=num_classes, in_channels=in_channels)
     return ms, f"the predicted latency of {ref} on {profile.label}"
 
 
 def fastest_sampled(space: SearchSpace, profile: DeviceProfile, num_classes: int, seed: int,
-                    n: int) -> tuple[float, str]:
+                    n: int, in_channels: int = 3) -> tuple[float, str]:
     """The lowest predicted latency among ``n`` seeded random candidates of the space."""
     best = (math.inf, "")
     for cand in space.sample_many(n, seed):
-        ms = profile.latency_ms(cand, num_classes=num_classes)
+        ms = profile.latency_ms(cand, num_classes=num_classes, in_channels=in_channels)
         if ms < best[0]:
             best = (ms, cand.key)
     return best
 
 
 def _check_feasible(space: SearchSpace, profile: DeviceProfile, num_classes: int, seed: int,
-                    budget_ms: float) -> None:
-    fastest_ms, fastest_key = fastest_sampled(space, profile, num_classes, seed, FEASIBILITY_SAMPLES)
+                    budget_ms: float, in_channels: int = 3) -> None:
+    fastest_ms, fastest_key = fastest_sampled(space, profile, num_classes, seed, FEASIBILITY_SAMPLES,
+                                              in_channels)
     for name in space.references():
         r = space.reference(name)
-        ms = profile.latency_ms(r, num_classes)
+        ms = profile.latency_ms(r, num_classes, in_channels)
         if ms < fastest_ms:
             fastest_ms, fastest_key = ms, r.key
     if fastest_ms > budget_ms:
@@ -105,11 +107,11 @@ def resolve_run(config: SearchConfig) -> RunContext:
         raise SearchError(f"run folder {run_dir} already exists; continue it with --resume {run_dir} "
                           f"or choose another --name")
     if config.latency_ms is None:
-        budget_ms, source = default_budget(profile, dataset.num_classes)
+        budget_ms, source = default_budget(profile, dataset.num_classes, dataset.in_channels)
     else:
         budget_ms, source = float(config.latency_ms), "given with --latency-ms"
     if not profile.measure_missing:  # pricing is cheap: check that anything fits at all
-        _check_feasible(space, profile, dataset.num_classes, config.seed, budget_ms)
+        _check_feasible(space, profile, dataset.num_classes, config.seed, budget_ms, dataset.in_channels)
     proxy = config.budget()
     meta = RunMeta(
         study_name=name, storage=config.storage or f"sqlite:///{run_dir / 'study.db'}",

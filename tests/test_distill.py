@@ -90,7 +90,7 @@ def test_the_cards_snippet_classifies_an_image_file_with_the_shipped_model(run_d
                        text=True, timeout=120)
     assert p.returncode == 0, p.stderr
     side = card["input"]["shape"][-1]
-    x = ds.at_resolution(side).test_arrays()[0][:1]
+    x = ds.test_arrays(resolution=side)[0][:1]  # what the card tells a user to run
     want = card["class_names"][int(ort.InferenceSession(str(win / "model.onnx")).run(None, {"input": x})[0].argmax())]
     assert p.stdout.strip() == want
 

@@ -4,7 +4,9 @@ import csv
 import json
 import subprocess
 import sys
+from pathlib import Path
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -12,6 +14,7 @@ import nas
 from nas.cli import app
 from nas.latency import load_device
 from nas.latency.host import measure_candidate
+from nas.space_files import parse_candidate
 
 runner = CliRunner()
 
@@ -77,9 +80,11 @@ def test_fit_from_whole_network_timings(tmp_path):
     r = runner.invoke(app, ["profile", "fit", "--name", "fitted", "--measurements", str(csv_path),
                             "--prior", "pixel7", "--out", str(tmp_path / "profiles")])
     assert r.exit_code == 0, r.output
-    assert "leave-one-out" in r.output
+    assert "cross-validation" in r.output
     prof = load_device(tmp_path / "profiles" / "fitted.yaml")
-    assert prof.provenance == "measured" and prof.validation["entries"] == 8
+    assert prof.provenance == "fitted" and prof.validation["entries"] == 8
+    assert "fitted from 8 whole-network timings" in prof.source and "prior pixel7" in prof.source
+    assert "cross-validation over 8" in prof.validation_text()
     assert all(prof.latency_ms(c) > 0 for c in cands)
 
 
@@ -94,9 +99,59 @@ def test_fit_rejects_bad_csv(tmp_path):
     key = nas.load_space("mobilenetv2").reference("mobilenet_v2_1.0_224").key
     p.write_text(f"key,ms\n{key},3.5\n")  # not quoted: the key's commas split it into fields
     r = runner.invoke(app, ["profile", "fit", "--name", "x", "--measurements", str(p)])
-    assert r.exit_code == 2 and "line 2" in r.output and "quote it" in r.output, r.output
+    assert r.exit_code == 2 and "line 2" in r.output and "quote the key" in r.output, r.output
     r = runner.invoke(app, ["profile", "fit", "--name", "x", "--measurements", str(tmp_path / "nope.csv")])
     assert r.exit_code == 2 and "not found" in r.output
+
+
+HELP = Path(__file__).resolve().parents[2] / "shared" / "device_data" / "help_fbnet_cifar100_pixel2_a50.csv"
+
+
+@pytest.mark.skipif(not HELP.is_file(), reason="needs ../shared/device_data")
+def test_fit_learns_from_real_phone_timings(tmp_path):
+    """Fitted on 100 of the HELP networks (Galaxy A50), it predicts 300 others as the search
+    prices them (100 classes) better than a straight line on MACs fitted to the same 100."""
+    rows = list(csv.DictReader(HELP.open(newline="")))
+    train, test = rows[:100], rows[100:400]
+    with (tmp_path / "a50.csv").open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["key", "ms"])  # no classes column: --classes gives it
+        w.writerows([[r["key"], r["samsung_a50_ms"]] for r in train])
+    r = runner.invoke(app, ["profile", "fit", "--name", "a50", "--measurements", str(tmp_path / "a50.csv"),
+                            "--classes", "100", "--runtime", "tflite", "--out", str(tmp_path / "p")])
+    assert r.exit_code == 0, r.output
+    prof = load_device(tmp_path / "p" / "a50.yaml")
+    assert prof.provenance == "fitted" and "on tflite" in prof.source and "100 classes" in prof.source
+    y = np.array([float(r["samsung_a50_ms"]) for r in test])
+    cands = [parse_candidate(r["key"]) for r in test]
+    pred = np.array([prof.latency_ms(c, num_classes=100) for c in cands])
+    err = np.abs(pred / y - 1)
+    # the baseline: ms = a * MACs + b on the same 100 networks
+    def macs(row):
+        return sum(op.macs for op in parse_candidate(row["key"]).ops(num_classes=100)) / 1e6
+    A = np.array([[macs(r), 1.0] for r in train])
+    yt = np.array([float(r["samsung_a50_ms"]) for r in train])
+    coef = np.linalg.lstsq(A / yt[:, None], np.ones(len(yt)), rcond=None)[0]
+    base = np.abs(np.array([[macs(r), 1.0] for r in test]) @ coef / y - 1)
+    assert err.mean() < base.mean() and err.mean() < 0.07, (err.mean(), base.mean())
+    # fitted for 100 classes: priced as 1000 it would be another network, and slower
+    assert prof.latency_ms(cands[0], num_classes=1000) > prof.latency_ms(cands[0], num_classes=100)
+
+
+def test_fit_rejects_bad_classes_and_foreign_keys(tmp_path):
+    key = nas.load_space("mobilenetv2").reference("mobilenet_v2_1.0_224").key
+    p = tmp_path / "m.csv"
+    p.write_text(f'key,ms\n"{key}",3.5\n"{key}",3.6\n"{key}",3.7\n')
+    r = runner.invoke(app, ["profile", "fit", "--name", "x", "--measurements", str(p), "--classes", "1"])
+    assert r.exit_code == 2 and "--classes must be at least 2" in r.output
+    p.write_text(f'key,ms,classes\n"{key}",3.5,10\n"{key}",3.6,1\n')
+    r = runner.invoke(app, ["profile", "fit", "--name", "x", "--measurements", str(p)])
+    assert r.exit_code == 2 and "line 3: classes must be at least 2" in r.output
+    p.write_text(f'key,ms\n"{key}",3.5\n"nosuchspace:r224:w1:k3e1",3.6\n')
+    r = runner.invoke(app, ["profile", "fit", "--name", "x", "--measurements", str(p)])
+    assert r.exit_code == 2 and "line 3" in r.output and "Traceback" not in r.output, r.output
+    r = runner.invoke(app, ["profile", "fit", "--name", "x", "--measurements", str(p), "--column", "pixel2_ms"])
+    assert r.exit_code == 2 and "'pixel2_ms'" in r.output
 
 
 def test_build_refuses_non_host_devices():

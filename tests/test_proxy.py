@@ -7,6 +7,7 @@ from conftest import sample
 
 import nas
 from nas.data import load_dataset
+from nas.errors import DatasetError
 from nas.models.quant import apply_fake_quant, strip_fake_quant
 from nas.proxy import ProxyBudget, evaluate_proxy
 
@@ -84,5 +85,12 @@ def test_proxy_resolution_follows_the_candidate_resolution(small):
     assert low.x_train.shape[1:3] == (18, 18) and low.x_train.dtype == np.uint8
     assert low is small.at_resolution(18) and small.at_resolution(small.resolution) is small
     assert np.array_equal(low.y_train, small.y_train) and np.array_equal(low.mean, small.mean)
+    x18, y18 = small.test_arrays(resolution=18)
+    assert np.array_equal(x18, low.test_arrays()[0]) and np.array_equal(y18, small.test_arrays()[1])
+    x20 = small.test_arrays(resolution=20)[0]  # not cached: resized on the fly, same recipe
+    assert x20.shape[1:] == (small.in_channels, 20, 20) and x20.dtype == np.float32
+    assert np.allclose(x20, small.at_resolution(20).test_arrays()[0])
+    with pytest.raises(DatasetError, match="positive whole number"):
+        small.test_arrays(resolution=0)
     r = evaluate_proxy(ref.replace(resolution=128).replace_bits(8), small, epochs=1, max_train_images=128)
     assert r.resolution == round(small.resolution * 128 / 224) and not r.failed

@@ -62,6 +62,11 @@ def test_the_context_is_resolved_once_and_written_in_one_place(tmp_path):
     assert ctx.space is load_space("mobilenetv3") and ctx.dataset.num_classes == ctx.meta.num_classes == 10
     assert "mobilenet_v3_small_1.0_224" in ctx.budget_source and ctx.budget_ms == ctx.meta.latency_budget_ms
     assert not ctx.run_dir.exists()  # nothing is written before the search starts
+    # the built-in data is grayscale: candidates are priced with the 1-channel stem they are built with
+    assert ctx.dataset.in_channels == 1
+    ref = ctx.space.reference("mobilenet_v3_small_1.0_224")
+    assert ctx.latency_ms(ref) == ctx.profile.latency_ms(ref, 10, in_channels=1) < ctx.profile.latency_ms(ref, 10)
+    assert ref.ops(num_classes=10, in_channels=1)[0].cin == 1
     with pytest.raises(SearchError, match="not a run folder"):
         read_run_config(tmp_path / "nowhere")
     with pytest.raises(SearchError, match="cannot change space"):

@@ -117,18 +117,27 @@ def profile_import(
 @user_errors
 def profile_fit(
     name: str = typer.Option(..., "--name"),
-    measurements: Path = typer.Option(..., "--measurements", help="CSV with columns key,ms."),
-    prior: str = typer.Option("pixel7", "--prior", help="Profile whose estimator is the prior."),
+    measurements: Path = typer.Option(..., "--measurements",
+                                      help="CSV with a header: key (quoted: keys contain commas), ms, and "
+                                           "optionally classes and in_channels per network."),
+    prior: str = typer.Option("pixel7", "--prior", help="Profile whose per-op model is the starting point."),
+    column: str = typer.Option("ms", "--column", help="The CSV column holding the milliseconds."),
+    classes: int = typer.Option(1000, "--classes",
+                                help="Classes of the timed networks where the CSV has no classes column."),
+    in_channels: int = typer.Option(3, "--in-channels",
+                                    help="Input channels where the CSV has no in_channels column."),
     out_dir: Path = typer.Option(Path("profiles"), "--out"),
-    runtime: str = typer.Option("unknown", "--runtime"),
+    runtime: str = typer.Option("unknown", "--runtime", help="What timed them, e.g. tflite-xnnpack."),
     threads: int = typer.Option(1, "--threads", min=1),
     force: bool = typer.Option(False, "--force", help="Replace an existing profile of that name."),
 ) -> None:
-    """Build a profile from end-to-end latencies of whole candidates."""
-    path, v = fit_measurements(name, measurements, out_dir, load_device(prior), runtime=runtime,
-                               threads=threads, force=force)
-    out.print(f"wrote {path}; leave-one-out over {v['entries']} networks: MAPE {v['loo_mape_pct']}%, "
-              f"{v['loo_within_10pct'] * 100:.0f}% within ±10%")
+    """Learn a profile from end-to-end latencies of whole candidates."""
+    path, fit = fit_measurements(name, measurements, out_dir, load_device(prior), runtime=runtime,
+                                 threads=threads, force=force, column=column, classes=classes,
+                                 in_channels=in_channels)
+    v = fit.cv
+    out.print(f"wrote {path}; model: {fit.level}, {fit.loss} loss (chosen by cross-validation); {v['method']}: MAPE "
+              f"{v['mape_pct']}%, {v['within_10pct'] * 100:.0f}% within ±10%, Kendall tau {v['kendall_tau']}")
 
 
 # ----------------------------------------------------------------------------- search

@@ -15,7 +15,7 @@ import csv
 import json
 import re
 import tempfile
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
@@ -27,7 +27,8 @@ from nas._paths import atomic_write
 from nas.candidate import FLOAT_BITS, Candidate, OpSpec
 from nas.errors import DeviceError, NasError
 from nas.export import export_module, quantize_int8
-from nas.latency.estimator import Estimator, loo_errors, op_features
+from nas.latency.estimator import Estimator, op_features
+from nas.latency.fit import WholeNetworkFit, fit_whole_networks
 from nas.latency.host import input_for
 from nas.latency.profile import DeviceProfile, read_table
 from nas.models.blocks import build_op
@@ -184,27 +185,64 @@ def import_results(name: str, results: Path, out_dir: Path, runtime: str = "onnx
     return _write_profile(Path(out_dir), name, doc, table, force)
 
 
-def read_measurements(path: Path) -> list[tuple[Candidate, float]]:
-    """CSV with columns ``key`` (candidate key) and ``ms`` (measured end-to-end latency)."""
+@dataclass
+class Measurement:
+    """One whole-network timing: the candidate, its latency and what it was built for."""
+
+    candidate: Candidate
+    ms: float
+    classes: int
+    in_channels: int
+    line: int
+
+
+def _int_column(row: dict, col: str, default: int, path: Path, line: int, low: int) -> int:
+    raw = row.get(col)
+    if raw is None or str(raw).strip() == "":
+        return default
+    try:
+        v = int(str(raw).strip())
+    except ValueError:
+        raise NasError(f"{path}: line {line}: {col} {raw!r} is not a whole number") from None
+    if v < low:
+        raise NasError(f"{path}: line {line}: {col} must be at least {low}, got {v}")
+    return v
+
+
+def read_measurements(path: Path, column: str = "ms", classes: int = 1000,
+                      in_channels: int = 3) -> list[Measurement]:
+    """CSV with a header: ``key`` (candidate key, quoted: keys contain commas), the latency
+    column (``ms`` unless told) and optionally ``classes`` and ``in_channels`` per network
+    (``classes``/``in_channels`` give the default)."""
     path = Path(path)
     if not path.is_file():
         raise NasError(f"measurements file not found: {path}")
+    if classes < 2:
+        raise NasError(f"--classes must be at least 2, got {classes}")
+    if in_channels < 1:
+        raise NasError(f"--in-channels must be at least 1, got {in_channels}")
     rows = []
     with path.open(newline="") as f:
         reader = csv.DictReader(f)
-        if not reader.fieldnames or not {"key", "ms"} <= set(reader.fieldnames):
-            raise NasError(f"{path}: needs a header with columns 'key' and 'ms'")
+        if not reader.fieldnames or not {"key", column} <= set(reader.fieldnames):
+            raise NasError(f"{path}: needs a header with columns 'key' and '{column}' "
+                           f"(found: {', '.join(reader.fieldnames or []) or 'nothing'})")
         for i, row in enumerate(reader, start=2):
             if row.get(None):  # more fields than the header: an unquoted key, whose blocks hold commas
-                raise NasError(f"{path}: line {i}: more fields than 'key,ms': a candidate key contains commas, so "
-                               f"quote it (\"mobilenetv3.small:r224:...,...\",1.23)")
+                raise NasError(f"{path}: line {i}: more fields than the header: a candidate key contains "
+                               f"commas, so quote the key (\"mobilenetv3.small:r224:...,...\",1.23)")
             try:
-                ms = float(row["ms"])
+                ms = float(row[column])
             except (TypeError, ValueError):
-                raise NasError(f"{path}: line {i}: ms {row['ms']!r} is not a number") from None
+                raise NasError(f"{path}: line {i}: {column} {row[column]!r} is not a number") from None
             if not np.isfinite(ms) or ms <= 0:
-                raise NasError(f"{path}: line {i}: ms must be positive, got {row['ms']}")
-            rows.append((parse_candidate(row["key"]), ms))
+                raise NasError(f"{path}: line {i}: {column} must be positive, got {row[column]}")
+            try:
+                cand = parse_candidate(row["key"])
+            except NasError as exc:
+                raise NasError(f"{path}: line {i}: {exc}") from None
+            rows.append(Measurement(cand, ms, _int_column(row, "classes", classes, path, i, 2),
+                                    _int_column(row, "in_channels", in_channels, path, i, 1), i))
     if len(rows) < 3:
         raise NasError(f"{path}: need at least 3 measured candidates, got {len(rows)}")
     return rows
@@ -212,30 +250,61 @@ def read_measurements(path: Path) -> list[tuple[Candidate, float]]:
 
 def fit_measurements(name: str, measurements: Path, out_dir: Path, prior: DeviceProfile,
                      runtime: str = "unknown", threads: int = 1, source: str = "",
-                     force: bool = False) -> tuple[Path, dict]:
-    """A profile whose estimator is fitted to whole-network latencies (least squares over the
-    per-op estimator's coefficients, ridge towards ``prior``'s). Returns the path and the
-    leave-one-out error over the measured candidates."""
+                     force: bool = False, column: str = "ms", classes: int = 1000,
+                     in_channels: int = 3, seed: int = 0) -> tuple[Path, WholeNetworkFit]:
+    """A profile learnt from whole-network latencies (``nas.latency.fit``), with ``prior``'s
+    estimator as the starting point. Each network is priced with its own class and input
+    channel count, as the search will price it. Returns the path and the fit."""
     _check_name(name)
-    rows = read_measurements(measurements)
-    X = np.array([sum(op_features(op, prior.exec_bits(op.bits)) for op in c.ops()) for c, _ in rows])
-    y = np.array([ms for _, ms in rows])
-    est = Estimator.fit(X, y, prior=prior.estimator, ridge=0.05)
-    errs = np.abs(loo_errors(X, y, prior=prior.estimator, ridge=0.05))
-    validation = {"method": f"leave-one-out over {len(y)} whole-network measurements",
-                  "entries": int(len(y)), "loo_mape_pct": round(float(errs.mean() * 100), 2),
-                  "loo_median_ape_pct": round(float(np.median(errs) * 100), 2),
-                  "loo_within_10pct": round(float(np.mean(errs <= 0.10)), 3)}
+    rows = read_measurements(measurements, column, classes, in_channels)
+    nets = []
+    for m in rows:
+        try:
+            ops = m.candidate.ops(num_classes=m.classes, in_channels=m.in_channels)
+            nets.append([(op, prior.exec_bits(op.bits)) for op in ops])
+        except NasError as exc:
+            raise NasError(f"{measurements}: line {m.line}: {exc}") from None
+    prior_ms = [prior.latency_ms(m.candidate, num_classes=m.classes, in_channels=m.in_channels) for m in rows]
+    fit = fit_whole_networks(nets, [m.ms for m in rows], prior.estimator, prior_ms=prior_ms, seed=seed)
+    n = len(rows)
+    fitted_for = {"classes": sorted({m.classes for m in rows}),
+                  "in_channels": sorted({m.in_channels for m in rows}),
+                  "spaces": sorted({m.candidate.space for m in rows})}
+    what = {"scale": f"the prior's prediction times {fit.scale:.3f}" if fit.scale else "",
+            "kinds": "one coefficient per feature kind, regularised toward the prior",
+            "ops": f"per-feature-kind coefficients plus a correction for each of the {len(fit.op_ms)} "
+                   f"operators timed"}[fit.level]
+    validation = {**fit.cv, "loo_mape_pct": fit.cv["mape_pct"], "loo_within_10pct": fit.cv["within_10pct"],
+                  "loo_median_ape_pct": fit.cv["median_ape_pct"], "chosen": f"{fit.level}, {fit.loss} loss",
+                  "tried": fit.tried}
     doc = {
         "name": name,
-        "description": f"{name}: per-op model fitted to {len(y)} end-to-end measurements.",
-        "provenance": "measured",
-        "source": source or f"nas profile fit of {Path(measurements).name}: {len(y)} whole "
-                            f"networks timed on the device; prior: {prior.name} ({prior.provenance})",
+        "description": f"{name}: learnt from {n} whole-network timings ({what}).",
+        "provenance": "fitted",
+        "source": source or f"fitted from {n} whole-network timings on {runtime}, prior {prior.name} "
+                            f"({prior.provenance}); {Path(measurements).name}, networks with "
+                            f"{'/'.join(map(str, fitted_for['classes']))} classes and "
+                            f"{'/'.join(map(str, fitted_for['in_channels']))} input channels",
         "runtime": runtime, "threads": threads,
         "native_bits": list(prior.native_bits),
         "bit_fallback": {int(k): int(v) for k, v in prior.bit_fallback.items()},
-        "estimator": {"coef": {f: float(v) for f, v in est.coef.items() if v}},
+        "fitted_for": fitted_for,
+        "estimator": {"coef": {f: float(v) for f, v in fit.estimator.coef.items() if v}},
+        "calibration": {p: {"offset_ms": fit.offset_ms, "source": f"nas profile fit ({fit.level}, {fit.loss})"}
+                        for p in ("f32", "i8")},
         "validation": validation,
     }
-    return _write_profile(Path(out_dir), name, doc, None, force), validation
+    table = fit.op_ms or None
+    if fit.scale is not None:  # the prior as it is, every term of its prediction times the factor
+        table = dict(prior.table) or None
+        doc["calibration"] = {p: _scaled(prior.calibration[p], fit.scale, f"nas profile fit: prior x {fit.scale:.4f}")
+                              for p in ("f32", "i8")}
+    return _write_profile(Path(out_dir), name, doc, table, force), fit
+
+
+def _scaled(cal, s: float, source: str) -> dict:
+    d = cal.to_dict()
+    d.update(scale=cal.scale * s, kind_scale={k: v * s for k, v in cal.kind_scale.items()},
+             per_op_ms=cal.per_op_ms * s, per_melem_ms=cal.per_melem_ms * s, offset_ms=cal.offset_ms * s,
+             source=source)
+    return d

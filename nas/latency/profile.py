@@ -29,7 +29,7 @@ from nas.latency.imported import lut_profile_parts
 __all__ = ["DeviceProfile", "Calibration", "OpLatency", "load_device", "device_names",
            "DeviceError", "UnknownDeviceError", "PROVENANCES"]
 
-PROVENANCES = ("measured", "imported", "estimated")
+PROVENANCES = ("measured", "fitted", "imported", "estimated")
 
 
 @dataclass(frozen=True)
@@ -97,28 +97,29 @@ class DeviceProfile:
         return cal.apply(sum(cal.op_scale(r.op.kind) * r.ms for r in rows), len(rows),
                          sum(boundary_melems(r.op) for r in rows))
 
-    def uncalibrated_parts(self, candidate: Candidate, num_classes: int = 1000):
+    def uncalibrated_parts(self, candidate: Candidate, num_classes: int = 1000, in_channels: int = 3):
         """({op kind: summed ms}, number of ops, boundary Melems), for fitting calibrations."""
-        rows = self.breakdown(candidate, num_classes)
+        rows = self.breakdown(candidate, num_classes, in_channels)
         sums: dict[str, float] = {}
         for r in rows:
             sums[r.op.kind] = sums.get(r.op.kind, 0.0) + r.ms
         return sums, len(rows), sum(boundary_melems(r.op) for r in rows)
 
-    def breakdown(self, candidate: Candidate, num_classes: int = 1000) -> list[OpLatency]:
-        ops = candidate.ops(num_classes=num_classes)
+    def breakdown(self, candidate: Candidate, num_classes: int = 1000, in_channels: int = 3) -> list[OpLatency]:
+        ops = candidate.ops(num_classes=num_classes, in_channels=in_channels)
         self._ensure_measured(ops)
         return [self.op_latency(op) for op in ops]
 
     def calibration_for(self, candidate: Candidate) -> Calibration:
         return self.calibration["i8" if candidate.is_quantized else "f32"]
 
-    def latency_ms(self, candidate: Candidate, num_classes: int = 1000) -> float:
-        """Predicted end-to-end latency in milliseconds."""
-        total, n, melems, quantized = self._op_sum(candidate, num_classes)
+    def latency_ms(self, candidate: Candidate, num_classes: int = 1000, in_channels: int = 3) -> float:
+        """Predicted end-to-end latency in milliseconds of ``candidate`` built for ``num_classes``
+        outputs and ``in_channels`` input channels (1 for grayscale data)."""
+        total, n, melems, quantized = self._op_sum(candidate, num_classes, in_channels)
         return self.calibration["i8" if quantized else "f32"].apply(total, n, melems)
 
-    def _op_sum(self, cand: Candidate, num_classes: int) -> tuple[float, int, float, bool]:
+    def _op_sum(self, cand: Candidate, num_classes: int, in_channels: int = 3) -> tuple[float, int, float, bool]:
         # Fast path: a block's op depends only on (skeleton, resolution, width, stage,
         # first-in-stage, block genes); edges only on (skeleton, resolution, width,
         # quantized). Both are cached per context, so a warm profile prices a candidate with
@@ -126,7 +127,7 @@ class DeviceProfile:
         # the space object, not its name: two spaces may share a name (a YAML copy of a built-in)
         space = cand.search_space
         self._spaces.setdefault(id(space), space)  # keeps the id from being reused
-        ctx = (id(space), cand.skeleton, cand.resolution, cand.width, num_classes)
+        ctx = (id(space), cand.skeleton, cand.resolution, cand.width, num_classes, in_channels)
         blocks = self._block_cache.get(ctx)
         if blocks is not None:
             tf, ti, n, el, quantized = 0.0, 0.0, 0, 0.0, False
@@ -145,11 +146,11 @@ class DeviceProfile:
                 return (ti + ei if quantized else tf + ef), n + ecnt, el + ee, quantized
             except KeyError:
                 pass
-        self._fill_cache(cand, num_classes, ctx)
-        return self._op_sum(cand, num_classes)
+        self._fill_cache(cand, num_classes, in_channels, ctx)
+        return self._op_sum(cand, num_classes, in_channels)
 
-    def _fill_cache(self, cand: Candidate, num_classes: int, ctx: tuple) -> None:
-        plan = cand.search_space.plan(cand, num_classes=num_classes)
+    def _fill_cache(self, cand: Candidate, num_classes: int, in_channels: int, ctx: tuple) -> None:
+        plan = cand.search_space.plan(cand, num_classes=num_classes, in_channels=in_channels)
         self._ensure_measured([op for _, op in plan])
         cf, ci = self.calibration["f32"], self.calibration["i8"]
 
@@ -186,6 +187,9 @@ class DeviceProfile:
         v = self.validation
         if not v:
             return "not yet validated against whole-network timings"
+        if "chosen" in v:  # nas profile fit: cross-validated on whole networks
+            return (f"{v['method']}: MAPE {v['mape_pct']}%, {v['within_10pct'] * 100:.0f}% within ±10%, "
+                    f"Kendall tau {v['kendall_tau']}")
         if "loo_mape_pct" in v:
             return (f"leave-one-out on {v['entries']} source entries: MAPE {v['loo_mape_pct']}%, "
                     f"{v['loo_within_10pct'] * 100:.0f}% within ±10%")
