@@ -1,4 +1,5 @@
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -69,6 +70,24 @@ def test_imported_profiles_report_leave_one_out_error():
         assert v["entries"] in (72, 96)
         assert 0 < v["loo_mape_pct"] < 15
         assert v["loo_within_10pct"] > 0.6
+
+
+def test_pixel1_is_rebased_on_published_whole_network_timings(tmp_path):
+    """The shipped pixel1 is what `nas profile fit --prior pixel1` makes of the MobileNetV3
+    paper's five Pixel 1 latencies, and lands within 7% of each of them."""
+    import csv
+
+    from nas.latency.onboard import fit_measurements
+    from nas.space_files import parse_candidate
+
+    shipped = load_device("pixel1")
+    data = Path(nas.__file__).resolve().parents[1] / "device_profiles" / "tables" / "pixel1_mobilenetv3_paper.csv"
+    rows = list(csv.DictReader(data.open(newline="")))
+    for r in rows:
+        assert shipped.latency_ms(parse_candidate(r["key"])) == pytest.approx(float(r["ms"]), rel=0.07), r["name"]
+    path, fit = fit_measurements("rebased", data, tmp_path, shipped, runtime="tflite")
+    assert fit.level == "scale" and fit.scale == pytest.approx(1.0, abs=1e-6)  # already re-based
+    assert "whole_network" in shipped.validation and "re-based" in shipped.validation_text()
 
 
 def test_pixel1_uses_measured_entries_where_shapes_match():

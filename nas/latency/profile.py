@@ -185,7 +185,11 @@ class DeviceProfile:
     def validation_text(self) -> str:
         """How well this profile predicts, in one phrase (for ``nas devices`` and model cards)."""
         v = self.validation
-        if not v:
+        note = f"; {v['whole_network']}" if v.get("whole_network") else ""
+        return self._validation_text(v) + note
+
+    def _validation_text(self, v: dict) -> str:
+        if not v or set(v) == {"whole_network"}:
             return "not yet validated against whole-network timings"
         if "chosen" in v:  # nas profile fit: cross-validated on whole networks
             return (f"{v['method']}: MAPE {v['mape_pct']}%, {v['within_10pct'] * 100:.0f}% within ±10%, "
@@ -294,7 +298,8 @@ def _read_profile(path: Path) -> DeviceProfile:
             raise DeviceError(f"{path}: estimator.from_hardware: {exc}") from None
     elif "fit_lut" in est_raw:
         lut_path = path.parent / _need(est_raw, "fit_lut", str, path, "estimator")
-        table, estimator, validation = lut_profile_parts(lut_path, _need(est_raw, "format", str, path, "estimator"))
+        table, estimator, lut_validation = lut_profile_parts(lut_path, _need(est_raw, "format", str, path, "estimator"))
+        validation = {**lut_validation, **validation}  # the file may add a whole-network note
     elif "coef" in est_raw:
         estimator = Estimator({str(k): float(v) for k, v in est_raw["coef"].items()})
     else:
