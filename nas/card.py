@@ -78,6 +78,15 @@ def card_markdown(card: dict) -> str:
         f"- Size: {card['macs'] / 1e6:.1f}M MACs, {card['params'] / 1e6:.3f}M parameters, {card['bytes'] / 1e6:.3f} MB "
         f"at its bit widths ({bits}); hidden channels kept {card['keep']}.",
     ]
+    tfl = card.get("tflite") or {}
+    if tfl.get("written"):
+        acc = "; ".join(f"{k}: test accuracy {pct(tfl.get('test_accuracy_' + k))}, {tfl['host_latency_' + k + '_ms']:.3f} ms"
+                        for k in ("fp32", "int8") if f"host_latency_{k}_ms" in tfl)
+        lines.append(f"- LiteRT (`model.tflite`, `model.int8.tflite`) {acc} ({tfl['note']}).")
+    elif tfl.get("note"):
+        lines.append(f"- LiteRT: not exported ({tfl['note']}).")
+    for err in tfl.get("errors", []):
+        lines.append(f"- LiteRT export failed: {err}")
     mem = card.get("memory")
     if mem:
         lines.append(f"- Peak memory at batch 1: {mem['at_bit_widths'] / 1024:.0f} KB at its bit widths, "

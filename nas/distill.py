@@ -41,6 +41,7 @@ from nas.models.quant import apply_fake_quant, strip_fake_quant
 from nas.proxy import ProxyBudget, evaluate_model, recalibrate_bn, train_model
 from nas.run import RunContext, open_run
 from nas.runfolder import RunFolder
+from nas.ship import calibration_images, tflite_section
 from nas.space_files import parse_candidate
 from nas.trials import open_study, read_trials
 
@@ -74,6 +75,7 @@ class DistillConfig:
     threads: int = 2
     calibration_images: int = 256
     measure_host: bool = True
+    tflite: bool = True  # model.tflite / model.int8.tflite when the litert extra is installed
     seed: int | None = None  # None: the run's seed
     # The exported network is the candidate at its own input side, the network the device profile
     # priced. It trains at the proxy side (cheap: BENCHMARKS.md, issue 13 groundwork), then its
@@ -335,9 +337,7 @@ def distill_run(run: str | Path | RunContext, cfg: DistillConfig | None = None,
             export_onnx(float_model, out_dir / "model.onnx", resolution=res)
             if progress:
                 progress("exporting ONNX fp32 and int8", 1, 2)
-            rng = np.random.default_rng(cfg.seed)
-            idx = rng.choice(len(data.x_train), size=min(cfg.calibration_images, len(data.x_train)), replace=False)
-            calib = data.normalize(data.x_train[np.sort(idx)])
+            calib = calibration_images(data, cfg.calibration_images, cfg.seed)
             export_onnx(float_model, out_dir / "model.int8.onnx", resolution=res, int8=True, calibration=calib)
             if progress:
                 progress("exporting ONNX fp32 and int8", 2, 2)
@@ -345,6 +345,10 @@ def distill_run(run: str | Path | RunContext, cfg: DistillConfig | None = None,
             acc_int8 = onnx_accuracy(out_dir / "model.int8.onnx", xt, yt)
             shape = [1, data.in_channels, res, res]
             host = _host_latency(out_dir, shape, cand, data.num_classes, progress) if cfg.measure_host else {}
+            tfl = tflite_section(float_model, out_dir, shape, calib, xt, yt, progress, cfg.seed) \
+                if cfg.tflite else {"written": False, "note": "not asked for (--format onnx)"}
+            for err in tfl.get("errors", []):
+                run.log(f"LiteRT: {err}; the ONNX files are written")
             card = {
                 "candidate": cand.key,
                 "trial": win.number,
@@ -399,7 +403,9 @@ def distill_run(run: str | Path | RunContext, cfg: DistillConfig | None = None,
                 "files": {"model.pt": "state dict + key (torch.load(weights_only=True))",
                           "model.onnx": "fp32, outputs checked against torch (1e-4)",
                           "model.int8.onnx": "onnxruntime static QDQ int8, calibrated on "
-                                             f"{len(idx)} training images"},
+                                             f"{len(calib)} training images", **tfl.get("files", {})},
+                "calibration_images": int(len(calib)),
+                "tflite": tfl,
                 "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             }
             card["ship"] = ship_advice(card)

@@ -9,6 +9,7 @@ import torch
 from conftest import TINY_PROXY
 
 import nas
+from nas import litert
 from nas.distill import (
     DistillConfig,
     DistillError,
@@ -18,7 +19,7 @@ from nas.distill import (
 from nas.search import SearchConfig, run_search
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
-FAST = dict(epochs=0.3, teacher_epochs=0.1, kd=True, own_side_epochs=0.1)
+FAST = dict(epochs=0.3, teacher_epochs=0.1, kd=True, own_side_epochs=0.1, tflite=False)  # LiteRT: its own test
 
 
 @pytest.fixture(scope="module")
@@ -93,6 +94,69 @@ def test_the_cards_snippet_classifies_an_image_file_with_the_shipped_model(run_d
     x = ds.test_arrays(resolution=side)[0][:1]  # what the card tells a user to run
     want = card["class_names"][int(ort.InferenceSession(str(win / "model.onnx")).run(None, {"input": x})[0].argmax())]
     assert p.stdout.strip() == want
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not litert.available(), reason='needs pip install "hwnas[litert]"')
+def test_litert_files_run_in_the_interpreter_with_the_accuracy_on_the_card(run_dir):
+    from ai_edge_litert.interpreter import Interpreter
+    from typer.testing import CliRunner
+
+    from nas.cli import app
+
+    card = distill_run(run_dir, DistillConfig(**{**FAST, "kd": False, "tflite": True}, pick="knee",
+                                              measure_host=False, out="tfl"))
+    win = run_dir / "tfl"
+    tfl = card["tflite"]
+    assert tfl["written"] and set(tfl["files"]) == {"model.tflite", "model.int8.tflite"}, tfl
+    assert {"model.tflite", "model.int8.tflite"} <= set(card["files"])
+    side = card["input"]["shape"][-1]
+    x, y = nas.load_dataset("builtin").test_arrays(resolution=side)
+    # fp32: the same function as the torch model (and the ONNX file), at the priced input shape
+    it = Interpreter(model_path=str(win / "model.tflite"), num_threads=1)
+    it.allocate_tensors()
+    assert list(it.get_input_details()[0]["shape"]) == card["input"]["shape"]
+    model, _ = load_checkpoint(win / "model.pt")
+    it.set_tensor(it.get_input_details()[0]["index"], x[:1])
+    it.invoke()
+    with torch.no_grad():
+        want = model(torch.from_numpy(x[:1])).numpy()
+    assert np.allclose(it.get_tensor(it.get_output_details()[0]["index"]), want, atol=1e-4)
+    # int8: really integer (litert-torch #499: an "int8" export that came out float)
+    io8 = tfl["io_int8"]
+    assert io8["input"]["dtype"] == "int8" and io8["input"]["scale"] > 0
+    it8 = Interpreter(model_path=str(win / "model.int8.tflite"), num_threads=1)
+    assert any(d["op_name"] == "CONV_2D" and d["inputs"] is not None for d in it8._get_ops_details())
+    assert any(t["dtype"] == np.int8 and len(t["shape"]) == 4 and t["shape"][0] > 1 for t in it8.get_tensor_details())
+    # the card's accuracies are what the interpreter gives on the test split
+    assert tfl["test_accuracy_fp32"] == pytest.approx(litert.tflite_accuracy(win / "model.tflite", x[:300], y[:300]),
+                                                      abs=0.1)  # a tenth of the split: the same ballpark
+    assert abs(tfl["test_accuracy_fp32"] - card["test_accuracy_fp32"]) < 0.005  # same network as model.onnx
+    assert abs(tfl["test_accuracy_int8"] - tfl["test_accuracy_fp32"]) < 0.05
+    assert tfl["host_latency_fp32_ms"] > 0 and tfl["host_latency_int8_ms"] > 0
+    assert "LiteRT (`model.tflite`, `model.int8.tflite`) fp32: test accuracy" in (win / "card.md").read_text()
+    # nas export re-writes the files from model.pt and refreshes the card
+    (win / "model.tflite").unlink()
+    r = CliRunner().invoke(app, ["export", str(run_dir), "--folder", "tfl", "--format", "tflite"])
+    assert r.exit_code == 0 and (win / "model.tflite").is_file() and "LiteRT:" in r.output, r.output
+    again = json.loads((win / "card.json").read_text())["tflite"]
+    assert again["test_accuracy_fp32"] == pytest.approx(tfl["test_accuracy_fp32"])
+    r = CliRunner().invoke(app, ["export", str(run_dir), "--folder", "tfl", "--format", "coreml"])
+    assert r.exit_code == 2 and "choose from onnx, tflite" in r.output
+
+
+@pytest.mark.slow
+def test_without_the_litert_extra_the_card_says_how_to_get_tflite(run_dir, monkeypatch):
+    monkeypatch.setattr(litert, "available", lambda: False)  # the extra absent, as on a plain install
+    card = distill_run(run_dir, DistillConfig(**{**FAST, "kd": False, "tflite": True, "epochs": 0.1}, pick="knee",
+                                              measure_host=False, out="notfl"))
+    assert card["tflite"] == {"written": False, "note": litert.INSTALL_HINT}
+    assert 'pip install "hwnas[litert]"' in (run_dir / "notfl" / "card.md").read_text()
+    assert not (run_dir / "notfl" / "model.tflite").exists() and (run_dir / "notfl" / "model.onnx").is_file()
+    with pytest.raises(nas.errors.ExportError, match="litert extra"):
+        from nas.ship import export_run
+
+        export_run(run_dir, "notfl", ("tflite",))
 
 
 @pytest.mark.slow

@@ -130,7 +130,7 @@ def test_the_winner_continues_from_its_top_rung_weights(halving_run):
     rows = read_trials(open_study(res.study_name, res.storage))
     kept = [r for r in rows if checkpoint_path(tmp / "h", r.number).is_file()]
     pick = min(kept, key=lambda r: (r.resolution, r.number))  # the cheapest to export at its own side
-    card = distill_run(tmp / "h", DistillConfig(pick=f"trial={pick.number}", start="auto", continue_epochs=0.2,
+    card = distill_run(tmp / "h", DistillConfig(pick=f"trial={pick.number}", start="auto", continue_epochs=0.2, tflite=False,
                                                 own_side_epochs=0, measure_host=False, out="w1"))
     assert card["trained_at"]["start"] == f"continued from the search's rung-{pick.rung} weights for 0.2 epochs"
     assert card["test_accuracy_fp32"] > 0.1

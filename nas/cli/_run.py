@@ -202,6 +202,44 @@ def _distill(run: Path | RunContext, pick: str, teacher: Optional[Path], epochs:
                   f"(x{h['speedup_int8']:.2f})")
     win = (run.run_dir if isinstance(run, RunContext) else Path(run)) / card["folder"]
     out.print(f"model: {win / 'model.onnx'} and {win / 'model.int8.onnx'} (card: {win / 'card.md'})")
+    _print_tflite(card, win)
+
+
+def _print_tflite(card: dict, win: Path) -> None:
+    tfl = card.get("tflite") or {}
+    pct = lambda v: "n/a" if v is None else f"{v * 100:.2f}%"  # noqa: E731
+    for e in tfl.get("errors", []):
+        err.print(f"LiteRT export failed: {e}", markup=False)
+    if tfl.get("written"):
+        out.print(f"LiteRT: {', '.join(str(win / f) for f in tfl['files'])}; test accuracy fp32 "
+                  f"{pct(tfl.get('test_accuracy_fp32'))}, int8 {pct(tfl.get('test_accuracy_int8'))}", markup=False)
+    elif tfl.get("note"):
+        out.print(f"LiteRT: {tfl['note']}", markup=False)
+
+
+@app.command("export")
+@user_errors
+def export_cmd(
+    run_dir: Path = typer.Argument(..., help="A run folder whose winner `nas distill` trained."),
+    formats: str = typer.Option("onnx,tflite", "--format", help="onnx, tflite or both (comma-separated)."),
+    folder: str = typer.Option("winner", "--folder", help="The winner's folder in the run (winners/<pick> for "
+                                                          "other picks)."),
+) -> None:
+    """Re-export a run's trained winner (its model.pt) as ONNX and/or LiteRT, and update its card."""
+    from nas.ship import export_run, parse_formats
+
+    fmts = parse_formats(formats)
+    update, stop = _stage_progress()
+    try:
+        card = export_run(run_dir, folder, fmts, progress=update)
+    finally:
+        stop()
+    win = Path(run_dir) / folder
+    if "onnx" in fmts:
+        out.print(f"ONNX: {win / 'model.onnx'}, {win / 'model.int8.onnx'}; test accuracy fp32 "
+                  f"{card['test_accuracy_fp32'] * 100:.2f}%, int8 {card['test_accuracy_int8'] * 100:.2f}%", markup=False)
+    if "tflite" in fmts:
+        _print_tflite(card, win)
 
 
 @app.command("distill")
