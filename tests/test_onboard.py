@@ -157,3 +157,64 @@ def test_fit_rejects_bad_classes_and_foreign_keys(tmp_path):
 def test_build_refuses_non_host_devices():
     r = runner.invoke(app, ["profile", "build", "--device", "pixel7"])
     assert r.exit_code == 2 and "only the host profile" in r.output
+
+
+BENCHMARK_RUN = """STARTING!
+Num threads: [1]
+Graph: [/data/local/tmp/hwnas_ops/{file}]
+Use xnnpack: [1]
+INFO: Created TensorFlow Lite XNNPACK delegate for CPU.
+The input model file size (MB): 0.002
+Initialized session in 2.041ms.
+Running benchmark for at least 5 iterations and at least 0.5 seconds but terminate if exceeding 150 seconds.
+count=1234 first=1021 curr=803 min=790 max=1523 avg=812.4 std=40
+
+Running benchmark for at least 50 iterations and at least 1 seconds but terminate if exceeding 150 seconds.
+count=1240 first=810 curr=805 min=790 max=1100 avg={avg} std=21
+
+Inference timings in us: Init: 2041, First inference: 1021, Warmup (avg): 812.4, Inference (avg): {avg}
+Note: as the benchmark tool itself affects memory footprint, the following is only APPROXIMATE to the actual memory footprint of the model at runtime. Take the information at your discretion.
+Memory footprint delta from the start of the tool (MB): init=3.1 overall=4.2
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not __import__("nas.litert").litert.available(), reason='needs pip install "hwnas[litert]"')
+def test_tflite_onboarding_without_python_on_the_phone(tmp_path, monkeypatch):
+    from ai_edge_litert.interpreter import Interpreter
+
+    from nas.latency import onboard
+
+    ops = onboard._ops_for_export(["shufflenetv2"], 1, 0, [32, 8])[:4]  # four op models keep it quick
+    monkeypatch.setattr(onboard, "_ops_for_export", lambda *a: ops)
+    out = tmp_path / "ops"
+    r = runner.invoke(app, ["profile", "export-ops", "--space", "shufflenetv2", "--out", str(out), "--samples", "1",
+                            "--format", "tflite"])
+    assert r.exit_code == 0, r.output
+    assert "time_ops.sh" in r.output and "benchmark_log.txt" in r.output
+    lines = (out / "ops.txt").read_text().splitlines()
+    assert [ln.split(" ")[1] for ln in lines] == [op.key for op in ops]
+    for ln, op in zip(lines, ops):
+        it = Interpreter(model_path=str(out / ln.split(" ")[0]), num_threads=1)
+        it.allocate_tensors()
+        inp = it.get_input_details()[0]
+        assert list(inp["shape"]) == [1, op.cin, op.h, op.w]
+        if op.kind not in ("maxpool", "gap"):  # weightless pooling alone is left float by PT2E
+            assert (inp["dtype"] == np.int8) == (op.bits == 8)  # int8 blocks run as int8 models
+        it.set_tensor(inp["index"], np.zeros(inp["shape"], inp["dtype"]))
+        it.invoke()
+    assert subprocess.run(["sh", "-n", str(out / "time_ops.sh")]).returncode == 0  # the script parses
+    # benchmark_model's output, as time_ops.sh collects it, becomes a measured profile
+    log = tmp_path / "benchmark_log.txt"
+    log.write_text("".join(f"== hwnas op {ln.split(' ')[1]}\n" + BENCHMARK_RUN.format(file=ln.split(' ')[0], avg=800 + 10 * i)
+                           for i, ln in enumerate(lines)))
+    r = runner.invoke(app, ["profile", "import", "--name", "phone", "--results", str(log), "--runtime",
+                            "tflite-xnnpack", "--out", str(tmp_path / "p")])
+    assert r.exit_code == 0, r.output
+    prof = load_device(tmp_path / "p" / "phone.yaml")
+    assert prof.table[ops[1].key] == pytest.approx(0.81) and prof.runtime == "tflite-xnnpack"
+    # a run that printed no timing names the file and the op's line
+    log.write_text(f"== hwnas op {ops[0].key}\nbenchmark_model failed\n== hwnas op {ops[1].key}\n"
+                   + BENCHMARK_RUN.format(file="x", avg=900))
+    r = runner.invoke(app, ["profile", "import", "--name", "phone2", "--results", str(log), "--out", str(tmp_path / "p")])
+    assert r.exit_code == 2 and "benchmark_log.txt: line 1" in r.output and "Inference (avg)" in r.output, r.output

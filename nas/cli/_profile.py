@@ -83,8 +83,11 @@ def profile_export_ops(
                                 help="Ops of N sampled candidates per space; 0 = every op of the space."),
     bits: str = typer.Option("32,8", "--bits", help="Precisions to export (comma-separated)."),
     seed: int = typer.Option(0, "--seed"),
+    fmt: str = typer.Option("onnx", "--format", help="onnx: time_ops.py (Python + onnxruntime on the device); "
+                                                   "tflite: time_ops.sh (TFLite's benchmark_model over adb, no "
+                                                   "Python on the phone; needs the litert extra)."),
 ) -> None:
-    """Write a space's op models (ONNX fp32/int8), a manifest and time_ops.py for a device."""
+    """Write a space's op models (fp32/int8), a manifest and a timing script for a device."""
     try:
         bit_list = tuple(int(b) for b in bits.split(","))
     except ValueError:
@@ -92,7 +95,14 @@ def profile_export_ops(
     for name in space:
         nas.load_space(name)  # unknown names fail before any work
     export_ops(space, out_dir, samples=samples, seed=seed, bits=bit_list,
-               progress=progress_printer("exporting op models", "ops"))
+               progress=progress_printer("exporting op models", "ops"), fmt=fmt)
+    if fmt == "tflite":
+        out.print(f"wrote {out_dir}/manifest.json, {out_dir}/ops/ (.tflite), {out_dir}/ops.txt and "
+                  f"{out_dir}/time_ops.sh", markup=False)
+        out.print(f"with the phone on adb (and benchmark_model: see the script's header), run "
+                  f"`{out_dir}/time_ops.sh`, then `nas profile import --name NAME --results "
+                  f"{out_dir}/benchmark_log.txt --runtime tflite-xnnpack`", markup=False)
+        return
     out.print(f"wrote {out_dir}/manifest.json, {out_dir}/ops/ and {out_dir}/time_ops.py")
     out.print(f"copy the folder to the device, run `python3 time_ops.py`, then "
               f"`nas profile import --name NAME --results {out_dir}/results.json`", markup=False)
@@ -102,7 +112,8 @@ def profile_export_ops(
 @user_errors
 def profile_import(
     name: str = typer.Option(..., "--name"),
-    results: Path = typer.Option(..., "--results", help="results.json written by time_ops.py."),
+    results: Path = typer.Option(..., "--results", help="results.json written by time_ops.py, or "
+                                                         "benchmark_log.txt written by time_ops.sh."),
     out_dir: Path = typer.Option(Path("profiles"), "--out", help="Where to write NAME.yaml."),
     runtime: str = typer.Option("onnxruntime-cpu", "--runtime"),
     threads: int = typer.Option(1, "--threads", min=1),

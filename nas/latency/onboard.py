@@ -34,7 +34,8 @@ from nas.latency.profile import DeviceProfile, read_table
 from nas.models.blocks import build_op
 from nas.space_files import load_space, parse_candidate
 
-__all__ = ["export_ops", "import_results", "fit_measurements", "TIMING_SCRIPT"]
+__all__ = ["export_ops", "import_results", "fit_measurements", "read_benchmark_log", "TIMING_SCRIPT",
+           "BENCHMARK_SCRIPT"]
 
 Progress = Callable[[int, int], None]
 
@@ -86,6 +87,86 @@ print(f"wrote {out_path} ({len(results)} ops); import it with: "
 '''
 
 
+BENCHMARK_SCRIPT = r'''#!/bin/sh
+# Time the .tflite op models listed in ops.txt on an Android phone with TFLite's benchmark_model
+# over adb; every run's output goes to benchmark_log.txt, which
+#     nas profile import --name NAME --results benchmark_log.txt --runtime tflite-xnnpack
+# reads (the "Inference (avg)" line of each op, microseconds).
+#
+# benchmark_model: the prebuilt Android binary (android_aarch64_benchmark_model) linked from
+# https://ai.google.dev/edge/litert/models/measurement (native benchmark binary), or build it:
+#     bazel build -c opt --config=android_arm64 //tensorflow/lite/tools/benchmark:benchmark_model
+# Put it beside this script (named benchmark_model) or already at /data/local/tmp/benchmark_model.
+#
+# Flags: one thread, XNNPACK (TFLite's CPU default), 5 warm-up runs, 50 timed runs, pinned to the
+# big cores (CPU_MASK: f0 on most 4+4 phones; 80 = the Pixel 7's first Cortex-X1 pair is c0).
+# Usage: ./time_ops.sh   (ADB="adb -s SERIAL" CPU_MASK=c0 ./time_ops.sh for one device)
+set -eu
+ADB=${ADB:-adb}
+CPU_MASK=${CPU_MASK:-f0}
+BIN=/data/local/tmp/benchmark_model
+DIR=/data/local/tmp/hwnas_ops
+here=$(cd "$(dirname "$0")" && pwd)
+if [ -f "$here/benchmark_model" ]; then $ADB push "$here/benchmark_model" $BIN >/dev/null; $ADB shell chmod +x $BIN; fi
+$ADB shell mkdir -p $DIR
+$ADB push "$here/ops/." $DIR/ >/dev/null
+log="$here/benchmark_log.txt"
+: > "$log"
+n=$(wc -l < "$here/ops.txt"); i=0
+while read -r file key; do
+    i=$((i + 1))
+    echo "== hwnas op $key" >> "$log"
+    $ADB shell taskset "$CPU_MASK" $BIN --graph=$DIR/"$(basename "$file")" --num_threads=1 --use_xnnpack=true \
+        --warmup_runs=5 --num_runs=50 < /dev/null >> "$log" 2>&1 || echo "benchmark_model failed" >> "$log"
+    echo "$i/$n $key"
+done < "$here/ops.txt"
+echo "wrote $log; import it with: nas profile import --name NAME --results $log --runtime tflite-xnnpack"
+'''
+
+
+def read_benchmark_log(path: Path) -> dict[str, float]:
+    """Op key -> milliseconds from time_ops.sh's log: TFLite benchmark_model output, each run
+    after a ``== hwnas op KEY`` line; the ``Inference (avg): X`` figure (microseconds)."""
+    table: dict[str, float] = {}
+    key, key_line = None, 0
+    with Path(path).open(encoding="utf-8", errors="replace") as f:
+        for i, line in enumerate(f, 1):
+            if line.startswith("== hwnas op "):
+                if key is not None:
+                    raise DeviceError(f"{path}: line {key_line}: no 'Inference (avg)' timing for op {key}")
+                key, key_line = line[len("== hwnas op "):].strip(), i
+                try:
+                    OpSpec.from_key(key)
+                except ValueError as exc:
+                    raise DeviceError(f"{path}: line {i}: {exc}") from None
+                continue
+            m = re.search(r"Inference \(avg\):\s*([0-9.eE+-]+)", line)
+            if m and key is not None:
+                try:
+                    us = float(m.group(1))
+                except ValueError:
+                    raise DeviceError(f"{path}: line {i}: unreadable timing {m.group(1)!r}") from None
+                if not np.isfinite(us) or us <= 0:
+                    raise DeviceError(f"{path}: line {i}: timing must be positive, got {m.group(1)}")
+                table[key] = us / 1e3
+                key = None
+    if key is not None:
+        raise DeviceError(f"{path}: line {key_line}: no 'Inference (avg)' timing for op {key}")
+    if not table:
+        raise DeviceError(f"{path}: no '== hwnas op' sections: not a log written by time_ops.sh")
+    return table
+
+
+def read_results(path: Path) -> dict[str, float]:
+    """results.json (time_ops.py) or benchmark_log.txt (time_ops.sh)."""
+    path = Path(path)
+    if not path.is_file():
+        raise DeviceError(f"results file not found: {path}")
+    if path.suffix in (".json", ".yaml", ".yml"):
+        return read_table(path)
+    return read_benchmark_log(path)
+
+
 def _ops_for_export(space_names: list[str], samples: int, seed: int, bits: list[int]) -> list[OpSpec]:
     ops: dict[str, OpSpec] = {}
     for name in space_names:
@@ -102,37 +183,60 @@ def _ops_for_export(space_names: list[str], samples: int, seed: int, bits: list[
 
 
 def export_ops(space_names: list[str], out_dir: Path, samples: int = 50, seed: int = 0,
-               bits: tuple[int, ...] = (32, 8), progress: Progress | None = None) -> Path:
-    """Write op models, manifest.json and time_ops.py into ``out_dir``. ``samples`` > 0
-    exports the ops of that many sampled candidates per space (0: every op of the space)."""
+               bits: tuple[int, ...] = (32, 8), progress: Progress | None = None, fmt: str = "onnx") -> Path:
+    """Write op models, manifest.json and the timing script into ``out_dir``. ``samples`` > 0
+    exports the ops of that many sampled candidates per space (0: every op of the space).
+    ``fmt``: ``onnx`` (time_ops.py, onnxruntime on the device) or ``tflite`` (time_ops.sh,
+    TFLite's benchmark_model over adb; int8 ops as PT2E static int8 .tflite files)."""
+    if fmt not in ("onnx", "tflite"):
+        raise NasError(f"--format {fmt!r}: choose onnx or tflite")
+    if fmt == "tflite":
+        from nas import litert
+
+        litert.require()
     out_dir = Path(out_dir)
     (out_dir / "ops").mkdir(parents=True, exist_ok=True)
     ops = _ops_for_export(space_names, samples, seed, list(bits))
     manifest_path = out_dir / "manifest.json"
     entries = json.loads(manifest_path.read_text())["ops"] if manifest_path.exists() else []
+    other = [e["file"] for e in entries if not e["file"].endswith("." + fmt)]
+    if other:
+        raise NasError(f"{out_dir} already holds op models in another format ({other[0]}); export "
+                       f"--format {fmt} into another --out folder")
     done = {e["key"] for e in entries}
     with tempfile.TemporaryDirectory() as tmp:
         for i, op in enumerate(ops, 1):
             if op.key not in done:
                 torch.manual_seed(0)
                 x = input_for(op)
-                fname = f"ops/op{len(entries):05d}.onnx"
-                fp32 = Path(tmp) / "op.onnx"
-                export_module(build_op(op), x, fp32)
-                if op.bits < FLOAT_BITS:
-                    rng = np.random.default_rng(1)
-                    quantize_int8(fp32, out_dir / fname, [rng.standard_normal(x.shape).astype(np.float32)
-                                                          for _ in range(4)])
+                fname = f"ops/op{len(entries):05d}.{fmt}"
+                rng = np.random.default_rng(1)
+                if fmt == "tflite":  # int8 ops as the phone runs int8 blocks: PT2E static int8
+                    litert.export_tflite(build_op(op).eval(), out_dir / fname, list(x.shape), int8=op.bits < FLOAT_BITS,
+                                         calibration=rng.standard_normal((4, *x.shape[1:])).astype(np.float32))
                 else:
-                    fp32.replace(out_dir / fname)
+                    fp32 = Path(tmp) / "op.onnx"
+                    export_module(build_op(op), x, fp32)
+                    if op.bits < FLOAT_BITS:
+                        quantize_int8(fp32, out_dir / fname, [rng.standard_normal(x.shape).astype(np.float32)
+                                                              for _ in range(4)])
+                    else:
+                        fp32.replace(out_dir / fname)
                 entries.append({"key": op.key, "file": fname, "input_shape": list(x.shape)})
                 done.add(op.key)
             if progress:
                 progress(i, len(ops))
             if i % 50 == 0 or i == len(ops):
                 atomic_write(manifest_path, json.dumps({"spaces": space_names, "ops": entries}, indent=0))
-    script = out_dir / "time_ops.py"
-    atomic_write(script, TIMING_SCRIPT)
+    atomic_write(manifest_path, json.dumps({"spaces": space_names, "ops": entries}, indent=0))
+    if fmt == "tflite":
+        atomic_write(out_dir / "ops.txt", "".join(f"{e['file']} {e['key']}\n" for e in entries
+                                                  if e["file"].endswith(".tflite")))
+        script = out_dir / "time_ops.sh"
+        atomic_write(script, BENCHMARK_SCRIPT)
+    else:
+        script = out_dir / "time_ops.py"
+        atomic_write(script, TIMING_SCRIPT)
     script.chmod(0o755)
     return out_dir
 
@@ -160,7 +264,7 @@ def import_results(name: str, results: Path, out_dir: Path, runtime: str = "onnx
                    threads: int = 1, source: str = "", force: bool = False) -> Path:
     """A measured profile from a results.json written by time_ops.py."""
     _check_name(name)
-    table = read_table(Path(results))
+    table = read_results(Path(results))
     X, y = [], []
     for key, ms in table.items():
         try:
