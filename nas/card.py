@@ -101,7 +101,7 @@ def card_markdown(card: dict) -> str:
         f"{inp['normalisation']} (mean {inp['mean']}, std {inp['std']}). From the search's dataset: "
         f"`nas.load_dataset(...).test_arrays(resolution={inp['shape'][2]})`.",
         f"- Classes (output index: name): {', '.join(f'{i}: {n}' for i, n in enumerate(card['class_names']))}.",
-        f"- Training: {train}; {t['total']:.0f} s. Data: {card['dataset']}.",
+        f"- Training: {train}; {t['total']:.0f} s on {d.get('trained_on', 'CPU')}. Data: {card['dataset']}.",
         "",
         "Classify an image (`python classify.py photo.png`, run in this folder):",
         "",

@@ -56,13 +56,16 @@ class SearchConfig:
     eta: int = 3  # halving: each rung trains eta x the one below, and promotes 1/eta of it
     rungs: int = 3  # halving: rungs, the base rung included
     rank_by: str = "accuracy"  # what a rung ranks candidates by: accuracy or val_loss
+    accelerator: str = "auto"  # where trials train: auto (CUDA when torch sees a GPU), cpu or cuda
+    trials_per_gpu: int = 1  # trials sharing one GPU (each Ray task asks for 1/K of it)
 
     _TYPES = {"device": str, "space": str, "data": str, "sampler": str, "out": str, "trials": int,
               "fidelity": str, "eta": int, "rungs": int, "rank_by": str, "workers": int, "seed": int,
               "references": int, "distill": bool, "proxy": dict,
               "objectives": tuple, "latency_ms": (float, type(None)),
               "memory_kb": (float, type(None)), "size_kb": (float, type(None)), "name": (str, type(None)),
-              "ray_address": (str, type(None)), "storage": (str, type(None))}
+              "ray_address": (str, type(None)), "storage": (str, type(None)), "accelerator": str,
+              "trials_per_gpu": int}
 
     def validate(self) -> None:
         for k, typ in self._TYPES.items():
@@ -71,6 +74,10 @@ class SearchConfig:
             raise SearchError(f"--trials must be at least 1, got {self.trials}")
         if self.workers < 1:
             raise SearchError(f"--workers must be at least 1, got {self.workers}")
+        if self.accelerator not in ("auto", "cpu", "cuda"):
+            raise SearchError(f"--accelerator {self.accelerator!r}: choose auto, cpu or cuda")
+        if self.trials_per_gpu < 1:
+            raise SearchError(f"--trials-per-gpu must be at least 1, got {self.trials_per_gpu}")
         if self.sampler not in SAMPLERS:
             raise SearchError(f"unknown sampler {self.sampler!r}; choose one of {', '.join(SAMPLERS)}")
         objs = list(self.objectives)
@@ -140,6 +147,7 @@ class RunMeta:
     num_classes: int
     proxy_budget: dict
     space_source: str = ""  # the space's YAML file (a copy of a built-in shares its name)
+    accelerator: str = ""  # what the trials trained on when the run started (nas.accel)
     hwnas_version: str = ""
     created: str = ""
 

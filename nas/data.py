@@ -1,6 +1,6 @@
 """Datasets: the built-in Fashion-MNIST subset, CIFAR-10, .npz files and image folders.
 
-Images are kept as uint8 NHWC; ``Dataset.batches`` and ``Dataset.test_arrays`` turn them into
+Images are kept as uint8 NHWC (in memory, or for image folders in a disk cache: ``nas.diskarray``); ``Dataset.batches`` and ``Dataset.test_arrays`` turn them into
 float32 NCHW normalised with the training set's per-channel mean and std, exactly what an
 exported model expects. Grayscale data stays one channel: models are built with
 ``in_channels=1`` (cheaper than repeating the channel three times, and honest about the data).
@@ -18,18 +18,19 @@ import pickle
 import tarfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 
+from nas.diskarray import DiskArray, is_disk, resized, rows
 from nas.errors import DatasetError
+from nas.imagefolder import read_folder
 
 __all__ = ["Dataset", "DatasetError", "load_dataset", "CIFAR10_URL", "datasets_cache"]
 
 BUILTIN = Path(__file__).resolve().parent / "_builtin" / "fashion_mnist_subset.npz"
 CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 CIFAR10_FILE = "cifar-10-python.tar.gz"
-IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 
 
 def datasets_cache() -> Path:
@@ -51,10 +52,17 @@ class Dataset:
     std: np.ndarray = field(default=None)
 
     def __post_init__(self) -> None:
-        if self.mean is None:
-            x = self.x_train.reshape(-1, self.in_channels).astype(np.float64) / 255.0
-            self.mean = x.mean(0).astype(np.float32)
-            self.std = np.maximum(x.std(0), 1e-3).astype(np.float32)
+        if self.mean is None:  # per-channel moments, a chunk of images at a time (bounded memory)
+            c, n = self.in_channels, 0
+            s1, s2 = np.zeros(c), np.zeros(c)
+            for i in range(0, len(self.x_train), 1024):
+                x = self.x_train[i:i + 1024].reshape(-1, c).astype(np.float64) / 255.0
+                s1 += x.sum(0)
+                s2 += (x * x).sum(0)
+                n += len(x)
+            mean = s1 / max(1, n)
+            self.mean = mean.astype(np.float32)
+            self.std = np.maximum(np.sqrt(np.maximum(s2 / max(1, n) - mean * mean, 0)), 1e-3).astype(np.float32)
 
     @property
     def num_classes(self) -> int:
@@ -79,20 +87,30 @@ class Dataset:
         x = (x - self.mean) / self.std
         return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
 
-    def test_arrays(self, resolution: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def test_arrays(self, resolution: int | None = None, limit: int | None = None):
         """(x, y) of the test split: float32 NCHW as an exported model expects, int64 labels.
         ``resolution``: the side the model takes (a winner's card states it); the images are
-        resized to it as in training (antialiased bilinear). Default: the data's own side."""
-        return self.normalize(self._split_at(self.x_test, resolution)), self.y_test.astype(np.int64)
+        resized to it as in training (antialiased bilinear). Default: the data's own side.
+        ``limit``: the first N images only. For an image folder (on disk) x is a
+        ``NormalizedImages``: indexing it gives float32 arrays, a batch at a time."""
+        return self._arrays(self.x_test, self.y_test, resolution, limit)
 
-    def val_arrays(self, resolution: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-        return self.normalize(self._split_at(self.x_val, resolution)), self.y_val.astype(np.int64)
+    def val_arrays(self, resolution: int | None = None, limit: int | None = None):
+        return self._arrays(self.x_val, self.y_val, resolution, limit)
 
-    def _split_at(self, x: np.ndarray, resolution: int | None) -> np.ndarray:
+    def _arrays(self, x, y, resolution: int | None, limit: int | None):
+        if limit is not None:
+            x, y = (x.take(np.arange(min(limit, len(x)))) if is_disk(x) else x[:limit]), y[:limit]
+        x = self._split_at(x, resolution)
+        return (NormalizedImages(x, self) if is_disk(x) else self.normalize(x)), y.astype(np.int64)
+
+    def _split_at(self, x, resolution: int | None):
         if resolution is None or resolution == self.resolution:
             return x
         if isinstance(resolution, bool) or not isinstance(resolution, int) or resolution < 1:
             raise DatasetError(f"resolution must be a positive whole number, got {resolution!r}")
+        if is_disk(x):
+            return resized(x, resolution, _resize)
         cached = self.__dict__.get("_resized", {}).get(resolution)
         if cached is not None:
             return cached.x_test if x is self.x_test else cached.x_val
@@ -122,26 +140,62 @@ class Dataset:
             raise DatasetError(f"resolution must be positive, got {resolution}")
         cache = self.__dict__.setdefault("_resized", {})
         if resolution not in cache:
+            # on disk: resized once into the cache beside the images (never all in memory)
+            rs = (lambda x: resized(x, resolution, _resize)) if is_disk(self.x_train) else \
+                (lambda x: _resize(x, resolution))
             cache[resolution] = Dataset(
-                self.name, self.source, _resize(self.x_train, resolution), self.y_train,
-                _resize(self.x_val, resolution), self.y_val, _resize(self.x_test, resolution),
-                self.y_test, self.class_names, self.mean, self.std)
+                self.name, self.source, rs(self.x_train), self.y_train, rs(self.x_val), self.y_val,
+                rs(self.x_test), self.y_test, self.class_names, self.mean, self.std)
         return cache[resolution]
+
+    def __getstate__(self) -> dict:  # resized copies are not shipped to workers (re-made there)
+        state = dict(self.__dict__)
+        if is_disk(self.x_train):
+            state.pop("_resized", None)
+        return state
 
     def subset(self, train: int | None = None, val: int | None = None, seed: int = 0) -> "Dataset":
         """A seeded, stratified smaller copy (same normalisation), for quick runs."""
         rng = np.random.default_rng(seed)
         itr = _stratified_take(self.y_train, train, rng)
         iva = _stratified_take(self.y_val, val, rng)
-        return Dataset(self.name, self.source, self.x_train[itr], self.y_train[itr],
-                       self.x_val[iva], self.y_val[iva], self.x_test, self.y_test,
+        return Dataset(self.name, self.source, rows(self.x_train, itr), self.y_train[itr],
+                       rows(self.x_val, iva), self.y_val[iva], self.x_test, self.y_test,
                        self.class_names, self.mean, self.std)
 
 
-def _resize(x: np.ndarray, size: int, chunk: int = 2048) -> np.ndarray:
+class NormalizedImages:
+    """A split on disk seen as float32 NCHW, normalised: ``x[i:j]`` (or an index array) reads and
+    normalises just those images. ``len``, ``shape`` and ``dtype`` behave like an array's."""
+
+    def __init__(self, x: DiskArray, dataset: Dataset):
+        self.x, self.dataset = x, dataset
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        n, h, w, c = self.x.shape
+        return (n, c, h, w)
+
+    dtype = np.dtype(np.float32)
+    ndim = 4
+
+    def __getitem__(self, key) -> np.ndarray:
+        if isinstance(key, (int, np.integer)):
+            return self.dataset.normalize(self.x[int(key)][None])[0]
+        return self.dataset.normalize(self.x[key])
+
+    def __array__(self, dtype=None, copy=None):
+        a = self[0:len(self)]
+        return a if dtype is None else a.astype(dtype)
+
+
+def _resize(x: np.ndarray, size: int, chunk: int = 512) -> np.ndarray:
     import torch
 
-    out = np.empty((len(x), size, size, x.shape[-1]), np.uint8)
+    out = np.empty((len(x), size, size, x.shape[-1]), np.uint8)  # chunks bound the float copies
     with torch.no_grad():
         for i in range(0, len(x), chunk):
             t = torch.from_numpy(x[i:i + chunk]).permute(0, 3, 1, 2).float()
@@ -188,12 +242,15 @@ def val_share(n_train: int) -> float:
 
 
 def load_dataset(name_or_path: str | os.PathLike, val_fraction: float | None = None, seed: int = 0,
-                 image_size: int | None = None, download: bool = True) -> Dataset:
+                 image_size: int | None = None, download: bool = True,
+                 progress: Callable[[str, int, int], None] | None = None) -> Dataset:
     """``builtin``, ``cifar10`` (from ``$HWNAS_CACHE/datasets`` or downloaded there when asked
     for by name), a path to an ``.npz`` (x_train, y_train, x_test, y_test), to CIFAR-10's
     ``cifar-10-python.tar.gz``, or to an image folder (one subfolder per class, or ``train/``
     and ``test/`` each with one subfolder per class). ``val_fraction``: the share of training
-    images held out for validation (default ``val_share``)."""
+    images held out for validation (default ``val_share``). An image folder is decoded once into
+    a disk cache (``progress(what, done, total)`` reports it) and read from there a batch at a
+    time: folders larger than memory work."""
     if val_fraction is not None and not 0 < val_fraction < 1:
         raise DatasetError(f"val_fraction must be in (0, 1), got {val_fraction}")
     text = str(name_or_path)
@@ -209,7 +266,8 @@ def load_dataset(name_or_path: str | os.PathLike, val_fraction: float | None = N
             raise DatasetError(f"dataset not found: {path} (use 'builtin', 'cifar10', an .npz file "
                                f"or an image folder)")
         if path.is_dir():
-            name, source, arrays = path.name, f"image folder {path}", _read_folder(path, image_size, seed)
+            name, source = path.name, f"image folder {path} (decoded once into {datasets_cache() / 'folders'})"
+            arrays = read_folder(path, image_size, seed, datasets_cache(), progress)
         elif path.name.endswith((".tar.gz", ".tgz")):
             name, source, arrays = "cifar10", f"CIFAR-10 ({path})", _read_cifar10(path)
         elif path.suffix == ".npz":
@@ -242,11 +300,15 @@ def _make(name, source, x_train, y_train, x_test, y_test, class_names, *, val_fr
         val_idx.append(members[:max(1, int(round(len(members) * val_fraction)))])
     val = np.zeros(len(y_train), dtype=bool)
     val[np.concatenate(val_idx)] = True
-    return Dataset(name, source, x_train[~val], y_train[~val], x_train[val], y_train[val],
+    return Dataset(name, source, rows(x_train, ~val), y_train[~val], rows(x_train, val), y_train[val],
                    x_test, y_test, list(class_names))
 
 
 def _as_nhwc(x, what: str) -> np.ndarray:
+    if is_disk(x):  # written by nas.imagefolder: already uint8 N x S x S x C
+        if len(x) == 0:
+            raise DatasetError(f"{what}: no images")
+        return x
     x = np.asarray(x)
     if x.ndim == 3:
         x = x[..., None]
@@ -353,63 +415,3 @@ def _read_cifar10(path: Path):
     xte, yte = arrays([test])
     names = [n.decode() for n in meta[b"label_names"]]
     return xtr, ytr, xte, yte, names
-
-
-def _read_folder(root: Path, image_size: int | None, seed: int):
-    from PIL import Image, UnidentifiedImageError
-
-    def classes_in(d: Path) -> list[Path]:
-        return sorted(p for p in d.iterdir() if p.is_dir() and not p.name.startswith("."))
-
-    split = (root / "train").is_dir() and (root / "test").is_dir()
-    class_dirs = classes_in(root / "train") if split else classes_in(root)
-    if not class_dirs:
-        raise DatasetError(f"{root}: no class subfolders (expected {root}/<class>/<image> "
-                           f"or {root}/train/<class>/...)")
-    names = [d.name for d in class_dirs]
-
-    def read(dirs: list[Path]) -> tuple[list, list]:
-        files, labels = [], []
-        for label, d in enumerate(dirs):
-            imgs = sorted(p for p in d.rglob("*") if p.suffix.lower() in IMAGE_EXTS)
-            if not imgs:
-                raise DatasetError(f"{d}: class {d.name!r} has no images")
-            files += imgs
-            labels += [label] * len(imgs)
-        return files, labels
-
-    def decode(files: list[Path], size: int, gray: bool) -> np.ndarray:
-        out = np.empty((len(files), size, size, 1 if gray else 3), dtype=np.uint8)
-        for i, f in enumerate(files):
-            try:
-                with Image.open(f) as im:
-                    im = im.convert("L" if gray else "RGB").resize((size, size), Image.BILINEAR)
-                    a = np.asarray(im)
-            except (OSError, UnidentifiedImageError) as exc:
-                raise DatasetError(f"{f}: cannot read image ({exc})") from None
-            out[i] = a[..., None] if gray else a
-        return out
-
-    if split:
-        test_dirs = [root / "test" / n for n in names]
-        missing = [n for n, d in zip(names, test_dirs) if not d.is_dir()]
-        if missing:
-            raise DatasetError(f"{root}/test: missing class folders {', '.join(missing)}")
-        ftr, ltr = read(class_dirs)
-        fte, lte = read(test_dirs)
-    else:
-        files, labels = read(class_dirs)
-        rng = np.random.default_rng(seed)
-        test_mask = np.zeros(len(files), dtype=bool)
-        labels_a = np.array(labels)
-        for c in range(len(names)):
-            members = rng.permutation(np.flatnonzero(labels_a == c))
-            test_mask[members[:max(1, len(members) // 5)]] = True  # 20% of each class
-        ftr = [f for f, t in zip(files, test_mask) if not t]
-        ltr = [l for l, t in zip(labels, test_mask) if not t]
-        fte = [f for f, t in zip(files, test_mask) if t]
-        lte = [l for l, t in zip(labels, test_mask) if t]
-    with Image.open(ftr[0]) as im:
-        gray = im.mode in ("L", "1", "I;16", "I")
-        size = image_size or min(im.size)
-    return decode(ftr, size, gray), np.array(ltr), decode(fte, size, gray), np.array(lte), names

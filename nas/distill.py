@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from nas._paths import atomic_write
+from nas.accel import describe_device, resolve_accelerator
 from nas.candidate import Candidate
 from nas.card import card_markdown, python_snippet, ship_advice
 from nas.errors import DistillError, NasError
@@ -76,6 +77,7 @@ class DistillConfig:
     calibration_images: int = 256
     measure_host: bool = True
     tflite: bool = True  # model.tflite / model.int8.tflite when the litert extra is installed
+    accelerator: str = "auto"  # where the teacher and the winner train (nas.accel); exports run on the CPU
     seed: int | None = None  # None: the run's seed
     # The exported network is the candidate at its own input side, the network the device profile
     # priced. It trains at the proxy side (cheap: BENCHMARKS.md, issue 13 groundwork), then its
@@ -94,6 +96,10 @@ class DistillConfig:
     force: bool = False  # replace a folder that holds a winner already
 
     def validate(self) -> None:
+        try:
+            resolve_accelerator(self.accelerator)  # --accelerator cuda without a GPU: before any work
+        except NasError as exc:
+            raise DistillError(str(exc)) from None
         if not (self.epochs > 0 and (self.teacher_epochs is None or self.teacher_epochs > 0)):
             raise DistillError("--epochs and --teacher-epochs must be positive")
         if not (self.own_side_epochs >= 0 and self.own_side_lr > 0):
@@ -197,10 +203,11 @@ def _train(cand: Candidate, dataset, epochs: float, cfg: DistillConfig, teacher=
         apply_fake_quant(model)
     if state is not None:
         model.load_state_dict(state)
-    model = model.to(memory_format=torch.channels_last)
+    device = resolve_accelerator(cfg.accelerator)
+    model = model.to(device=torch.device(device), memory_format=torch.channels_last)
     budget = ProxyBudget(epochs=epochs, max_train_images=None, batch_size=cfg.batch_size,
                          lr=cfg.lr if state is None else cfg.continue_lr,
-                         warmup_fraction=0.25 if state is None else 0.1, threads=cfg.threads)
+                         warmup_fraction=0.25 if state is None else 0.1, threads=cfg.threads, device=device)
     t0 = time.perf_counter()
     try:
         train_model(model, dataset, budget, cfg.seed, teacher=teacher, kd_temperature=cfg.temperature,
@@ -217,11 +224,12 @@ def _to_own_side(cand: Candidate, trained, data, cfg: DistillConfig, progress: P
     model = build_model(cand, data.num_classes, data.in_channels, resolution=data.resolution)
     apply_fake_quant(model)
     model.load_state_dict(trained.state_dict())
-    model = model.to(memory_format=torch.channels_last)
+    device = resolve_accelerator(cfg.accelerator)
+    model = model.to(device=torch.device(device), memory_format=torch.channels_last)
     t0 = time.perf_counter()
     if cfg.own_side_epochs > 0:
         budget = ProxyBudget(epochs=cfg.own_side_epochs, max_train_images=None, batch_size=cfg.batch_size,
-                             lr=cfg.own_side_lr, warmup_fraction=0.1, threads=cfg.threads)
+                             lr=cfg.own_side_lr, warmup_fraction=0.1, threads=cfg.threads, device=device)
         stage = f"fine-tuning the winner at {data.resolution} px"
         try:
             train_model(model, data, budget, cfg.seed + 1,
@@ -329,7 +337,7 @@ def distill_run(run: str | Path | RunContext, cfg: DistillConfig | None = None,
                 student, secs_own = _to_own_side(cand, student, data, cfg, progress)
                 secs += secs_own
             acc_torch = _accuracy(student, xt, yt)
-            float_model = strip_fake_quant(student).eval()
+            float_model = strip_fake_quant(student).eval().cpu()  # exports and checks run on the CPU
             save_checkpoint(out_dir / "model.pt", float_model, cand, data, res,
                             {"teacher": tinfo["key"], "bits": win.bits})
             if progress:
@@ -390,7 +398,8 @@ def distill_run(run: str | Path | RunContext, cfg: DistillConfig | None = None,
                 "distillation": {"kd": teacher is not None, "temperature": cfg.temperature, "alpha": cfg.alpha,
                                  "epochs": cfg.epochs, "teacher_epochs": cfg.teacher_train_epochs,
                                  "teacher_net": cfg.teacher_net if teacher is not None and not cfg.teacher else None,
-                                 "batch_size": cfg.batch_size, "lr": cfg.lr, "threads": cfg.threads},
+                                 "batch_size": cfg.batch_size, "lr": cfg.lr, "threads": cfg.threads,
+                                 "trained_on": describe_device(resolve_accelerator(cfg.accelerator))},
                 "training_seconds": {"teacher": tinfo["seconds"], "student": secs,
                                      "total": time.perf_counter() - t_start},
                 "input": {"shape": [1, data.in_channels, res, res], "dtype": "float32", "layout": "NCHW",

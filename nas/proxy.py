@@ -45,6 +45,7 @@ class ProxyBudget:
     threads: int = 1
     bn_recalibration_batches: int = 8  # re-estimate batch-norm statistics after training
     memory_limit_bytes: int | None = None  # per evaluation; None = the memory available now
+    device: str = "cpu"  # "cuda" (or "cuda:N"): model and batches on the GPU (nas.accel)
 
 
 @dataclass
@@ -113,6 +114,18 @@ def _channels_last(x: torch.Tensor) -> torch.Tensor:
     return x.contiguous(memory_format=torch.channels_last)
 
 
+def _device_of(model: nn.Module) -> torch.device:
+    p = next(model.parameters(), None)
+    return p.device if p is not None else torch.device("cpu")
+
+
+def _to(x: np.ndarray, device: torch.device) -> torch.Tensor:
+    t = torch.from_numpy(x)
+    if device.type != "cpu":  # pinned host memory: the copy overlaps with the GPU's work
+        t = t.pin_memory().to(device, non_blocking=True)
+    return t
+
+
 def recalibrate_bn(model: nn.Module, dataset: Dataset, batches: int, seed: int,
                    batch_size: int = 128) -> None:
     """Re-estimate batch-norm running statistics with the final weights (a cumulative average
@@ -127,11 +140,12 @@ def recalibrate_bn(model: nn.Module, dataset: Dataset, batches: int, seed: int,
         bn.momentum = None
     model.train()
     rng = np.random.default_rng(seed + 1)
+    dev = _device_of(model)
     with torch.no_grad():
         for i, (xb, _) in enumerate(dataset.batches(batch_size, rng, augment=False)):
             if i >= batches:
                 break
-            model(_channels_last(torch.from_numpy(xb)))
+            model(_channels_last(_to(xb, dev)))
     for bn in bns:
         bn.momentum = 0.1
 
@@ -140,17 +154,19 @@ def evaluate_model(model: nn.Module, x: np.ndarray, y: np.ndarray, batch_size: i
                    with_loss: bool = False):
     """Accuracy of ``model`` on (x, y); with ``with_loss``, (accuracy, mean cross-entropy)."""
     model.eval()
-    correct, loss_sum = 0, 0.0
+    dev = _device_of(model)
+    correct = torch.zeros((), dtype=torch.int64, device=dev)
+    loss_sum = torch.zeros((), dtype=torch.float64, device=dev)
     with torch.no_grad():
         for i in range(0, len(x), batch_size):
-            xb = _channels_last(torch.from_numpy(x[i:i + batch_size]))
+            xb = _channels_last(_to(np.asarray(x[i:i + batch_size]), dev))
             out = model(xb)
-            yb = torch.from_numpy(np.asarray(y[i:i + batch_size], dtype=np.int64))
-            correct += int((out.argmax(1) == yb).sum())
+            yb = _to(np.asarray(y[i:i + batch_size], dtype=np.int64), dev)
+            correct += (out.argmax(1) == yb).sum()  # summed on the device: one read at the end
             if with_loss:
-                loss_sum += float(nn.functional.cross_entropy(out.float(), yb, reduction="sum"))
-    acc = correct / max(1, len(x))
-    return (acc, loss_sum / max(1, len(x))) if with_loss else acc
+                loss_sum += nn.functional.cross_entropy(out.float(), yb, reduction="sum").double()
+    acc = int(correct) / max(1, len(x))
+    return (acc, float(loss_sum) / max(1, len(x))) if with_loss else acc
 
 
 def make_optimizer(model: nn.Module, budget: ProxyBudget) -> torch.optim.Optimizer:
@@ -206,13 +222,14 @@ def train_model(model: nn.Module, dataset: Dataset, budget: ProxyBudget, seed: i
     model.train()
     if teacher is not None:
         teacher.eval()
-    losses: list[float] = []
+    losses: list[torch.Tensor] = []  # kept on the device; read every CHECK_EVERY steps
+    dev = _device_of(model)
     step, seen = 0, 0
     t0 = time.perf_counter()
     while step < total_steps:
         for xb, yb in dataset.batches(budget.batch_size, rng, limit=n_per_epoch):
-            x = _channels_last(torch.from_numpy(xb))
-            y = torch.from_numpy(yb)
+            x = _channels_last(_to(xb, dev))
+            y = _to(yb, dev)
             out = model(x)
             loss = crit(out, y)
             if teacher is not None:
@@ -222,21 +239,35 @@ def train_model(model: nn.Module, dataset: Dataset, budget: ProxyBudget, seed: i
                                           nn.functional.softmax(t_out / kd_temperature, 1),
                                           reduction="batchmean") * kd_temperature ** 2
                 loss = (1 - kd_alpha) * loss + kd_alpha * kd
-            if not torch.isfinite(loss):
+            if dev.type == "cpu" and not torch.isfinite(loss):  # free on the CPU; batched on a GPU
                 raise FloatingPointError(f"non-finite training loss at step {step}")
             opt.zero_grad(set_to_none=True)
             loss.backward()
             nn.utils.clip_grad_norm_(model.parameters(), 5.0)
             opt.step()
             sched.step()
-            losses.append(float(loss.detach()))
+            losses.append(loss.detach())
             seen += len(yb)
             step += 1
+            if dev.type != "cpu" and (step % CHECK_EVERY == 0 or step >= total_steps):
+                _check_finite(losses[-CHECK_EVERY:], step)
             if progress is not None and (step % 10 == 0 or step == total_steps):
                 progress(step, total_steps)
             if step >= total_steps:
                 break
-    return step, losses[-20:], seen, time.perf_counter() - t0
+    last = torch.stack(losses[-20:]).float().cpu().tolist() if losses else []
+    return step, last, seen, time.perf_counter() - t0
+
+
+CHECK_EVERY = 25  # GPU: steps between reads of the losses (one host synchronisation each)
+
+
+def _check_finite(recent: list[torch.Tensor], step: int) -> None:
+    vals = torch.stack(recent)
+    bad = ~torch.isfinite(vals)
+    if bool(bad.any()):
+        first = step - len(recent) + int(bad.float().argmax())
+        raise FloatingPointError(f"non-finite training loss at step {first}")
 
 
 def evaluate_proxy(candidate: Candidate | str, dataset: Dataset, seed: int = 0,
@@ -265,7 +296,7 @@ def evaluate_proxy(candidate: Candidate | str, dataset: Dataset, seed: int = 0,
     batch = min(budget.batch_size, len(dataset.x_train))
     need = estimate_training_bytes(candidate, dataset, batch)
     limit = budget.memory_limit_bytes or available_memory_bytes()
-    if need > limit:
+    if need > limit and budget.device == "cpu":  # a GPU's memory is checked by trying (below)
         return ProxyResult(candidate.key, float("nan"), float("nan"), 0.0, 0.0, 0.0, 0.0, 0, failed=True, resolution=res,
                            reason=f"a batch of {batch} needs about {need / 1e9:.1f} GB, more than the "
                                   f"{limit / 1e9:.1f} GB available: lower batch_size")
@@ -276,7 +307,7 @@ def evaluate_proxy(candidate: Candidate | str, dataset: Dataset, seed: int = 0,
         model = build_model(candidate, dataset.num_classes, dataset.in_channels,
                             resolution=dataset.resolution)
         apply_fake_quant(model)
-        model = model.to(memory_format=torch.channels_last)
+        model = model.to(device=torch.device(budget.device), memory_format=torch.channels_last)
         opt = make_optimizer(model, budget)
         if start is not None:
             ckpt = load_state(start)
@@ -286,18 +317,24 @@ def evaluate_proxy(candidate: Candidate | str, dataset: Dataset, seed: int = 0,
         try:
             steps, losses, seen, train_s = train_model(model, dataset, budget, seed, optimizer=opt)
         except (FloatingPointError, MemoryError, RuntimeError) as exc:
-            if isinstance(exc, RuntimeError) and "alloc" not in str(exc).lower():
+            if isinstance(exc, RuntimeError) and "alloc" not in str(exc).lower() \
+                    and not isinstance(exc, torch.cuda.OutOfMemoryError):
                 raise
             el = time.perf_counter() - t_start
-            reason = str(exc) if isinstance(exc, FloatingPointError) else \
-                f"out of memory at batch size {batch}: lower batch_size ({str(exc).splitlines()[0][:120]})"
+            if isinstance(exc, FloatingPointError):
+                reason = str(exc)
+            elif isinstance(exc, torch.cuda.OutOfMemoryError) or budget.device != "cpu":
+                del model, opt
+                torch.cuda.empty_cache()  # give the memory back to the trials sharing the GPU
+                reason = (f"CUDA out of memory at batch size {batch}: lower batch size or raise "
+                          f"--trials-per-gpu ({str(exc).splitlines()[0][:100]})")
+            else:
+                reason = f"out of memory at batch size {batch}: lower batch_size ({str(exc).splitlines()[0][:120]})"
             return ProxyResult(candidate.key, float("nan"), float("nan"), el, el, 0.0, 0.0, 0,
                                failed=True, reason=reason, resolution=res)
         t1 = time.perf_counter()
         recalibrate_bn(model, dataset, budget.bn_recalibration_batches, seed)
-        xv, yv = dataset.val_arrays()
-        if budget.max_val_images is not None:
-            xv, yv = xv[:budget.max_val_images], yv[:budget.max_val_images]
+        xv, yv = dataset.val_arrays(limit=budget.max_val_images)  # cut before normalising
         acc, val_loss = evaluate_model(model, xv, yv, with_loss=True)
         eval_s = time.perf_counter() - t1
         state = save_state(model, opt, resolution=res) if keep_state else None

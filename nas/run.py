@@ -17,6 +17,7 @@ from pathlib import Path
 
 import nas
 from nas._paths import is_path_like
+from nas.accel import describe_device, resolve_accelerator
 from nas.candidate import Candidate
 from nas.config import RunMeta, SearchConfig, read_run_config
 from nas.data import Dataset, load_dataset
@@ -93,13 +94,14 @@ def _check_feasible(space: SearchSpace, profile: DeviceProfile, num_classes: int
                           f"{fastest_ms:.2f} ms ({fastest_key})")
 
 
-def resolve_run(config: SearchConfig) -> RunContext:
+def resolve_run(config: SearchConfig, progress=None) -> RunContext:
     """Everything a new run needs, resolved once; fails early (one typed error) on an unknown
-    space or device, bad data, an existing run folder or a budget nothing meets."""
+    space or device, bad data, an existing run folder or a budget nothing meets.
+    ``progress(what, done, total)``: decoding an image folder into its disk cache (first use)."""
     config.validate()
     space = load_space(config.space)
     profile = load_device(config.device)
-    dataset = load_dataset(config.data, seed=config.seed)
+    dataset = load_dataset(config.data, seed=config.seed, progress=progress)
     name = config.name or f"{space.name}-{profile.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     config = replace(config, name=name)
     run_dir = (Path(config.out) / name).resolve()
@@ -112,13 +114,14 @@ def resolve_run(config: SearchConfig) -> RunContext:
         budget_ms, source = float(config.latency_ms), "given with --latency-ms"
     if not profile.measure_missing:  # pricing is cheap: check that anything fits at all
         _check_feasible(space, profile, dataset.num_classes, config.seed, budget_ms, dataset.in_channels)
-    proxy = config.budget()
+    device = resolve_accelerator(config.accelerator)  # "cuda" without a GPU fails here, before any work
+    proxy = replace(config.budget(), device=device)
     meta = RunMeta(
         study_name=name, storage=config.storage or f"sqlite:///{run_dir / 'study.db'}",
         latency_budget_ms=budget_ms, latency_budget_source=source, device_label=profile.label,
         device_provenance=profile.provenance, device_source=profile.source,
         dataset=dataset.describe(), num_classes=dataset.num_classes,
-        proxy_budget=asdict(proxy),
+        proxy_budget=asdict(proxy), accelerator=describe_device(device),
         space_source=str(Path(space.source).resolve()) if space.source else "",
         hwnas_version=nas.__version__, created=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
     return RunContext(config, space, profile, dataset, proxy, budget_ms, source, run_dir, meta)
@@ -139,5 +142,7 @@ def open_run(run_dir: str | Path, **overrides) -> RunContext:
     space = load_space(space_ref)
     profile = load_device(config.device)
     dataset = load_dataset(config.data, seed=config.seed)
-    return RunContext(config, space, profile, dataset, config.budget(), float(meta.latency_budget_ms),
+    # the device is resolved again where the run is opened (a resume may run on another machine)
+    proxy = replace(config.budget(), device=resolve_accelerator(config.accelerator))
+    return RunContext(config, space, profile, dataset, proxy, float(meta.latency_budget_ms),
                       meta.latency_budget_source, run_dir, meta)

@@ -408,7 +408,8 @@ def _drive(ctx: RunContext, run: RunFolder, progress, resume: bool = False) -> S
         n = search.requeue_interrupted()
         if n:
             run.log(f"{n} interrupted trial(s) will run again")
-    with RayPool(config.workers, config.ray_address, ctx.proxy.threads) as pool:
+    gpu_share = 1.0 / config.trials_per_gpu if ctx.proxy.device.startswith("cuda") else 0.0
+    with RayPool(config.workers, config.ray_address, ctx.proxy.threads, gpu_share) as pool:
         search.data_ref = pool.ray.put(ctx.dataset)
         try:
             search.evaluate_references(pool)

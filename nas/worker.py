@@ -14,6 +14,7 @@ import socket
 
 import torch
 
+from nas.accel import gpus_here
 from nas.candidate import Candidate
 from nas.counting import model_bytes
 from nas.data import Dataset
@@ -54,8 +55,9 @@ class RayPool:
     """Ray for the duration of a search: a local instance (num_cpus = workers, no dashboard)
     unless an address is given or Ray is already initialised by the caller."""
 
-    def __init__(self, workers: int, address: str | None, threads: int):
+    def __init__(self, workers: int, address: str | None, threads: int, gpus_per_task: float = 0.0):
         self.workers, self.address, self.threads = workers, address, threads
+        self.gpus_per_task = gpus_per_task  # 1/K with --trials-per-gpu K on CUDA; 0 on the CPU
         self.started = False
 
     def __enter__(self) -> "RayPool":
@@ -70,12 +72,13 @@ class RayPool:
             try:
                 if self.address:
                     ray.init(address=self.address, **kw)
-                else:
-                    ray.init(num_cpus=self.workers, **kw)
+                else:  # the GPUs torch sees here, when trials train on CUDA
+                    ray.init(num_cpus=self.workers, num_gpus=gpus_here() if self.gpus_per_task else 0, **kw)
             except ConnectionError as exc:
                 raise SearchError(f"cannot join Ray at {self.address}: {exc}") from None
             self.started = True
-        self.task = ray.remote(num_cpus=self.threads, max_retries=0)(evaluate_candidate)
+        # on a cluster, only nodes with a GPU take GPU trials (Ray schedules by the num_gpus asked)
+        self.task = ray.remote(num_cpus=self.threads, num_gpus=self.gpus_per_task, max_retries=0)(evaluate_candidate)
         return self
 
     def __exit__(self, *exc) -> None:

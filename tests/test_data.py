@@ -1,10 +1,12 @@
 import io
 import pickle
 import tarfile
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+import nas
 from nas.data import DatasetError, load_dataset
 
 
@@ -96,6 +98,56 @@ def test_image_folder(tmp_path):
     assert len(ds.x_train) + len(ds.x_val) + len(ds.x_test) == 12
     gray = load_dataset(_png_folder(tmp_path / "g", mode="L"), image_size=8)
     assert gray.in_channels == 1 and gray.resolution == 8
+
+
+def test_image_folder_is_decoded_once_to_disk_and_read_a_batch_at_a_time(tmp_path):
+    import os
+
+    from nas.data import _resize
+    from nas.diskarray import DiskArray
+    from nas.proxy import evaluate_proxy
+
+    root = _png_folder(tmp_path / "imgs", n=40, size=24)
+    seen = []
+    ds = load_dataset(root, progress=lambda what, done, total: seen.append((what, done, total)))
+    assert isinstance(ds.x_train, DiskArray) and isinstance(ds.x_test, DiskArray)
+    assert seen and seen[-1][1] == seen[-1][2] and "decoding imgs/" in seen[-1][0]  # a progress bar
+    files = sorted(p for p in (Path(os.environ["HWNAS_CACHE"]) / "datasets" / "folders").rglob("*.npy"))
+    assert {f.name for f in files} >= {"train.npy", "test.npy"}
+    stamp = {f: f.stat().st_mtime_ns for f in files}
+    again = load_dataset(root, progress=lambda *a: seen.append(a))
+    assert len(seen) == len([s for s in seen if s[0].startswith("decoding")])  # nothing re-decoded
+    assert all(f.stat().st_mtime_ns == t for f, t in stamp.items())
+    # the same pixels as decoding in memory
+    from PIL import Image
+
+    first = sorted((root / "cat").glob("*.png"))[0]
+    ref = np.asarray(Image.open(first).convert("RGB"))
+    everything = np.concatenate([again.x_train[np.arange(len(again.x_train))], again.x_val[0:len(again.x_val)],
+                                 again.x_test[0:len(again.x_test)]])
+    assert any(np.array_equal(ref, im) for im in everything)
+    # a worker gets a few bytes (the paths), not the images, and reads the same batches
+    blob = pickle.dumps(again)
+    assert len(blob) < 20_000
+    copy = pickle.loads(blob)
+    b1 = next(again.batches(8, np.random.default_rng(0)))
+    b2 = next(copy.batches(8, np.random.default_rng(0)))
+    assert np.array_equal(b1[0], b2[0]) and np.array_equal(b1[1], b2[1])
+    # the proxy's side is resized once onto disk, equal to resizing in memory
+    small = again.at_resolution(12)
+    assert isinstance(small.x_train, DiskArray) and small.x_train.path.parent == again.x_train.path.parent
+    assert np.array_equal(small.x_train[0:5], _resize(again.x_train[0:5], 12))
+    xv, yv = again.val_arrays(resolution=12, limit=3)
+    assert xv.shape == (3, 3, 12, 12) and xv[0:3].dtype == np.float32 and len(yv) == 3
+    r = evaluate_proxy(nas.load_space("mobilenetv2").reference("mobilenet_v2_0.35_224"), again, epochs=1,
+                       max_train_images=32, resolution=16)
+    assert not r.failed and 0 <= r.accuracy <= 1
+    # a changed file is a different folder: decoded again
+    Image.fromarray(np.zeros((24, 24, 3), np.uint8)).save(first)
+    os.utime(first, ns=(1, 1))
+    n = len(seen)
+    load_dataset(root, progress=lambda *a: seen.append(a))
+    assert len(seen) > n
 
 
 def test_image_folder_errors(tmp_path):

@@ -9,12 +9,23 @@ from typing import Optional
 import optuna
 import typer
 
-from nas.cli._app import app, err, ms, out, user_errors
+from nas.cli._app import app, err, ms, out, progress_printer, user_errors
 from nas.config import SearchConfig
 from nas.distill import PICK_HELP, DistillConfig, distill_run
 from nas.report import regenerate
 from nas.run import RunContext, resolve_run
 from nas.search import resume_search, run_search
+
+
+def _per_stage_printer(unit: str):
+    """A progress bar per stage (``progress(what, done, total)``), e.g. per split decoded."""
+    bars: dict[str, object] = {}
+
+    def update(what: str, done: int, total: int) -> None:
+        if what not in bars:
+            bars[what] = progress_printer(what, unit)
+        bars[what](done, total)
+    return update
 
 
 def search_info(p) -> str:
@@ -100,6 +111,10 @@ def search_cmd(
     eta: int = typer.Option(3, "--eta", help="Halving: budget ratio between rungs, and 1/eta promoted."),
     rungs: int = typer.Option(3, "--rungs", help="Halving: rungs, the base one included."),
     rank_by: str = typer.Option("accuracy", "--rank-by", help="What a rung ranks by: accuracy or val_loss."),
+    accelerator: str = typer.Option("auto", "--accelerator", help="Where trials train: auto (CUDA when torch "
+                                    "sees a GPU), cpu or cuda."),
+    trials_per_gpu: int = typer.Option(1, "--trials-per-gpu", help="Trials sharing one GPU (each asks Ray for "
+                                       "1/K of it)."),
     no_distill: bool = typer.Option(False, "--no-distill", help="Stop after the search."),
 ) -> None:
     """Search a space for the most accurate candidates within a latency budget on a device."""
@@ -116,8 +131,9 @@ def search_cmd(
                            objectives=tuple(o.strip() for o in objectives.split(",") if o.strip()),
                            seed=seed, out=str(out_dir), name=name, ray_address=ray_address, storage=storage,
                            distill=not no_distill, references=references, proxy=proxy, fidelity=fidelity,
-                           eta=eta, rungs=rungs, rank_by=rank_by)
-        ctx = resolve_run(cfg)
+                           eta=eta, rungs=rungs, rank_by=rank_by, accelerator=accelerator,
+                           trials_per_gpu=trials_per_gpu)
+        ctx = resolve_run(cfg, progress=_per_stage_printer("images"))
         if latency_ms is None:
             err.print(f"latency budget {ms(ctx.budget_ms)} ms for {ctx.num_classes} classes: {ctx.budget_source} "
                       f"(set one with --latency-ms)")
@@ -176,8 +192,11 @@ def _stage_progress():
 def _distill(run: Path | RunContext, pick: str, teacher: Optional[Path], epochs: Optional[float],
              teacher_epochs: Optional[float], kd: bool, kd_teacher: Optional[str] = None,
              out_name: Optional[str] = None, force: bool = False, own_side_epochs: Optional[float] = None,
-             start: Optional[str] = None, continue_epochs: Optional[float] = None) -> None:
-    kw = {k: v for k, v in (("epochs", epochs), ("teacher_epochs", teacher_epochs),
+             start: Optional[str] = None, continue_epochs: Optional[float] = None,
+             accelerator: Optional[str] = None) -> None:
+    if accelerator is None and isinstance(run, RunContext):
+        accelerator = run.config.accelerator  # the search's choice carries over to its winner
+    kw = {k: v for k, v in (("epochs", epochs), ("teacher_epochs", teacher_epochs), ("accelerator", accelerator),
                             ("teacher_net", kd_teacher), ("out", out_name),
                             ("own_side_epochs", own_side_epochs), ("start", start),
                             ("continue_epochs", continue_epochs)) if v is not None}
@@ -267,10 +286,12 @@ def distill_cmd(
                                         "3.9 points lower on the CIFAR benchmark)."),
     continue_epochs: Optional[float] = typer.Option(None, "--continue-epochs",
                                                     help="Epochs when continuing from search weights (default 2)."),
+    accelerator: Optional[str] = typer.Option(None, "--accelerator", help="Where the winner (and teacher) train: "
+                                              "auto (CUDA when torch sees a GPU; default), cpu or cuda."),
 ) -> None:
     """Train the run's winner (with --kd or --teacher: distilled), quantize and export it, and write its card."""
     _distill(run_dir, pick, teacher, epochs, teacher_epochs, kd, kd_teacher, out_name, force, own_side_epochs,
-             start, continue_epochs)
+             start, continue_epochs, accelerator)
 
 
 @app.command("report")

@@ -12,8 +12,6 @@ weights in and removes the hooks.
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import nn
 from torch.nn.utils import parametrize
@@ -32,7 +30,7 @@ class WeightFakeQuant(nn.Module):
     def forward(self, w: torch.Tensor) -> torch.Tensor:
         # fused kernel; its gradient is the straight-through estimator
         scale = w.detach().reshape(w.shape[0], -1).abs().amax(1).clamp_min(1e-8) / self.qmax
-        zero = torch.zeros(w.shape[0], dtype=torch.int32)
+        zero = torch.zeros(w.shape[0], dtype=torch.int32, device=w.device)
         return torch.fake_quantize_per_channel_affine(w, scale.float(), zero, 0, -self.qmax, self.qmax)
 
 
@@ -46,22 +44,20 @@ class ActFakeQuant(nn.Module):
         self.register_buffer("initialized", torch.zeros((), dtype=torch.bool))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # Tensor arithmetic only: no value leaves the device, so a CUDA step never waits on the
+        # host (reading lo/hi as Python floats cost a synchronisation per quantized layer)
         if self.training:
             lo, hi = torch.aminmax(x.detach())
-            if not bool(self.initialized):
-                self.lo.copy_(lo)
-                self.hi.copy_(hi)
-                self.initialized.fill_(True)
-            else:
-                self.lo.lerp_(lo, self.momentum)
-                self.hi.lerp_(hi, self.momentum)
-        lo, hi = float(self.lo), float(self.hi)
-        if not (math.isfinite(lo) and math.isfinite(hi)):
-            raise FloatingPointError("non-finite activations (training diverged)")
-        lo = min(lo, 0.0)  # zero must be exactly representable
-        hi = max(hi, lo + 1e-6)
-        scale = (hi - lo) / self.levels
-        zero = int(round(-lo / scale))
+            first = ~self.initialized
+            self.lo.copy_(torch.where(first, lo, torch.lerp(self.lo, lo, self.momentum)))
+            self.hi.copy_(torch.where(first, hi, torch.lerp(self.hi, hi, self.momentum)))
+            self.initialized.fill_(True)
+        if x.device.type == "cpu" and not bool(torch.isfinite(self.lo) & torch.isfinite(self.hi)):
+            raise FloatingPointError("non-finite activations (training diverged)")  # free on the CPU
+        lo = torch.clamp(self.lo, max=0.0)  # zero must be exactly representable
+        hi = torch.maximum(self.hi, lo + 1e-6)
+        scale = ((hi - lo) / self.levels).float().reshape(1)
+        zero = torch.round(-lo / scale).clamp(0, self.levels).to(torch.int32).reshape(1)
         # fused kernel; its gradient is the straight-through estimator
         return torch.fake_quantize_per_tensor_affine(x, scale, zero, 0, self.levels)
 

@@ -1,0 +1,41 @@
+"""Where training runs: ``--accelerator auto|cpu|cuda`` and ``--trials-per-gpu``.
+
+``auto`` is CUDA when torch sees a GPU, else the CPU. ``cuda`` on a machine without one is one
+clear error. Proxy, teacher and winner training run on the chosen device by the same code as on
+the CPU (``nas.proxy``: model and batches on the device, no host synchronisation per step); the
+Ray tasks of a search ask for ``1 / trials_per_gpu`` of a GPU each, so K trials share one.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from nas.errors import NasError
+
+__all__ = ["ACCELERATORS", "resolve_accelerator", "describe_device", "gpus_here"]
+
+ACCELERATORS = ("auto", "cpu", "cuda")
+
+
+def gpus_here() -> int:
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
+def resolve_accelerator(name: str) -> str:
+    """"cpu" or "cuda" for ``name`` in ACCELERATORS; one NasError otherwise."""
+    if name not in ACCELERATORS:
+        raise NasError(f"--accelerator {name!r}: choose one of {', '.join(ACCELERATORS)}")
+    if name == "auto":
+        return "cuda" if gpus_here() else "cpu"
+    if name == "cuda" and not gpus_here():
+        build = f"CUDA {torch.version.cuda}" if torch.version.cuda else "a CPU-only build"
+        raise NasError(f"--accelerator cuda: torch {torch.__version__} ({build}) sees no CUDA GPU on this "
+                       f"machine; use --accelerator cpu (or auto)")
+    return name
+
+
+def describe_device(device: str) -> str:
+    """A short phrase for cards and logs: what trained the network."""
+    if device.startswith("cuda") and torch.cuda.is_available():
+        return f"CUDA GPU ({torch.cuda.get_device_name(torch.device(device))})"
+    return "CPU"
