@@ -15,10 +15,8 @@ what is exported, scored and timed: the network the device profile priced."""
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import math
-import pickle
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -27,15 +25,15 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from nas._paths import atomic_write
 from nas.accel import describe_device, resolve_accelerator
 from nas.candidate import Candidate
 from nas.card import card_markdown, python_snippet, ship_advice
+from nas.checkpoint import load_checkpoint, save_checkpoint  # noqa: F401 (public here too)
 from nas.errors import DistillError, NasError
 from nas.export import export_onnx, onnx_accuracy, ort_session, time_session
 from nas.front import parse_rule, pick_winner
-from nas.latency import load_device
 from nas.halving import trial_weights
+from nas.latency import load_device
 from nas.memory import float_bytes, memory_bytes
 from nas.models import build_model
 from nas.models.quant import apply_fake_quant, strip_fake_quant
@@ -43,7 +41,6 @@ from nas.proxy import ProxyBudget, evaluate_model, recalibrate_bn, train_model
 from nas.run import RunContext, open_run
 from nas.runfolder import RunFolder
 from nas.ship import calibration_images, tflite_section
-from nas.space_files import parse_candidate
 from nas.trials import open_study, read_trials
 
 __all__ = ["DistillConfig", "DistillError", "pick_winner", "distill_run", "load_checkpoint",
@@ -143,47 +140,6 @@ def winner_folder(pick: str) -> str:
     if kind == "knee":
         return "winners/knee"
     return f"winners/{'latency-le' if kind == 'latency' else 'trial'}-{value:g}"
-
-
-# ----------------------------------------------------------------------------- checkpoints
-
-def save_checkpoint(path: Path, model, candidate: Candidate, dataset, resolution: int, extra: dict | None = None) -> None:
-    """A plain dict of tensors, numbers and strings: ``torch.load(weights_only=True)`` reads it."""
-    state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-    blob = {"key": candidate.key, "state_dict": state, "num_classes": dataset.num_classes,
-            "in_channels": dataset.in_channels, "resolution": int(resolution),
-            "mean": [float(m) for m in dataset.mean], "std": [float(s) for s in dataset.std],
-            "class_names": list(dataset.class_names), **(extra or {})}
-    buf = io.BytesIO()
-    torch.save(blob, buf)
-    atomic_write(path, buf.getvalue())
-
-
-def load_checkpoint(path: str | Path, space=None):
-    """(model in eval mode, checkpoint dict). Only tensors and plain data are unpickled. The
-    key is read in ``space`` (a SearchSpace) when it names that space, else in the built-in
-    space it names."""
-    path = Path(path)
-    if not path.is_file():
-        raise DistillError(f"checkpoint {path} not found")
-    try:
-        blob = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError) as exc:
-        raise DistillError(f"{path}: not a readable checkpoint ({str(exc).splitlines()[0][:160]})") from None
-    need = {"key", "state_dict", "num_classes", "in_channels", "resolution"}
-    if not isinstance(blob, dict) or not need <= set(blob):
-        raise DistillError(f"{path}: not an hwnas checkpoint (needs {', '.join(sorted(need))})")
-    try:
-        key = Candidate.parse(blob["key"])
-        cand = space.bind(key) if space is not None and key.space == space.name else parse_candidate(blob["key"])
-    except NasError as exc:
-        raise DistillError(f"{path}: {exc}") from None
-    model = build_model(cand, blob["num_classes"], blob["in_channels"], resolution=blob["resolution"])
-    try:
-        model.load_state_dict(blob["state_dict"])
-    except RuntimeError as exc:
-        raise DistillError(f"{path}: weights do not fit {blob['key']}: {str(exc).splitlines()[0][:160]}") from None
-    return model.eval(), blob
 
 
 # ----------------------------------------------------------------------------- training

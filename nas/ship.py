@@ -71,7 +71,7 @@ def export_run(run_dir: str | Path, folder: str = "winner", formats: tuple[str, 
                progress: Progress | None = None) -> dict:
     """Re-export ``run_dir/folder``'s trained winner (its model.pt) in ``formats``; update its
     card. Returns the card."""
-    from nas.distill import load_checkpoint
+    from nas.checkpoint import load_checkpoint
     from nas.export import export_onnx, onnx_accuracy
     from nas.run import open_run
     from nas.runfolder import RunFolder
