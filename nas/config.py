@@ -103,7 +103,7 @@ class SearchConfig:
             raise SearchError(f"unknown proxy setting(s) {', '.join(unknown)}; known: {', '.join(sorted(names))}")
         for f in fields(ProxyBudget):  # values from a CLI flag or a (hand-edited) config.yaml
             if f.name in self.proxy:
-                typ = (float,) if isinstance(f.default, float) else (int,)
+                typ = (float,) if isinstance(f.default, float) else (str,) if isinstance(f.default, str) else (int,)
                 if f.default is None or "None" in str(f.type):
                     typ += (type(None),)
                 expect(self.proxy[f.name], typ, f"proxy setting {f.name}", SearchError)

@@ -29,9 +29,15 @@ def run_dir(tmp_path_factory, ray_session):
     return res.run_dir
 
 
+@pytest.fixture(scope="module")
+def distilled(run_dir):
+    """The run's winner, distilled once (ONNX only) for the tests that read it."""
+    return distill_run(run_dir, DistillConfig(**FAST))
+
+
 @pytest.mark.slow
-def test_distill_exports_a_checked_winner_with_its_card(run_dir):
-    card = distill_run(run_dir, DistillConfig(**FAST))
+def test_distill_exports_a_checked_winner_with_its_card(run_dir, distilled):
+    card = json.loads(json.dumps(distilled))
     win = run_dir / "winner"
     for f in ("model.pt", "model.onnx", "model.int8.onnx", "card.json", "card.md"):
         assert (win / f).is_file(), f
@@ -98,15 +104,20 @@ def test_the_cards_snippet_classifies_an_image_file_with_the_shipped_model(run_d
 
 @pytest.mark.slow
 @pytest.mark.skipif(not litert.available(), reason='needs pip install "hwnas[litert]"')
-def test_litert_files_run_in_the_interpreter_with_the_accuracy_on_the_card(run_dir):
+def test_litert_files_run_in_the_interpreter_with_the_accuracy_on_the_card(run_dir, distilled):
     from ai_edge_litert.interpreter import Interpreter
     from typer.testing import CliRunner
 
     from nas.cli import app
 
-    card = distill_run(run_dir, DistillConfig(**{**FAST, "kd": False, "tflite": True}, pick="knee",
-                                              measure_host=False, out="tfl"))
-    win = run_dir / "tfl"
+    import shutil
+
+    win = run_dir / "tfl"  # a copy of the distilled winner, exported to LiteRT by `nas export`
+    shutil.copytree(run_dir / distilled["folder"], win)
+    assert distilled["tflite"]["written"] is False and not (win / "model.tflite").exists()  # tflite=False
+    r = CliRunner().invoke(app, ["export", str(run_dir), "--folder", "tfl", "--format", "tflite"])
+    assert r.exit_code == 0 and "LiteRT:" in r.output, r.output
+    card = json.loads((win / "card.json").read_text())
     tfl = card["tflite"]
     assert tfl["written"] and set(tfl["files"]) == {"model.tflite", "model.int8.tflite"}, tfl
     assert {"model.tflite", "model.int8.tflite"} <= set(card["files"])
@@ -135,28 +146,28 @@ def test_litert_files_run_in_the_interpreter_with_the_accuracy_on_the_card(run_d
     assert abs(tfl["test_accuracy_int8"] - tfl["test_accuracy_fp32"]) < 0.05
     assert tfl["host_latency_fp32_ms"] > 0 and tfl["host_latency_int8_ms"] > 0
     assert "LiteRT (`model.tflite`, `model.int8.tflite`) fp32: test accuracy" in (win / "card.md").read_text()
-    # nas export re-writes the files from model.pt and refreshes the card
-    (win / "model.tflite").unlink()
-    r = CliRunner().invoke(app, ["export", str(run_dir), "--folder", "tfl", "--format", "tflite"])
-    assert r.exit_code == 0 and (win / "model.tflite").is_file() and "LiteRT:" in r.output, r.output
-    again = json.loads((win / "card.json").read_text())["tflite"]
-    assert again["test_accuracy_fp32"] == pytest.approx(tfl["test_accuracy_fp32"])
+    # --format onnx re-writes the ONNX files from model.pt and leaves the LiteRT section as it was
+    (win / "model.onnx").unlink()
+    r = CliRunner().invoke(app, ["export", str(run_dir), "--folder", "tfl", "--format", "onnx"])
+    assert r.exit_code == 0 and (win / "model.onnx").is_file() and "ONNX:" in r.output, r.output
+    again = json.loads((win / "card.json").read_text())
+    assert again["test_accuracy_fp32"] == pytest.approx(card["test_accuracy_fp32"], abs=1e-9)
+    assert again["tflite"] == json.loads(json.dumps(tfl))  # untouched by an ONNX-only export
     r = CliRunner().invoke(app, ["export", str(run_dir), "--folder", "tfl", "--format", "coreml"])
     assert r.exit_code == 2 and "choose from onnx, tflite" in r.output
+    r = CliRunner().invoke(app, ["export", str(run_dir), "--folder", "nothing-here"])
+    assert r.exit_code == 2 and "holds no trained winner" in r.output
 
 
-@pytest.mark.slow
-def test_without_the_litert_extra_the_card_says_how_to_get_tflite(run_dir, monkeypatch):
+def test_without_the_litert_extra_the_card_says_how_to_get_tflite(monkeypatch, tmp_path):
+    from nas.ship import tflite_section
+
     monkeypatch.setattr(litert, "available", lambda: False)  # the extra absent, as on a plain install
-    card = distill_run(run_dir, DistillConfig(**{**FAST, "kd": False, "tflite": True, "epochs": 0.1}, pick="knee",
-                                              measure_host=False, out="notfl"))
-    assert card["tflite"] == {"written": False, "note": litert.INSTALL_HINT}
-    assert 'pip install "hwnas[litert]"' in (run_dir / "notfl" / "card.md").read_text()
-    assert not (run_dir / "notfl" / "model.tflite").exists() and (run_dir / "notfl" / "model.onnx").is_file()
-    with pytest.raises(nas.errors.ExportError, match="litert extra"):
-        from nas.ship import export_run
-
-        export_run(run_dir, "notfl", ("tflite",))
+    sec = tflite_section(torch.nn.Identity(), tmp_path, [1, 1, 8, 8], np.zeros((1, 1, 8, 8), np.float32),
+                         np.zeros((1, 1, 8, 8), np.float32), np.zeros(1, np.int64))
+    assert sec == {"written": False, "note": litert.INSTALL_HINT} and not any(tmp_path.iterdir())
+    with pytest.raises(nas.errors.ExportError, match=r"litert extra: pip install \"hwnas\[litert\]\""):
+        litert.require()
 
 
 @pytest.mark.slow
