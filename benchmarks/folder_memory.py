@@ -90,7 +90,9 @@ def run_child(folder: Path, pythonpath: str | None, cache: Path) -> dict:
     env = dict(os.environ, HWNAS_CACHE=str(cache))
     if pythonpath:
         env["PYTHONPATH"] = pythonpath
-    p = subprocess.run([sys.executable, "-c", CHILD, str(folder)], capture_output=True, text=True, env=env)
+    # cwd outside the checkout: `python -c` puts the current folder first on sys.path
+    p = subprocess.run([sys.executable, "-c", CHILD, str(folder)], capture_output=True, text=True, env=env,
+                       cwd=tempfile.gettempdir())
     if p.returncode != 0:
         return {"error": (p.stderr.strip().splitlines() or ["killed"])[-1][:200], "rc": p.returncode}
     return json.loads(p.stdout.strip().splitlines()[-1])

@@ -12,8 +12,11 @@ without TensorFlow) and ai-edge-litert (the interpreter, XNNPACK on CPU). Withou
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -30,8 +33,10 @@ INSTALL_HINT = 'pip install "hwnas[litert]" adds model.tflite and model.int8.tfl
 
 def available() -> bool:
     try:
-        import ai_edge_litert.interpreter  # noqa: F401
-        import litert_torch  # noqa: F401
+        with _quiet_stderr():  # importing them logs native-library notes on stderr
+            import ai_edge_litert.interpreter  # noqa: F401
+
+            _litert_torch()
     except Exception:  # noqa: BLE001 - a broken optional install counts as absent
         return False
     return True
@@ -49,6 +54,26 @@ def _litert_torch():
     return litert_torch
 
 
+@contextlib.contextmanager
+def _quiet_stderr():
+    """The converter's C++ side logs INFO and warning lines straight to file descriptor 2; they
+    would flood the CLI's one-line-per-problem output. Captured to a temporary file instead,
+    whose error lines (if any) come back in the ExportError."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile(mode="w+b") as tmp:
+        os.dup2(tmp.fileno(), 2)
+        captured: list[str] = []
+        try:
+            yield captured
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            tmp.seek(0)
+            captured += [ln for ln in tmp.read().decode("utf-8", "replace").splitlines()
+                         if "error" in ln.lower()][-3:]
+
+
 def _failed_op(exc: Exception) -> str:
     """The operator a conversion failed on, where the message names one."""
     msg = str(exc)
@@ -62,12 +87,12 @@ def export_tflite(model: torch.nn.Module, path: str | os.PathLike, shape: list[i
     """Convert ``model`` (float, eval mode) at input ``shape`` (1, C, H, W) to ``path``.
     ``int8``: PT2E static quantization calibrated on ``calibration`` (N, C, H, W float32)."""
     require()
-    litert_torch = _litert_torch()
     path = Path(path)
     model = model.eval()
     x = torch.from_numpy(np.random.default_rng(seed).standard_normal(shape).astype(np.float32))
     try:
-        with torch.no_grad():
+        with torch.no_grad(), _quiet_stderr():
+            litert_torch = _litert_torch()
             if not int8:
                 edge = litert_torch.convert(model, (x,))
             else:
@@ -84,8 +109,8 @@ def export_tflite(model: torch.nn.Module, path: str | os.PathLike, shape: list[i
                     prepared(torch.from_numpy(np.ascontiguousarray(img[None], dtype=np.float32)))
                 converted = convert_pt2e(prepared, fold_quantize=False)
                 edge = litert_torch.convert(converted, (x,), quant_config=QuantConfig(pt2e_quantizer=quantizer))
-        tmp = path.with_name(path.name + ".tmp")
-        edge.export(str(tmp))
+            tmp = path.with_name(path.name + ".tmp")
+            edge.export(str(tmp))
         os.replace(tmp, path)
     except ExportError:
         raise
@@ -97,8 +122,9 @@ def export_tflite(model: torch.nn.Module, path: str | os.PathLike, shape: list[i
 def _interpreter(path: str | os.PathLike, threads: int = 1):
     from ai_edge_litert.interpreter import Interpreter
 
-    it = Interpreter(model_path=str(path), num_threads=threads)
-    it.allocate_tensors()
+    with _quiet_stderr():  # "INFO: Created TensorFlow Lite XNNPACK delegate for CPU."
+        it = Interpreter(model_path=str(path), num_threads=threads)
+        it.allocate_tensors()
     return it
 
 
