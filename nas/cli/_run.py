@@ -193,12 +193,12 @@ def _distill(run: Path | RunContext, pick: str, teacher: Optional[Path], epochs:
              teacher_epochs: Optional[float], kd: bool, kd_teacher: Optional[str] = None,
              out_name: Optional[str] = None, force: bool = False, own_side_epochs: Optional[float] = None,
              start: Optional[str] = None, continue_epochs: Optional[float] = None,
-             accelerator: Optional[str] = None) -> None:
+             accelerator: Optional[str] = None, own_side_lr: Optional[float] = None) -> None:
     if accelerator is None and isinstance(run, RunContext):
         accelerator = run.config.accelerator  # the search's choice carries over to its winner
     kw = {k: v for k, v in (("epochs", epochs), ("teacher_epochs", teacher_epochs), ("accelerator", accelerator),
                             ("teacher_net", kd_teacher), ("out", out_name),
-                            ("own_side_epochs", own_side_epochs), ("start", start),
+                            ("own_side_epochs", own_side_epochs), ("own_side_lr", own_side_lr), ("start", start),
                             ("continue_epochs", continue_epochs)) if v is not None}
     cfg = DistillConfig(pick=pick, teacher=str(teacher) if teacher else None, kd=kd or kd_teacher is not None,
                         force=force, **kw)
@@ -288,10 +288,12 @@ def distill_cmd(
                                                     help="Epochs when continuing from search weights (default 2)."),
     accelerator: Optional[str] = typer.Option(None, "--accelerator", help="Where the winner (and teacher) train: "
                                               "auto (CUDA when torch sees a GPU; default), cpu or cuda."),
+    own_side_lr: Optional[float] = typer.Option(None, "--own-side-lr", help="Learning rate of the fine-tuning at "
+                                                "the candidate's own side (default 0.05)."),
 ) -> None:
     """Train the run's winner (with --kd or --teacher: distilled), quantize and export it, and write its card."""
     _distill(run_dir, pick, teacher, epochs, teacher_epochs, kd, kd_teacher, out_name, force, own_side_epochs,
-             start, continue_epochs, accelerator)
+             start, continue_epochs, accelerator, own_side_lr)
 
 
 @app.command("report")
