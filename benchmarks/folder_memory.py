@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import machine, table  # noqa: E402
+from _common import machine, portable, table  # noqa: E402
 
 CHILD = r'''
 import json, resource, sys, time
@@ -165,7 +165,7 @@ def main() -> None:
     print(table(["images (224 px JPEG)", "loader", "peak RSS MB", "over imports MB", "load s", "proxy / search s"],
                 rows))
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"machine": machine(), "results": results}, indent=1))
+    args.out.write_text(portable(json.dumps({"machine": machine(), "results": results}, indent=1)))
 
 
 if __name__ == "__main__":

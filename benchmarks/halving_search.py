@@ -37,7 +37,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from _common import machine, table  # noqa: E402
+from _common import machine, portable, table  # noqa: E402
 
 CIFAR = HERE.parent.parent / "shared" / "data" / "cifar10_subset_10k_2k.npz"
 OUT = HERE / "results" / "halving_search.json"
@@ -145,7 +145,7 @@ def main() -> None:
                                         "acc_base": study.trials[e["n"]].user_attrs["accuracy"]}
                                        for e in ev if e["rung"] == 2 and e["acc"] is not None]
                 results["runs"].append(row)
-                out.write_text(json.dumps(results, indent=1))
+                out.write_text(portable(json.dumps(results, indent=1)))
                 print(f"{tag}: {row['worker_s']:.0f} worker-s, wall {row['wall_s']:.0f} s, best {res.best_accuracy}",
                       flush=True)
                 if args.winners and data == "cifar" and sampler == "tpe":
@@ -160,7 +160,7 @@ def main() -> None:
                                                    "train_s": card["training_seconds"]["student"],
                                                    "total_s": time.perf_counter() - t1, "key": card["candidate"],
                                                    "proxy_acc": card["proxy_accuracy"]})
-                        out.write_text(json.dumps(results, indent=1))
+                        out.write_text(portable(json.dumps(results, indent=1)))
                         print(f"  winner ({start}): test {results['winners'][-1]['test_acc']:.4f} "
                               f"in {results['winners'][-1]['train_s']:.0f} s", flush=True)
     ray.shutdown()
@@ -183,7 +183,7 @@ def main() -> None:
             base = [first[k]["acc_base"] for k in keys]
             results["tau"][data] = {"keys": keys, "target": target, "top": top, "base": base,
                                     "tau_top": kendall_tau(top, target), "tau_base": kendall_tau(base, target)}
-            out.write_text(json.dumps(results, indent=1))
+            out.write_text(portable(json.dumps(results, indent=1)))
     summarize(results)
 
 

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import machine, table  # noqa: E402
+from _common import machine, portable, table  # noqa: E402
 
 from nas.distill import DistillConfig, distill_run  # noqa: E402
 
@@ -50,7 +50,8 @@ def main() -> None:
     print(table(["trial", "move", "own-side lr", "epochs", "at proxy side", "own side fp32", "own side int8",
                  "winner s"], rows))
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"machine": machine(), "run": str(args.run), "results": results}, indent=1))
+    args.out.write_text(portable(json.dumps({"machine": machine(), "run": str(args.run), "results": results},
+                                            indent=1)))
 
 
 if __name__ == "__main__":

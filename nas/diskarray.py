@@ -21,6 +21,8 @@ from typing import Callable
 
 import numpy as np
 
+from nas.errors import DatasetError
+
 __all__ = ["DiskArray", "write_rows", "rows", "is_disk"]
 
 CHUNK = 512  # images per read/resize chunk: bounded working memory at any side
@@ -133,24 +135,31 @@ def write_rows(path: Path, n: int, shape: tuple[int, ...], fill: Callable[[np.nd
     """Create ``path`` (uint8, ``n`` x ``shape``) by calling ``fill(out_rows, start, stop)`` chunk
     by chunk; written to a temporary name and renamed, so a killed build leaves no partial file."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        with open(tmp, "wb") as f:  # plain writes: no memory map to grow this process's memory
-            np.lib.format.write_array_header_1_0(f, {"descr": np.lib.format.dtype_to_descr(np.dtype(np.uint8)),
-                                                     "fortran_order": False, "shape": (n,) + tuple(shape)})
-            for start in range(0, n, chunk):
-                stop = min(n, start + chunk)
-                buf = np.zeros((stop - start,) + tuple(shape), dtype=np.uint8)
-                fill(buf, start, stop)
-                f.write(buf.tobytes())
-                if progress:
-                    progress(stop, n)
-        os.replace(tmp, path)
+        _write(tmp, path, n, shape, fill, progress, chunk)
+    except OSError as exc:  # a full disk or a read-only cache: one clear line, nothing half-written
+        raise DatasetError(f"cannot write the image cache {path}: {exc.strerror or exc}; free disk space "
+                           f"or point HWNAS_CACHE elsewhere") from None
     finally:
         if tmp.exists():
             tmp.unlink()
     return DiskArray(path)
+
+
+def _write(tmp: Path, path: Path, n: int, shape: tuple[int, ...], fill, progress, chunk: int) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(tmp, "wb") as f:  # plain writes: no memory map to grow this process's memory
+        np.lib.format.write_array_header_1_0(f, {"descr": np.lib.format.dtype_to_descr(np.dtype(np.uint8)),
+                                                 "fortran_order": False, "shape": (n,) + tuple(shape)})
+        for start in range(0, n, chunk):
+            stop = min(n, start + chunk)
+            buf = np.zeros((stop - start,) + tuple(shape), dtype=np.uint8)
+            fill(buf, start, stop)
+            f.write(buf.tobytes())
+            if progress:
+                progress(stop, n)
+    os.replace(tmp, path)
 
 
 def resized(x: DiskArray, size: int, resize: Callable[[np.ndarray, int], np.ndarray],

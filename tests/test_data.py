@@ -222,3 +222,13 @@ def test_the_validation_split_is_2000_images_where_the_data_allows():
     assert val_share(10_000) == 0.2  # the CIFAR-10 subset: 2,000 of 10,000
     assert val_share(50_000) == 0.1  # full CIFAR-10: 10% is more than 2,000
     assert val_share(6_000) == 0.25  # small data: never more than a quarter
+
+
+def test_an_unwritable_image_cache_is_one_clear_error(tmp_path, monkeypatch):
+    root = _png_folder(tmp_path / "imgs")
+    blocked = tmp_path / "cache-is-a-file"
+    blocked.write_text("not a folder")
+    monkeypatch.setenv("HWNAS_CACHE", str(blocked))
+    with pytest.raises(DatasetError, match="cannot write the image cache"):
+        load_dataset(root)
+    assert blocked.read_text() == "not a folder"  # nothing lost
