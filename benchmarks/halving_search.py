@@ -20,6 +20,14 @@ trained 10x the base budget with 3 seeds (mean accuracy = target); Kendall tau o
 and of their base-rung accuracy against it.
 
     python benchmarks/halving_search.py --data cifar builtin --seeds 0 1 2 --winners --tau
+
+``--variant NAME`` adds one more halving arm per (data, seed), with the halving settings the
+name stands for (``VARIANTS``: eta 2, ranking rungs by validation loss, promotion by accuracy
+within latency bands, ...) and as many candidates as the single-fidelity arms' expected worker
+time allows at its eta. Its hypervolume is compared with the single-fidelity arms at T = the
+smallest total of the three; its winner is trained from scratch (5 epochs) as the others'.
+
+    python benchmarks/halving_search.py --data cifar --seeds 0 1 2 --winners --variant bands
 """
 
 from __future__ import annotations
@@ -41,6 +49,15 @@ from _common import machine, portable, table  # noqa: E402
 
 CIFAR = HERE.parent.parent / "shared" / "data" / "cifar10_subset_10k_2k.npz"
 OUT = HERE / "results" / "halving_search.json"
+
+
+VARIANTS = {  # halving settings per --variant (the default arm: eta 3, 3 rungs, accuracy, pareto)
+    "eta2": {"eta": 2},
+    "val_loss": {"rank_by": "val_loss"},
+    "bands": {"promote": "bands"},
+    "eta2-bands": {"eta": 2, "promote": "bands"},
+    "bands-val_loss": {"promote": "bands", "rank_by": "val_loss"},
+}
 
 
 def timeline(study) -> list[dict]:
@@ -102,6 +119,8 @@ def main() -> None:
     ap.add_argument("--winners", action="store_true")
     ap.add_argument("--continue-epochs", type=float, default=2.0)
     ap.add_argument("--tau", action="store_true")
+    ap.add_argument("--variant", action="append", default=[], choices=sorted(VARIANTS),
+                    help="an extra halving arm (repeatable)")
     ap.add_argument("--out", default=str(OUT))
     args = ap.parse_args()
     out = Path(args.out)
@@ -120,6 +139,9 @@ def main() -> None:
     single_trials = round(args.halving_trials * Rungs(3, 3).cost_per_candidate())
     arms = [("tpe", "halving", args.halving_trials), ("tpe", "single", single_trials),
             ("random", "single", single_trials)]
+    for v in args.variant:
+        rungs = Rungs(VARIANTS[v].get("eta", 3), 3)
+        arms.append(("tpe", f"halving-{v}", round(single_trials / rungs.cost_per_candidate())))
     tmp = Path(tempfile.mkdtemp(prefix="hwnas-halving-bench-"))
     ray.init(num_cpus=2, include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False)
     for data in args.data:
@@ -131,7 +153,8 @@ def main() -> None:
                     continue
                 cfg = SearchConfig(trials=trials, workers=2, data=path, sampler=sampler, seed=seed, out=str(tmp),
                                    name=f"{data}-{seed}-{sampler}-{fidelity}", references=0, distill=False,
-                                   proxy={"max_train_images": args.images}, fidelity=fidelity)
+                                   proxy={"max_train_images": args.images}, fidelity=fidelity.split("-")[0],
+                                   **VARIANTS.get(fidelity.partition("-")[2], {}))
                 t0 = time.perf_counter()
                 res = run_search(cfg)
                 study, _, _ = load_run(res.run_dir)
@@ -139,17 +162,20 @@ def main() -> None:
                 row = {"tag": list(tag), "run_dir": str(res.run_dir), "budget_ms": res.budget_ms,
                        "events": ev, "worker_s": sum(e["s"] for e in ev), "wall_s": time.perf_counter() - t0,
                        "best": res.best_accuracy}
-                if fidelity == "halving":
+                if fidelity.startswith("halving"):
+                    top = max(e["rung"] for e in ev)
                     row["top_rung"] = [{"n": e["n"], "key": study.trials[e["n"]].user_attrs["key"],
                                         "acc_top": e["acc"],
                                         "acc_base": study.trials[e["n"]].user_attrs["accuracy"]}
-                                       for e in ev if e["rung"] == 2 and e["acc"] is not None]
+                                       for e in ev if e["rung"] == top and e["acc"] is not None]
                 results["runs"].append(row)
                 out.write_text(portable(json.dumps(results, indent=1)))
                 print(f"{tag}: {row['worker_s']:.0f} worker-s, wall {row['wall_s']:.0f} s, best {res.best_accuracy}",
                       flush=True)
                 if args.winners and data == "cifar" and sampler == "tpe":
                     starts = ["auto", "scratch"] if fidelity == "halving" else ["scratch"]
+                    if any(w["tag"] == list(tag) for w in results["winners"]):
+                        starts = []
                     for start in starts:
                         t1 = time.perf_counter()
                         card = distill_run(res.run_dir, DistillConfig(start=start, own_side_epochs=0,
@@ -188,30 +214,35 @@ def main() -> None:
 
 
 def summarize(results: dict) -> None:
+    """Per halving arm (the default one and each variant): its hypervolume and the two
+    single-fidelity arms', all at T = the smallest worker-second total of the three, per seed."""
     print(results["machine"])
-    rows = []
-    for data in ("cifar", "builtin"):
-        for seed in sorted({r["tag"][1] for r in results["runs"] if r["tag"][0] == data}):
-            runs = {(r["tag"][2], r["tag"][3]): r for r in results["runs"] if r["tag"][0] == data and r["tag"][1] == seed}
-            if len(runs) < 3:
-                continue
-            T = min(r["worker_s"] for r in runs.values())
-            hv = {k: hv_at(r["events"], r["budget_ms"], T) for k, r in runs.items()}
-            rows.append((data, seed, T, hv))
     body = []
     for data in ("cifar", "builtin"):
-        rs = [r for r in rows if r[0] == data]
-        if not rs:
-            continue
-        for view in ("top", "base"):
-            m = {arm: statistics.mean(r[3][arm][view] for r in rs) for arm in rs[0][3]}
-            rnd = m[("random", "single")]
-            for arm, v in m.items():
-                body.append([data, view, f"{arm[0]} {arm[1]}", len(rs), f"{v:.4f}",
-                             " / ".join(f"{r[3][arm][view]:.4f}" for r in rs), f"{v / rnd:.3f}x",
-                             f"{statistics.mean(r[2] for r in rs):.0f}"])
-    print(table(["data", "HV view", "arm", "seeds", "HV at equal worker time (mean)", "per seed", "vs random",
-                 "worker s (mean T)"], body))
+        runs = [r for r in results["runs"] if r["tag"][0] == data]
+        for arm in sorted({r["tag"][3] for r in runs if r["tag"][3].startswith("halving")}):
+            per_seed = []
+            for seed in sorted({r["tag"][1] for r in runs}):
+                trio = {(r["tag"][2], r["tag"][3]): r for r in runs if r["tag"][1] == seed
+                        and r["tag"][3] in (arm, "single")}
+                if len(trio) < 3:
+                    continue
+                T = min(r["worker_s"] for r in trio.values())
+                per_seed.append((T, {k: hv_at(r["events"], r["budget_ms"], T) for k, r in trio.items()}))
+            if not per_seed:
+                continue
+            n = len(per_seed)
+            for view in ("top", "base"):
+                m = {k: statistics.mean(h[k][view] for _, h in per_seed) for k in per_seed[0][1]}
+                rnd = m[("random", "single")]
+                for k, v in m.items():
+                    if view == "top" and k[1] == "single":
+                        continue  # the single arms have one view
+                    body.append([data, arm, view if k[1] != "single" else "-", f"{k[0]} {k[1]}", n, f"{v:.4f}",
+                                 " / ".join(f"{h[k][view]:.4f}" for _, h in per_seed), f"{v / rnd:.3f}x",
+                                 f"{statistics.mean(t for t, _ in per_seed):.0f}"])
+    print(table(["data", "comparison", "HV view", "arm", "seeds", "HV at equal worker time (mean)", "per seed",
+                 "vs random", "worker s (mean T)"], body))
     if results["winners"]:
         wb = []
         for start in sorted({(w["tag"][3], w["start"].split(" for")[0]) for w in results["winners"]}):

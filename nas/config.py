@@ -18,7 +18,7 @@ import yaml
 from nas._paths import atomic_write
 from nas._typecheck import expect
 from nas.errors import SearchError
-from nas.halving import FIDELITIES, Rungs
+from nas.halving import FIDELITIES, PROMOTIONS, Rungs
 from nas.proxy import ProxyBudget
 
 __all__ = ["SearchConfig", "RunMeta", "SAMPLERS", "OBJECTIVES", "CONFIG_FILE", "write_run_config",
@@ -56,11 +56,12 @@ class SearchConfig:
     eta: int = 3  # halving: each rung trains eta x the one below, and promotes 1/eta of it
     rungs: int = 3  # halving: rungs, the base rung included
     rank_by: str = "accuracy"  # what a rung ranks candidates by: accuracy or val_loss
+    promote: str = "pareto"  # halving: promotion order, Pareto rank + crowding, or signal within latency bands
     accelerator: str = "auto"  # where trials train: auto (CUDA when torch sees a GPU), cpu or cuda
     trials_per_gpu: int = 1  # trials sharing one GPU (each Ray task asks for 1/K of it)
 
     _TYPES = {"device": str, "space": str, "data": str, "sampler": str, "out": str, "trials": int,
-              "fidelity": str, "eta": int, "rungs": int, "rank_by": str, "workers": int, "seed": int,
+              "fidelity": str, "eta": int, "rungs": int, "rank_by": str, "promote": str, "workers": int, "seed": int,
               "references": int, "distill": bool, "proxy": dict,
               "objectives": tuple, "latency_ms": (float, type(None)),
               "memory_kb": (float, type(None)), "size_kb": (float, type(None)), "name": (str, type(None)),
@@ -94,6 +95,8 @@ class SearchConfig:
             raise SearchError(f"--fidelity must be one of {', '.join(FIDELITIES)}, got {self.fidelity!r}")
         if self.rank_by not in RANK_BY:
             raise SearchError(f"--rank-by must be one of {', '.join(RANK_BY)}, got {self.rank_by!r}")
+        if self.promote not in PROMOTIONS:
+            raise SearchError(f"--promote must be one of {', '.join(PROMOTIONS)}, got {self.promote!r}")
         self.ladder().validate()
         if self.references < 0:
             raise SearchError(f"--references must be 0 or more, got {self.references}")

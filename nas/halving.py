@@ -35,10 +35,11 @@ from pathlib import Path
 from nas._paths import atomic_write
 from nas.errors import SearchError
 
-__all__ = ["Rungs", "Ladder", "pareto_order", "checkpoint_path", "trial_weights", "CONTINUE_WARMUP", "RUNGS_ATTR",
+__all__ = ["Rungs", "Ladder", "pareto_order", "band_order", "PROMOTIONS", "checkpoint_path", "trial_weights", "CONTINUE_WARMUP", "RUNGS_ATTR",
            "FIDELITIES"]
 
 FIDELITIES = ("halving", "single")
+PROMOTIONS = ("pareto", "bands")  # how a rung orders its candidates for promotion
 CONTINUE_WARMUP = 0.1  # warm-up share of a continued rung's steps (benchmarks/halving_schedule.py)
 RUNGS_ATTR = "rungs:"  # study user attribute prefix: "rungs:<trial number>"
 PROMOTING_ATTR = "promoting"  # study user attribute: promotions in flight, for resume
@@ -120,11 +121,32 @@ def pareto_order(points: list[tuple[float, float]]) -> list[int]:
     return sorted(range(n), key=lambda i: (rank[i], -crowd[i], -points[i][0], i))
 
 
+def band_order(points: list[tuple[float, float]], bands: int) -> list[int]:
+    """Indices of ``(signal, latency)`` points, best first, by signal within latency bands:
+    the points are cut into ``bands`` bands of (nearly) equal count by latency, each band is
+    ranked by signal, and the order takes the best of every band (the bands in order of their
+    best signal), then the second of every band, and so on. Unlike ``pareto_order`` it never
+    promotes the fastest candidate just for being at the front's end, yet every latency range
+    keeps a way up."""
+    n = len(points)
+    by_latency = sorted(range(n), key=lambda i: (points[i][1], -points[i][0], i))
+    groups: list[list[int]] = [[] for _ in range(max(1, min(bands, n)))]
+    for pos, i in enumerate(by_latency):
+        groups[pos * len(groups) // n].append(i)
+    for g in groups:
+        g.sort(key=lambda i: (-points[i][0], points[i][1], i))
+    order: list[int] = []
+    for depth in range(max((len(g) for g in groups), default=0)):
+        layer = [g[depth] for g in groups if depth < len(g)]
+        order += sorted(layer, key=lambda i: (-points[i][0], points[i][1], i))
+    return order
+
+
 class Ladder:
     """The rung results of one search, and its promotions (see the module docstring)."""
 
-    def __init__(self, study, run_dir: Path, rungs: Rungs, signal: str = "accuracy"):
-        self.study, self.rungs, self.signal = study, rungs, signal
+    def __init__(self, study, run_dir: Path, rungs: Rungs, signal: str = "accuracy", promote: str = "pareto"):
+        self.study, self.rungs, self.signal, self.promote = study, rungs, signal, promote
         self.dir = Path(run_dir) / "checkpoints"
         self.results: dict[int, dict[int, dict]] = {}  # trial -> rung -> result
         self.latency: dict[int, float] = {}
@@ -202,7 +224,8 @@ class Ladder:
             promoted = sum(1 for n in members if rung + 1 in self.results[n] or (n, rung + 1) in self.in_flight)
             if promoted >= quota:
                 continue
-            order = pareto_order([(self._signal(self.results[n][rung]), self.latency[n]) for n in members])
+            points = [(self._signal(self.results[n][rung]), self.latency[n]) for n in members]
+            order = band_order(points, self.rungs.eta) if self.promote == "bands" else pareto_order(points)
             for i in order[:quota]:
                 n = members[i]
                 if rung + 1 not in self.results[n] and (n, rung + 1) not in self.in_flight:

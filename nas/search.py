@@ -100,7 +100,8 @@ class _Search:
         self.ask_ms: dict[int, float] = {}  # driver time per trial: ask, suggest, price, submit
         self.tell_ms: dict[int, float] = {}  # result to study, derived files refreshed
         self._tables_at = -1e9
-        self.ladder = Ladder(self.study, run.path, self.config.ladder(), self.config.rank_by) \
+        self.ladder = Ladder(self.study, run.path, self.config.ladder(), self.config.rank_by,
+                             self.config.promote) \
             if self.config.fidelity == "halving" else None
         self.promoted = 0
 

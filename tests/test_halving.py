@@ -7,7 +7,7 @@ import math
 import pytest
 
 from conftest import TINY_PROXY
-from nas.halving import PROMOTING_ATTR, RUNGS_ATTR, Ladder, Rungs, checkpoint_path, pareto_order
+from nas.halving import PROMOTING_ATTR, RUNGS_ATTR, Ladder, Rungs, band_order, checkpoint_path, pareto_order
 from nas.search import SearchConfig, resume_search, run_search
 from nas.trials import open_study, read_trials
 
@@ -28,6 +28,23 @@ def test_promotion_order_keeps_the_fast_end_of_the_front():
     assert order.index(4) > order.index(2) and order.index(5) == 5  # dominated ones last
     by_accuracy = sorted(range(len(pts)), key=lambda i: -pts[i][0])
     assert 1 not in by_accuracy[:2]  # ranking by accuracy alone would starve it
+
+
+def test_band_order_ranks_by_signal_within_latency_bands():
+    # six points, three latency bands of two: (0, 1) fast, (2, 3) middle, (4, 5) slow
+    pts = [(0.50, 0.5), (0.40, 0.6), (0.70, 1.5), (0.80, 1.6), (0.90, 2.5), (0.60, 2.6)]
+    order = band_order(pts, 3)
+    assert order[:3] == [4, 3, 0]  # each band's best, bands ordered by their best signal
+    assert order[3:] == [2, 5, 1]  # then each band's second
+    assert pareto_order(pts)[:2] != order[:2]  # the fastest point is not promoted for being an end
+    assert sorted(band_order(pts[:2], 3)) == [0, 1] and band_order([], 3) == []
+
+
+def test_an_unknown_promotion_order_is_one_error(tmp_path):
+    from nas.errors import SearchError
+
+    with pytest.raises(SearchError, match="--promote must be one of pareto, bands"):
+        _cfg(tmp_path, "x", promote="crowd").validate()
 
 
 def _cfg(tmp_path, name, trials_=6, rungs_=3, **kw):

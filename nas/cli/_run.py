@@ -111,6 +111,8 @@ def search_cmd(
     eta: int = typer.Option(3, "--eta", help="Halving: budget ratio between rungs, and 1/eta promoted."),
     rungs: int = typer.Option(3, "--rungs", help="Halving: rungs, the base one included."),
     rank_by: str = typer.Option("accuracy", "--rank-by", help="What a rung ranks by: accuracy or val_loss."),
+    promote: str = typer.Option("pareto", "--promote", help="Halving: promotion order, pareto (Pareto rank, then "
+                                "crowding) or bands (the signal within latency bands)."),
     accelerator: str = typer.Option("auto", "--accelerator", help="Where trials train: auto (CUDA when torch "
                                     "sees a GPU), cpu or cuda."),
     trials_per_gpu: int = typer.Option(1, "--trials-per-gpu", help="Trials sharing one GPU (each asks Ray for "
@@ -131,7 +133,7 @@ def search_cmd(
                            objectives=tuple(o.strip() for o in objectives.split(",") if o.strip()),
                            seed=seed, out=str(out_dir), name=name, ray_address=ray_address, storage=storage,
                            distill=not no_distill, references=references, proxy=proxy, fidelity=fidelity,
-                           eta=eta, rungs=rungs, rank_by=rank_by, accelerator=accelerator,
+                           eta=eta, rungs=rungs, rank_by=rank_by, promote=promote, accelerator=accelerator,
                            trials_per_gpu=trials_per_gpu)
         ctx = resolve_run(cfg, progress=_per_stage_printer("images"))
         if latency_ms is None:
