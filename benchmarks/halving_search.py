@@ -119,6 +119,10 @@ def main() -> None:
     ap.add_argument("--winners", action="store_true")
     ap.add_argument("--continue-epochs", type=float, default=2.0)
     ap.add_argument("--tau", action="store_true")
+    ap.add_argument("--equal-time-winners", action="store_true",
+                    help="CIFAR: each halving arm's and TPE single's winner at T = the smaller of their worker "
+                         "seconds, trained from scratch (a trial already trained is not trained again)")
+    ap.add_argument("--run-root", help="the folder that holds the run folders (results record <tmp>)")
     ap.add_argument("--variant", action="append", default=[], choices=sorted(VARIANTS),
                     help="an extra halving arm (repeatable)")
     ap.add_argument("--out", default=str(OUT))
@@ -190,6 +194,8 @@ def main() -> None:
                         print(f"  winner ({start}): test {results['winners'][-1]['test_acc']:.4f} "
                               f"in {results['winners'][-1]['train_s']:.0f} s", flush=True)
     ray.shutdown()
+    if args.equal_time_winners:
+        equal_time_winners(results, out, Path(args.run_root) if args.run_root else tmp, args.seeds)
     if args.tau:
         from nas.latency.validate import kendall_tau
 
@@ -211,6 +217,57 @@ def main() -> None:
                                     "tau_top": kendall_tau(top, target), "tau_base": kendall_tau(base, target)}
             out.write_text(portable(json.dumps(results, indent=1)))
     summarize(results)
+
+
+def winner_at(events: list[dict], budget_ms: float, worker_s: float) -> tuple[int, float] | None:
+    """(trial, accuracy) that ``--pick best`` chooses among the results finished within
+    ``worker_s`` worker seconds: the most accurate at its highest rung then, within the budget."""
+    best, used = {}, 0.0
+    for e in events:
+        if used + e["s"] > worker_s + 1e-9:
+            break
+        used += e["s"]
+        if e["acc"] is not None and e["lat"] <= budget_ms and e["rung"] >= best.get(e["n"], (-1,))[0]:
+            best[e["n"]] = (e["rung"], e["acc"], e["lat"])
+    if not best:
+        return None
+    n = max(best, key=lambda k: (best[k][1], -best[k][2], -k))
+    return n, best[n][1]
+
+
+def equal_time_winners(results: dict, out: Path, root: Path, seeds: list[int]) -> None:
+    """Winner test accuracy at equal worker time (see --equal-time-winners)."""
+    from nas.distill import DistillConfig, distill_run
+
+    done = results.setdefault("equal_time_winners", [])
+    trained = {(w["run"], w["trial"]): w for w in done}
+    for seed in seeds:
+        runs = {r["tag"][3]: r for r in results["runs"] if r["tag"][0] == "cifar" and r["tag"][1] == seed
+                and r["tag"][2] == "tpe"}
+        single = runs.get("single")
+        for arm, r in runs.items():
+            if not arm.startswith("halving") or single is None:
+                continue
+            T = min(r["worker_s"], single["worker_s"])
+            for side in (r, single):
+                pick = winner_at(side["events"], side["budget_ms"], T)
+                run_name = Path(side["run_dir"]).name
+                if pick is None or any(w["arm"] == arm and w["seed"] == seed and w["run"] == run_name for w in done):
+                    continue
+                prior = trained.get((run_name, pick[0]))
+                if prior is None:
+                    t1 = time.perf_counter()
+                    card = distill_run(root / run_name, DistillConfig(pick=f"trial={pick[0]}", own_side_epochs=0,
+                                                                     measure_host=False, out=f"w-T-{pick[0]}"))
+                    prior = {"run": run_name, "trial": pick[0], "key": card["candidate"],
+                             "test_acc": card["trained_at"]["proxy_side_test_accuracy"],
+                             "train_s": card["training_seconds"]["student"], "total_s": time.perf_counter() - t1}
+                    trained[(run_name, pick[0])] = prior
+                row = {**prior, "arm": arm, "seed": seed, "T": T, "search_acc": pick[1]}
+                done.append(row)
+                out.write_text(portable(json.dumps(results, indent=1)))
+                print(f"  seed {seed} {arm} T={T:.0f} s: {run_name} trial {pick[0]} -> test {row['test_acc']:.4f}",
+                      flush=True)
 
 
 def summarize(results: dict) -> None:
@@ -250,6 +307,23 @@ def summarize(results: dict) -> None:
             wb.append([start[0], start[1], len(ws), f"{statistics.mean(w['test_acc'] for w in ws):.4f}",
                        " / ".join(f"{w['test_acc']:.4f}" for w in ws), f"{statistics.mean(w['train_s'] for w in ws):.0f}"])
         print(table(["search", "final training", "seeds", "test accuracy (mean)", "per seed", "training s (mean)"], wb))
+    if results.get("equal_time_winners"):
+        eb = []
+        for arm in sorted({w["arm"] for w in results["equal_time_winners"]}):
+            ws = [w for w in results["equal_time_winners"] if w["arm"] == arm]
+            h = [w for w in ws if w["run"].split("-", 2)[2].startswith("tpe-halving")]
+            s1 = [w for w in ws if w["run"].endswith("tpe-single")]
+            seeds = sorted({w["seed"] for w in h} & {w["seed"] for w in s1})
+            if not seeds:
+                continue
+            hs = [next(w for w in h if w["seed"] == k) for k in seeds]
+            ss = [next(w for w in s1 if w["seed"] == k) for k in seeds]
+            eb.append([arm, len(seeds), f"{statistics.mean(w['T'] for w in hs):.0f}",
+                       f"{statistics.mean(w['test_acc'] for w in hs):.4f}", " / ".join(f"{w['test_acc']:.4f}" for w in hs),
+                       f"{statistics.mean(w['test_acc'] for w in ss):.4f}", " / ".join(f"{w['test_acc']:.4f}" for w in ss),
+                       f"{100 * (statistics.mean(w['test_acc'] for w in hs) - statistics.mean(w['test_acc'] for w in ss)):+.1f}"])
+        print(table(["halving arm", "seeds", "T worker s (mean)", "halving winner test (mean)", "per seed",
+                     "TPE single winner at T (mean)", "per seed", "points"], eb))
     for data, t in results.get("tau", {}).items():
         print(f"{data}: {len(t['keys'])} top-rung candidates: tau top rung {t['tau_top']:.3f}, "
               f"base rung {t['tau_base']:.3f} (target: 10x base budget, mean of 3 seeds)")

@@ -150,6 +150,7 @@ class Dataset:
 
     def __getstate__(self) -> dict:  # resized copies are not shipped to workers (re-made there)
         state = dict(self.__dict__)
+        state.pop("_on_device", None)  # a GPU copy of the images (nas.feed) stays where it was made
         if is_disk(self.x_train):
             state.pop("_resized", None)
         return state

@@ -25,7 +25,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from nas.accel import describe_device, resolve_accelerator
+from nas.accel import describe_device, deterministic_cuda, resolve_accelerator
 from nas.candidate import Candidate
 from nas.card import card_markdown, python_snippet, ship_advice
 from nas.checkpoint import load_checkpoint, save_checkpoint  # noqa: F401 (public here too)
@@ -268,6 +268,8 @@ def distill_run(run: str | Path | RunContext, cfg: DistillConfig | None = None,
                            f"to keep both")
     prev_threads = torch.get_num_threads()
     torch.set_num_threads(cfg.threads)
+    if resolve_accelerator(cfg.accelerator) == "cuda":
+        deterministic_cuda()
     t_start = time.perf_counter()
     try:
         with RunFolder(run_dir) as run:

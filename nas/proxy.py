@@ -19,8 +19,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from nas.accel import deterministic_cuda
 from nas.candidate import Candidate
 from nas.data import Dataset
+from nas.feed import device_batches
 from nas.models import build_model
 from nas.models.quant import apply_fake_quant
 from nas.space_files import parse_candidate
@@ -46,6 +48,7 @@ class ProxyBudget:
     bn_recalibration_batches: int = 8  # re-estimate batch-norm statistics after training
     memory_limit_bytes: int | None = None  # per evaluation; None = the memory available now
     device: str = "cpu"  # "cuda" (or "cuda:N"): model and batches on the GPU (nas.accel)
+    trials_per_device: int = 1  # trials sharing the GPU: a resident split may take 1/K of its share
 
 
 @dataclass
@@ -227,34 +230,41 @@ def train_model(model: nn.Module, dataset: Dataset, budget: ProxyBudget, seed: i
     step, seen = 0, 0
     t0 = time.perf_counter()
     while step < total_steps:
-        for xb, yb in dataset.batches(budget.batch_size, rng, limit=n_per_epoch):
-            x = _channels_last(_to(xb, dev))
-            y = _to(yb, dev)
-            out = model(x)
-            loss = crit(out, y)
-            if teacher is not None:
-                with torch.no_grad():
-                    t_out = teacher(x)
-                kd = nn.functional.kl_div(nn.functional.log_softmax(out / kd_temperature, 1),
-                                          nn.functional.softmax(t_out / kd_temperature, 1),
-                                          reduction="batchmean") * kd_temperature ** 2
-                loss = (1 - kd_alpha) * loss + kd_alpha * kd
-            if dev.type == "cpu" and not torch.isfinite(loss):  # free on the CPU; batched on a GPU
-                raise FloatingPointError(f"non-finite training loss at step {step}")
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            nn.utils.clip_grad_norm_(model.parameters(), 5.0)
-            opt.step()
-            sched.step()
-            losses.append(loss.detach())
-            seen += len(yb)
-            step += 1
-            if dev.type != "cpu" and (step % CHECK_EVERY == 0 or step >= total_steps):
-                _check_finite(losses[-CHECK_EVERY:], step)
-            if progress is not None and (step % 10 == 0 or step == total_steps):
-                progress(step, total_steps)
-            if step >= total_steps:
-                break
+        if dev.type == "cpu":  # numpy batches, as always
+            epoch = ((_channels_last(torch.from_numpy(xb)), torch.from_numpy(yb))
+                     for xb, yb in dataset.batches(budget.batch_size, rng, limit=n_per_epoch))
+        else:  # resident or streamed, augmented on the device (nas.feed)
+            epoch = device_batches(dataset, budget.batch_size, rng, dev, limit=n_per_epoch,
+                                   sharing=budget.trials_per_device)
+        try:
+            for x, y in epoch:
+                out = model(x)
+                loss = crit(out, y)
+                if teacher is not None:
+                    with torch.no_grad():
+                        t_out = teacher(x)
+                    kd = nn.functional.kl_div(nn.functional.log_softmax(out / kd_temperature, 1),
+                                              nn.functional.softmax(t_out / kd_temperature, 1),
+                                              reduction="batchmean") * kd_temperature ** 2
+                    loss = (1 - kd_alpha) * loss + kd_alpha * kd
+                if dev.type == "cpu" and not torch.isfinite(loss):  # free on the CPU; batched on a GPU
+                    raise FloatingPointError(f"non-finite training loss at step {step}")
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+                opt.step()
+                sched.step()
+                losses.append(loss.detach())
+                seen += len(y)
+                step += 1
+                if dev.type != "cpu" and (step % CHECK_EVERY == 0 or step >= total_steps):
+                    _check_finite(losses[-CHECK_EVERY:], step)
+                if progress is not None and (step % 10 == 0 or step == total_steps):
+                    progress(step, total_steps)
+                if step >= total_steps:
+                    break
+        finally:
+            epoch.close()  # a streamed feed's reader thread stops now, even on an error
     last = torch.stack(losses[-20:]).float().cpu().tolist() if losses else []
     return step, last, seen, time.perf_counter() - t0
 
@@ -302,6 +312,8 @@ def evaluate_proxy(candidate: Candidate | str, dataset: Dataset, seed: int = 0,
                                   f"{limit / 1e9:.1f} GB available: lower batch_size")
     prev_threads = torch.get_num_threads()
     torch.set_num_threads(budget.threads)
+    if budget.device != "cpu":
+        deterministic_cuda()
     try:
         torch.manual_seed(seed)
         model = build_model(candidate, dataset.num_classes, dataset.in_channels,

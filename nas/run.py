@@ -115,7 +115,7 @@ def resolve_run(config: SearchConfig, progress=None) -> RunContext:
     if not profile.measure_missing:  # pricing is cheap: check that anything fits at all
         _check_feasible(space, profile, dataset.num_classes, config.seed, budget_ms, dataset.in_channels)
     device = resolve_accelerator(config.accelerator)  # "cuda" without a GPU fails here, before any work
-    proxy = replace(config.budget(), device=device)
+    proxy = replace(config.budget(), device=device, trials_per_device=config.trials_per_gpu)
     meta = RunMeta(
         study_name=name, storage=config.storage or f"sqlite:///{run_dir / 'study.db'}",
         latency_budget_ms=budget_ms, latency_budget_source=source, device_label=profile.label,
@@ -143,6 +143,7 @@ def open_run(run_dir: str | Path, **overrides) -> RunContext:
     profile = load_device(config.device)
     dataset = load_dataset(config.data, seed=config.seed)
     # the device is resolved again where the run is opened (a resume may run on another machine)
-    proxy = replace(config.budget(), device=resolve_accelerator(config.accelerator))
+    proxy = replace(config.budget(), device=resolve_accelerator(config.accelerator),
+                    trials_per_device=config.trials_per_gpu)
     return RunContext(config, space, profile, dataset, proxy, float(meta.latency_budget_ms),
                       meta.latency_budget_source, run_dir, meta)

@@ -79,3 +79,21 @@ def test_a_cuda_out_of_memory_is_a_failed_trial_with_the_reason():
         del blocker
         torch.cuda.empty_cache()
     assert r.failed and "CUDA out of memory" in r.reason and "--trials-per-gpu" in r.reason
+
+
+@cuda
+def test_the_same_seed_gives_the_same_proxy_result_on_a_gpu():
+    ds = nas.load_dataset("builtin")
+    cand = nas.load_space("mobilenetv3").reference("mobilenet_v3_small_0.75_224")
+    a, b = (evaluate_proxy(cand, ds, seed=3, max_train_images=512, epochs=1, device="cuda") for _ in range(2))
+    # deterministic cuDNN and cuBLAS; pooling's backward may still differ in the last bits (nas.accel)
+    assert abs(a.accuracy - b.accuracy) <= 2 / len(ds.x_val)
+    assert torch.backends.cudnn.deterministic and not torch.backends.cudnn.benchmark
+
+
+def test_cpu_training_leaves_the_cuda_settings_alone():
+    was = torch.backends.cudnn.benchmark, torch.are_deterministic_algorithms_enabled()
+    cand = nas.load_space("mobilenetv3").reference("mobilenet_v3_small_0.75_224")
+    r = evaluate_proxy(cand, nas.load_dataset("builtin"), seed=0, max_train_images=64, epochs=1, device="cpu")
+    assert not r.failed
+    assert (torch.backends.cudnn.benchmark, torch.are_deterministic_algorithms_enabled()) == was
