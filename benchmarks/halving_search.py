@@ -56,6 +56,7 @@ VARIANTS = {  # halving settings per --variant (the default arm: eta 3, 3 rungs,
     "val_loss": {"rank_by": "val_loss"},
     "bands": {"promote": "bands"},
     "eta2-bands": {"eta": 2, "promote": "bands"},
+    "eta2-val_loss": {"eta": 2, "rank_by": "val_loss"},
     "bands-val_loss": {"promote": "bands", "rank_by": "val_loss"},
 }
 
