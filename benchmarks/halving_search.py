@@ -124,6 +124,9 @@ def main() -> None:
                     help="CIFAR: each halving arm's and TPE single's winner at T = the smaller of their worker "
                          "seconds, trained from scratch (a trial already trained is not trained again)")
     ap.add_argument("--run-root", help="the folder that holds the run folders (results record <tmp>)")
+    ap.add_argument("--reuse", nargs="*", default=[],
+                    help="run names whose --winners 'from scratch' training may stand for an equal-time winner "
+                         "of the same network (trained by the same code)")
     ap.add_argument("--variant", action="append", default=[], choices=sorted(VARIANTS),
                     help="an extra halving arm (repeatable)")
     ap.add_argument("--out", default=str(OUT))
@@ -196,7 +199,7 @@ def main() -> None:
                               f"in {results['winners'][-1]['train_s']:.0f} s", flush=True)
     ray.shutdown()
     if args.equal_time_winners:
-        equal_time_winners(results, out, Path(args.run_root) if args.run_root else tmp, args.seeds)
+        equal_time_winners(results, out, Path(args.run_root) if args.run_root else tmp, args.seeds, set(args.reuse))
     if args.tau:
         from nas.latency.validate import kendall_tau
 
@@ -236,9 +239,10 @@ def winner_at(events: list[dict], budget_ms: float, worker_s: float) -> tuple[in
     return n, best[n][1]
 
 
-def equal_time_winners(results: dict, out: Path, root: Path, seeds: list[int]) -> None:
+def equal_time_winners(results: dict, out: Path, root: Path, seeds: list[int], reuse: set[str]) -> None:
     """Winner test accuracy at equal worker time (see --equal-time-winners)."""
     from nas.distill import DistillConfig, distill_run
+    from nas.report import load_run
 
     done = results.setdefault("equal_time_winners", [])
     trained = {(w["run"], w["trial"]): w for w in done}
@@ -256,6 +260,13 @@ def equal_time_winners(results: dict, out: Path, root: Path, seeds: list[int]) -
                 if pick is None or any(w["arm"] == arm and w["seed"] == seed and w["run"] == run_name for w in done):
                     continue
                 prior = trained.get((run_name, pick[0]))
+                key = load_run(root / run_name)[0].trials[pick[0]].user_attrs["key"]
+                same = [w for w in results["winners"] if Path(w.get("run_dir", "")).name == run_name or
+                        f"{w['tag'][0]}-{w['tag'][1]}-{w['tag'][2]}-{w['tag'][3]}" == run_name]
+                same = [w for w in same if run_name in reuse and w["key"] == key and w["start"].startswith("from scr")]
+                if prior is None and same:
+                    prior = {"run": run_name, "trial": pick[0], "key": key, "test_acc": same[0]["test_acc"],
+                             "train_s": same[0]["train_s"], "reused": "the run's --winners training"}
                 if prior is None:
                     t1 = time.perf_counter()
                     card = distill_run(root / run_name, DistillConfig(pick=f"trial={pick[0]}", own_side_epochs=0,
