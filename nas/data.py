@@ -215,14 +215,20 @@ def _stratified_take(y: np.ndarray, n: int | None, rng: np.random.Generator) -> 
     return np.sort(np.concatenate(idx))
 
 
+def crop_flip_draws(rng: np.random.Generator, n: int, pad: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The random draws of one batch's augmentation, in their order: crop offsets (dy, dx) and
+    flips. The one place they are drawn, for the numpy batches and the device feed (nas.feed)."""
+    dy = rng.integers(0, 2 * pad + 1, n)
+    dx = rng.integers(0, 2 * pad + 1, n)
+    return dy, dx, rng.random(n) < 0.5
+
+
 def _random_crop_flip(x: np.ndarray, pad: int, rng: np.random.Generator) -> np.ndarray:
     n, h, w, c = x.shape
     padded = np.zeros((n, h + 2 * pad, w + 2 * pad, c), dtype=x.dtype)
     padded[:, pad:pad + h, pad:pad + w] = x
-    dy = rng.integers(0, 2 * pad + 1, n)
-    dx = rng.integers(0, 2 * pad + 1, n)
+    dy, dx, flip = crop_flip_draws(rng, n, pad)
     out = np.empty_like(x)
-    flip = rng.random(n) < 0.5
     for i in range(n):
         crop = padded[i, dy[i]:dy[i] + h, dx[i]:dx[i] + w]
         out[i] = crop[:, ::-1] if flip[i] else crop

@@ -26,6 +26,8 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 
+from nas.data import crop_flip_draws
+
 __all__ = ["device_batches", "augment_batch", "fits_on_device", "RESIDENT_SHARE", "PREFETCH"]
 
 RESIDENT_SHARE = 0.25  # at most this share of the device's free memory holds a resident split
@@ -58,12 +60,6 @@ def augment_batch(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, pad: i
         x = padded[torch.arange(n, device=x.device)[:, None, None], rows[:, :, None], cols[:, None, :]]
     out = (x.to(torch.float32) / 255.0 - mean) / std
     return out.permute(0, 3, 1, 2)  # NCHW view of NHWC memory: channels-last already
-
-
-def _draws(rng: np.random.Generator, n: int, pad: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    dy = rng.integers(0, 2 * pad + 1, n)
-    dx = rng.integers(0, 2 * pad + 1, n)
-    return dy, dx, rng.random(n) < 0.5
 
 
 def _host(a: np.ndarray, device: torch.device) -> torch.Tensor:
@@ -102,7 +98,7 @@ def device_batches(dataset, batch_size: int, rng: np.random.Generator, device: t
             idx = _host(order[start:start + batch_size], device)
             x = xs.index_select(0, idx)
             if augment:
-                dy, dx, flip = (_host(a, device) for a in _draws(rng, len(idx), pad))
+                dy, dx, flip = (_host(a, device) for a in crop_flip_draws(rng, len(idx), pad))
                 yield augment_batch(x, mean, std, pad, dy, dx, flip), ys.index_select(0, idx)
             else:
                 yield augment_batch(x, mean, std), ys.index_select(0, idx)
@@ -134,7 +130,7 @@ def _streamed(x_train, y_train, order, batch_size, rng, device, augment, pad, me
                 idx = order[start:start + batch_size]
                 arrays = [np.ascontiguousarray(x_train[idx]), np.ascontiguousarray(y_train[idx])]
                 if augment:
-                    arrays += _draws(rng, len(idx), pad)
+                    arrays += crop_flip_draws(rng, len(idx), pad)
                 tensors = [torch.from_numpy(a) for a in arrays]
                 if pin:
                     tensors = [t.pin_memory() for t in tensors]
