@@ -5,6 +5,7 @@ profile's op and network timings, onboarding's op models and the benchmarks all 
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import tempfile
@@ -59,7 +60,8 @@ def export_onnx(model: torch.nn.Module, path: str | os.PathLike, resolution: int
     output ``logits``; batch norm folded into the convolutions). The file is written
     atomically.
 
-    fp32: with ``check``, onnxruntime's outputs must match torch within 1e-4 on a seeded batch.
+    fp32: with ``check``, onnxruntime's outputs must match torch within 1e-4 on a seeded batch
+    (relative to the logits' scale; or match the network run in float64 that closely).
     int8: onnxruntime static quantization (QDQ, per-channel int8 weights, uint8 activations;
     the path the host profile times), calibrated on ``calibration`` (N x C x H x W float32
     images, normalised as the model expects; seeded noise if None, which is fine for timing
@@ -125,8 +127,24 @@ def _check_parity(model: torch.nn.Module, onnx_path: Path, x: torch.Tensor) -> N
     # relative to the logits' scale: a longer-trained network has larger logits, and float32
     # kernels that sum in another order differ in proportion (2.7e-4 on logits of ~10 was seen)
     tol = PARITY_ATOL * max(1.0, float(np.max(np.abs(want))))
-    if not np.isfinite(err) or err > tol:
-        raise ExportError(f"ONNX output differs from torch by {err:.3g} (> {tol:.3g})")
+    if np.isfinite(err) and err <= tol:
+        return
+    # Beyond that, the two float32 results may simply round apart in opposite directions: judge
+    # onnxruntime against the same network in float64 instead. (A briefly trained winner on a
+    # noise input, logits ~54: torch float32 was 0.0033 from float64, onnxruntime 0.0027, and
+    # the two 0.0060 apart, over the 0.0054 allowed between them.)
+    own = theirs = float("inf")
+    if np.isfinite(err):
+        try:
+            with torch.no_grad():
+                exact = copy.deepcopy(model).double()(x.double()).numpy()
+            own, theirs = float(np.max(np.abs(want - exact))), float(np.max(np.abs(got - exact)))
+        except Exception:  # a module without a float64 path: the float32 comparison stands
+            pass
+    if theirs <= tol:
+        return
+    raise ExportError(f"ONNX output differs from torch by {err:.3g} (> {tol:.3g}"
+                      + (f"; from float64: onnxruntime {theirs:.3g}, torch {own:.3g})" if np.isfinite(own) else ")"))
 
 
 class _Reader:
