@@ -28,6 +28,10 @@ time allows at its eta. Its hypervolume is compared with the single-fidelity arm
 smallest total of the three; its winner is trained from scratch (5 epochs) as the others'.
 
     python benchmarks/halving_search.py --data cifar --seeds 0 1 2 --winners --variant bands
+
+``--equal-time-winners --run-root DIR`` (for each ``--data``): each halving arm's and TPE single's
+``--pick best`` winner among the results finished by T = the smaller of the two arms' worker
+seconds, trained from scratch (5 epochs, at the proxy side); DIR holds the run folders.
 """
 
 from __future__ import annotations
@@ -121,7 +125,7 @@ def main() -> None:
     ap.add_argument("--continue-epochs", type=float, default=2.0)
     ap.add_argument("--tau", action="store_true")
     ap.add_argument("--equal-time-winners", action="store_true",
-                    help="CIFAR: each halving arm's and TPE single's winner at T = the smaller of their worker "
+                    help="each halving arm's and TPE single's winner at T = the smaller of their worker "
                          "seconds, trained from scratch (a trial already trained is not trained again)")
     ap.add_argument("--run-root", help="the folder that holds the run folders (results record <tmp>)")
     ap.add_argument("--reuse", nargs="*", default=[],
@@ -199,7 +203,8 @@ def main() -> None:
                               f"in {results['winners'][-1]['train_s']:.0f} s", flush=True)
     ray.shutdown()
     if args.equal_time_winners:
-        equal_time_winners(results, out, Path(args.run_root) if args.run_root else tmp, args.seeds, set(args.reuse))
+        equal_time_winners(results, out, Path(args.run_root) if args.run_root else tmp, args.seeds, set(args.reuse),
+                           args.data)
     if args.tau:
         from nas.latency.validate import kendall_tau
 
@@ -239,15 +244,16 @@ def winner_at(events: list[dict], budget_ms: float, worker_s: float) -> tuple[in
     return n, best[n][1]
 
 
-def equal_time_winners(results: dict, out: Path, root: Path, seeds: list[int], reuse: set[str]) -> None:
+def equal_time_winners(results: dict, out: Path, root: Path, seeds: list[int], reuse: set[str],
+                       datas: list[str] = ("cifar",)) -> None:
     """Winner test accuracy at equal worker time (see --equal-time-winners)."""
     from nas.distill import DistillConfig, distill_run
     from nas.report import load_run
 
     done = results.setdefault("equal_time_winners", [])
     trained = {(w["run"], w["trial"]): w for w in done}
-    for seed in seeds:
-        runs = {r["tag"][3]: r for r in results["runs"] if r["tag"][0] == "cifar" and r["tag"][1] == seed
+    for data, seed in [(d, s) for d in datas for s in seeds]:
+        runs = {r["tag"][3]: r for r in results["runs"] if r["tag"][0] == data and r["tag"][1] == seed
                 and r["tag"][2] == "tpe"}
         single = runs.get("single")
         for arm, r in runs.items():
@@ -275,7 +281,7 @@ def equal_time_winners(results: dict, out: Path, root: Path, seeds: list[int], r
                              "test_acc": card["trained_at"]["proxy_side_test_accuracy"],
                              "train_s": card["training_seconds"]["student"], "total_s": time.perf_counter() - t1}
                     trained[(run_name, pick[0])] = prior
-                row = {**prior, "arm": arm, "seed": seed, "T": T, "search_acc": pick[1]}
+                row = {**prior, "data": data, "arm": arm, "seed": seed, "T": T, "search_acc": pick[1]}
                 done.append(row)
                 out.write_text(portable(json.dumps(results, indent=1)))
                 print(f"  seed {seed} {arm} T={T:.0f} s: {run_name} trial {pick[0]} -> test {row['test_acc']:.4f}",
@@ -321,8 +327,8 @@ def summarize(results: dict) -> None:
         print(table(["search", "final training", "seeds", "test accuracy (mean)", "per seed", "training s (mean)"], wb))
     if results.get("equal_time_winners"):
         eb = []
-        for arm in sorted({w["arm"] for w in results["equal_time_winners"]}):
-            ws = [w for w in results["equal_time_winners"] if w["arm"] == arm]
+        for data, arm in sorted({(w.get("data", "cifar"), w["arm"]) for w in results["equal_time_winners"]}):
+            ws = [w for w in results["equal_time_winners"] if w["arm"] == arm and w.get("data", "cifar") == data]
             h = [w for w in ws if w["run"].split("-", 2)[2].startswith("tpe-halving")]
             s1 = [w for w in ws if w["run"].endswith("tpe-single")]
             seeds = sorted({w["seed"] for w in h} & {w["seed"] for w in s1})
@@ -330,11 +336,11 @@ def summarize(results: dict) -> None:
                 continue
             hs = [next(w for w in h if w["seed"] == k) for k in seeds]
             ss = [next(w for w in s1 if w["seed"] == k) for k in seeds]
-            eb.append([arm, len(seeds), f"{statistics.mean(w['T'] for w in hs):.0f}",
+            eb.append([data, arm, len(seeds), f"{statistics.mean(w['T'] for w in hs):.0f}",
                        f"{statistics.mean(w['test_acc'] for w in hs):.4f}", " / ".join(f"{w['test_acc']:.4f}" for w in hs),
                        f"{statistics.mean(w['test_acc'] for w in ss):.4f}", " / ".join(f"{w['test_acc']:.4f}" for w in ss),
                        f"{100 * (statistics.mean(w['test_acc'] for w in hs) - statistics.mean(w['test_acc'] for w in ss)):+.1f}"])
-        print(table(["halving arm", "seeds", "T worker s (mean)", "halving winner test (mean)", "per seed",
+        print(table(["data", "halving arm", "seeds", "T worker s (mean)", "halving winner test (mean)", "per seed",
                      "TPE single winner at T (mean)", "per seed", "points"], eb))
     for data, t in results.get("tau", {}).items():
         print(f"{data}: {len(t['keys'])} top-rung candidates: tau top rung {t['tau_top']:.3f}, "
