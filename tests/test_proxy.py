@@ -48,6 +48,19 @@ def test_fake_quant_weights_take_few_levels():
     assert not hasattr(conv, "act_quant")
 
 
+def test_fake_quant_trains_under_bf16_autocast():
+    """The running activation range stays float32 when autocast hands it bfloat16 activations
+    (it raised "expected dtype float for `end`" in lerp before)."""
+    cand = nas.load_space("mobilenetv3").reference("mobilenet_v3_small_0.75_224").replace_bits(8)
+    model = apply_fake_quant(nas.build_model(cand, 10, resolution=32)).train()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = model(torch.randn(4, 3, 32, 32))
+    assert out.dtype == torch.bfloat16
+    torch.nn.functional.cross_entropy(out.float(), torch.arange(4)).backward()
+    ranges = [m for m in model.modules() if type(m).__name__ == "ActFakeQuant"]
+    assert ranges and all(m.lo.dtype == torch.float32 and bool(m.initialized) for m in ranges)
+
+
 def test_float_candidates_are_not_quantized():
     cand = sample("shufflenetv2", 1)[0].replace_bits(32)
     model = apply_fake_quant(nas.build_model(cand, 10, resolution=32))

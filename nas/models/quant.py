@@ -47,7 +47,7 @@ class ActFakeQuant(nn.Module):
         # Tensor arithmetic only: no value leaves the device, so a CUDA step never waits on the
         # host (reading lo/hi as Python floats cost a synchronisation per quantized layer)
         if self.training:
-            lo, hi = torch.aminmax(x.detach())
+            lo, hi = (v.float() for v in torch.aminmax(x.detach()))  # the running range stays float32 (autocast)
             first = ~self.initialized
             self.lo.copy_(torch.where(first, lo, torch.lerp(self.lo, lo, self.momentum)))
             self.hi.copy_(torch.where(first, hi, torch.lerp(self.hi, hi, self.momentum)))
