@@ -52,8 +52,11 @@ class ActFakeQuant(nn.Module):
             self.lo.copy_(torch.where(first, lo, torch.lerp(self.lo, lo, self.momentum)))
             self.hi.copy_(torch.where(first, hi, torch.lerp(self.hi, hi, self.momentum)))
             self.initialized.fill_(True)
-        if x.device.type == "cpu" and not bool(torch.isfinite(self.lo) & torch.isfinite(self.hi)):
-            raise FloatingPointError("non-finite activations (training diverged)")  # free on the CPU
+        # free on the CPU; not inside torch.compile, where reading a value back breaks the graph
+        # (and the broken graph failed the backward pass: BENCHMARKS.md, issue 15 step options)
+        if x.device.type == "cpu" and not torch.compiler.is_compiling() and \
+                not bool(torch.isfinite(self.lo) & torch.isfinite(self.hi)):
+            raise FloatingPointError("non-finite activations (training diverged)")
         lo = torch.clamp(self.lo, max=0.0)  # zero must be exactly representable
         hi = torch.maximum(self.hi, lo + 1e-6)
         scale = ((hi - lo) / self.levels).float().reshape(1)
