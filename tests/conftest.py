@@ -37,6 +37,24 @@ TINY_PROXY = {"max_train_images": 192, "epochs": 1.0, "max_val_images": 150, "bn
               "batch_size": 64}
 
 
+def small_builtin(path: Path, train_per_class: int = 100, test_per_class: int = 30) -> Path:
+    """A smaller copy of the built-in data as an .npz (the first images of each class, class names
+    kept): for tests that train and evaluate winners, whose cost grows with the splits."""
+    import numpy as np
+
+    from nas.data import BUILTIN
+
+    with np.load(BUILTIN, allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files}
+    for split, n in (("train", train_per_class), ("test", test_per_class)):
+        y = arrays[f"y_{split}"]
+        keep = np.sort(np.concatenate([np.flatnonzero(y == c)[:n] for c in np.unique(y)]))
+        for k in [k for k in arrays if k.endswith(f"_{split}")]:
+            arrays[k] = arrays[k][keep]
+    np.savez(path, **arrays)
+    return path
+
+
 @pytest.fixture(scope="session")
 def ray_session():
     """One local Ray (2 CPUs, no dashboard) shared by the tests that search; shut down at the end."""

@@ -6,7 +6,7 @@ import onnxruntime as ort
 import optuna
 import pytest
 import torch
-from conftest import TINY_PROXY
+from conftest import TINY_PROXY, small_builtin
 
 import nas
 from nas import litert
@@ -25,8 +25,14 @@ FAST = dict(epochs=0.3, teacher_epochs=0.1, kd=True, own_side_epochs=0.1, tflite
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory, ray_session):
     out = tmp_path_factory.mktemp("runs")
-    res = run_search(SearchConfig(trials=3, workers=2, out=str(out), name="r", references=0, proxy=dict(TINY_PROXY)))
+    data = small_builtin(out / "small.npz")  # 1,000 training and 300 test images: every winner trains and tests on it
+    res = run_search(SearchConfig(trials=3, workers=2, out=str(out), name="r", references=0, proxy=dict(TINY_PROXY),
+                                  data=str(data)))
     return res.run_dir
+
+
+def _run_data(run_dir):
+    return nas.load_dataset(run_dir.parent / "small.npz")
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +95,7 @@ def test_the_cards_snippet_classifies_an_image_file_with_the_shipped_model(run_d
     win = run_dir / card["folder"]
     assert card["folder"] == "winners/knee" and (win / "model.onnx").is_file()
     assert "```python" in (win / "card.md").read_text() and "Classes (output index: name): 0: " in (win / "card.md").read_text()
-    ds = nas.load_dataset("builtin")
+    ds = _run_data(run_dir)
     img = Path(tmp_path) / "image.png"
     Image.fromarray(ds.x_test[0].squeeze(-1)).save(img)
     (tmp_path / "classify.py").write_text(card["python_snippet"])
@@ -122,7 +128,7 @@ def test_litert_files_run_in_the_interpreter_with_the_accuracy_on_the_card(run_d
     assert tfl["written"] and set(tfl["files"]) == {"model.tflite", "model.int8.tflite"}, tfl
     assert {"model.tflite", "model.int8.tflite"} <= set(card["files"])
     side = card["input"]["shape"][-1]
-    x, y = nas.load_dataset("builtin").test_arrays(resolution=side)
+    x, y = _run_data(run_dir).test_arrays(resolution=side)
     # fp32: the same function as the torch model (and the ONNX file), at the priced input shape
     it = Interpreter(model_path=str(win / "model.tflite"), num_threads=1)
     it.allocate_tensors()

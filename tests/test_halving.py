@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from conftest import TINY_PROXY
+from conftest import TINY_PROXY, small_builtin
 from nas.halving import PROMOTING_ATTR, RUNGS_ATTR, Ladder, Rungs, band_order, checkpoint_path, pareto_order
 from nas.search import SearchConfig, resume_search, run_search
 from nas.trials import open_study, read_trials
@@ -47,15 +47,16 @@ def test_an_unknown_promotion_order_is_one_error(tmp_path):
         _cfg(tmp_path, "x", promote="crowd").validate()
 
 
-def _cfg(tmp_path, name, trials_=6, rungs_=3, **kw):
-    return SearchConfig(trials=trials_, workers=2, data="builtin", out=str(tmp_path), name=name, references=0,
+def _cfg(tmp_path, name, trials_=6, rungs_=3, data="builtin", **kw):
+    return SearchConfig(trials=trials_, workers=2, data=data, out=str(tmp_path), name=name, references=0,
                         distill=False, proxy=dict(TINY_PROXY), fidelity="halving", eta=2, rungs=rungs_, **kw)
 
 
 @pytest.fixture(scope="module")
 def halving_run(tmp_path_factory, ray_session):
     tmp = tmp_path_factory.mktemp("halving")
-    return tmp, run_search(_cfg(tmp, "h"))
+    # the smaller data: the search trains on 192 images either way; the winner test tests on 300
+    return tmp, run_search(_cfg(tmp, "h", data=str(small_builtin(tmp / "small.npz"))))
 
 
 def test_a_halving_search_promotes_the_best_of_each_rung_and_records_every_rung(halving_run):
