@@ -266,13 +266,13 @@ def equal_time_winners(results: dict, out: Path, root: Path, seeds: list[int], r
                 if pick is None or any(w["arm"] == arm and w["seed"] == seed and w["run"] == run_name for w in done):
                     continue
                 prior = trained.get((run_name, pick[0]))
-                key = load_run(root / run_name)[0].trials[pick[0]].user_attrs["key"]
-                same = [w for w in results["winners"] if Path(w.get("run_dir", "")).name == run_name or
-                        f"{w['tag'][0]}-{w['tag'][1]}-{w['tag'][2]}-{w['tag'][3]}" == run_name]
-                same = [w for w in same if run_name in reuse and w["key"] == key and w["start"].startswith("from scr")]
-                if prior is None and same:
-                    prior = {"run": run_name, "trial": pick[0], "key": key, "test_acc": same[0]["test_acc"],
-                             "train_s": same[0]["train_s"], "reused": "the run's --winners training"}
+                if prior is None and run_name in reuse:  # the run's own --winners training of this network
+                    key = load_run(root / run_name)[0].trials[pick[0]].user_attrs["key"]
+                    same = next((w for w in results["winners"] if "-".join(map(str, w["tag"][:4])) == run_name
+                                 and w["key"] == key and w["start"].startswith("from scr")), None)
+                    if same is not None:
+                        prior = {"run": run_name, "trial": pick[0], "key": key, "test_acc": same["test_acc"],
+                                 "train_s": same["train_s"], "reused": "the run's --winners training"}
                 if prior is None:
                     t1 = time.perf_counter()
                     card = distill_run(root / run_name, DistillConfig(pick=f"trial={pick[0]}", own_side_epochs=0,

@@ -8,7 +8,7 @@ from conftest import sample
 import nas
 from nas.data import load_dataset
 from nas.errors import DatasetError
-from nas.models.quant import apply_fake_quant, strip_fake_quant
+from nas.models.quant import ActFakeQuant, apply_fake_quant, strip_fake_quant
 from nas.proxy import ProxyBudget, evaluate_proxy
 
 
@@ -57,7 +57,7 @@ def test_fake_quant_trains_under_bf16_autocast():
         out = model(torch.randn(4, 3, 32, 32))
     assert out.dtype == torch.bfloat16
     torch.nn.functional.cross_entropy(out.float(), torch.arange(4)).backward()
-    ranges = [m for m in model.modules() if type(m).__name__ == "ActFakeQuant"]
+    ranges = [m for m in model.modules() if isinstance(m, ActFakeQuant)]
     assert ranges and all(m.lo.dtype == torch.float32 and bool(m.initialized) for m in ranges)
 
 
