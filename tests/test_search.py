@@ -82,6 +82,16 @@ def test_over_budget_candidates_are_recorded_but_cost_no_training(tmp_path, ray_
     assert len(trained) == 2 and all(t.user_attrs["latency_ms"] <= 1.2 for t in trained)
 
 
+def test_one_worker_repeats_a_search_exactly(tmp_path, ray_session):
+    """README: with --workers 1 the same seed gives the same trials (with more workers the order
+    in which results reach the sampler depends on timing)."""
+    runs = []
+    for name in ("a", "b"):
+        run_search(config(tmp_path, trials=3, workers=1, references=0, name=name))
+        runs.append([(t.user_attrs["key"], t.user_attrs.get("accuracy")) for t in load_run(tmp_path / name)[0].trials])
+    assert runs[0] == runs[1] and len(runs[0]) >= 3
+
+
 def test_a_budget_nothing_meets_names_the_fastest_latency(tmp_path):
     with pytest.raises(BudgetError, match=r"fastest .* takes \d+\.\d+ ms"):
         run_search(config(tmp_path, latency_ms=0.01))
