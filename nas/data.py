@@ -22,7 +22,7 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from nas.diskarray import DiskArray, is_disk, resized, rows
+from nas.diskarray import DiskArray, channel_moments, is_disk, resized, rows
 from nas.errors import DatasetError
 from nas.imagefolder import read_folder
 
@@ -52,17 +52,8 @@ class Dataset:
     std: np.ndarray = field(default=None)
 
     def __post_init__(self) -> None:
-        if self.mean is None:  # per-channel moments, a chunk of images at a time (bounded memory)
-            c, n = self.in_channels, 0
-            s1, s2 = np.zeros(c), np.zeros(c)
-            for i in range(0, len(self.x_train), 1024):
-                x = self.x_train[i:i + 1024].reshape(-1, c).astype(np.float64) / 255.0
-                s1 += x.sum(0)
-                s2 += (x * x).sum(0)
-                n += len(x)
-            mean = s1 / max(1, n)
-            self.mean = mean.astype(np.float32)
-            self.std = np.maximum(np.sqrt(np.maximum(s2 / max(1, n) - mean * mean, 0)), 1e-3).astype(np.float32)
+        if self.mean is None:  # exact per-channel moments, a chunk of images at a time (bounded memory)
+            self.mean, self.std = channel_moments(self.x_train)
 
     @property
     def num_classes(self) -> int:

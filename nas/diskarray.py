@@ -7,23 +7,26 @@ map the file's pages never count towards the process's resident memory. It pickl
 so sending a dataset to a Ray worker on the same machine (or one that sees the same cache
 folder) costs a few bytes, and the worker re-opens the file.
 
-``write_rows`` builds such a file chunk by chunk (atomically: a partial file is never seen), and
+``write_rows`` builds such a file chunk by chunk (atomically: a partial file is never seen),
 ``resized`` makes a resized copy of one on disk, once per side, so the proxy's small inputs
-never need every resized image in memory.
+never need every resized image in memory, and ``channel_moments`` gives the normalisation
+statistics (kept beside the file, so a later load does not read every image again).
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
+from nas._paths import atomic_write
 from nas.errors import DatasetError
 
-__all__ = ["DiskArray", "write_rows", "rows", "is_disk"]
+__all__ = ["DiskArray", "write_rows", "rows", "is_disk", "channel_moments"]
 
 CHUNK = 512  # images per read/resize chunk: bounded working memory at any side
 
@@ -177,3 +180,54 @@ def resized(x: DiskArray, size: int, resize: Callable[[np.ndarray, int], np.ndar
 
         write_rows(path, len(base), (size, size, c), fill, progress)
     return DiskArray(path, x.index)
+
+
+def channel_moments(x, chunk: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel mean and std (float32, in [0, 1] units) of N x H x W x C images, a chunk of
+    images at a time (bounded memory). uint8 images are counted exactly, with a 256-bin histogram
+    per channel (a float64 pass costs several times more). For a DiskArray the result is kept
+    beside its file, keyed by the rows it sees, so a later load of the same split reads a few
+    bytes instead of every image."""
+    keep = _moments_path(x) if is_disk(x) else None
+    if keep is not None and keep.is_file():
+        try:
+            saved = json.loads(keep.read_text())
+            return np.array(saved["mean"], np.float32), np.array(saved["std"], np.float32)
+        except (OSError, ValueError, KeyError, TypeError):
+            pass  # unreadable: count again and rewrite it
+    c, n = int(x.shape[-1]), 0
+    if x.dtype == np.uint8:
+        hist = np.zeros((c, 256), np.int64)
+        for i in range(0, len(x), chunk):
+            a = np.asarray(x[i:i + chunk]).reshape(-1, c)
+            for ch in range(c):
+                hist[ch] += np.bincount(a[:, ch], minlength=256)
+        v = np.arange(256, dtype=np.int64)
+        n = int(hist[0].sum())
+        s1, s2 = (hist @ v).astype(np.float64) / 255.0, (hist @ (v * v)).astype(np.float64) / 255.0 ** 2
+    else:
+        s1, s2 = np.zeros(c), np.zeros(c)
+        for i in range(0, len(x), chunk):
+            a = np.asarray(x[i:i + chunk]).reshape(-1, c).astype(np.float64) / 255.0
+            s1 += a.sum(0)
+            s2 += (a * a).sum(0)
+            n += len(a)
+    mean = s1 / max(1, n)
+    std = np.maximum(np.sqrt(np.maximum(s2 / max(1, n) - mean * mean, 0)), 1e-3)
+    mean, std = mean.astype(np.float32), std.astype(np.float32)
+    if keep is not None:
+        try:
+            atomic_write(keep, json.dumps({"mean": mean.tolist(), "std": std.tolist(), "images": len(x)}))
+        except OSError:
+            pass  # a read-only cache: counted again next time
+    return mean, std
+
+
+def _moments_path(x: DiskArray) -> Path | None:
+    try:
+        st = x.path.stat()
+    except OSError:
+        return None
+    h = hashlib.sha1(f"{x.path.resolve()}:{st.st_mtime_ns}:{st.st_size}".encode())
+    h.update(b"all" if x.index is None else np.ascontiguousarray(x.index).tobytes())
+    return x.path.with_name(f"{x.path.stem}.moments.{h.hexdigest()[:16]}.json")

@@ -150,6 +150,35 @@ def test_image_folder_is_decoded_once_to_disk_and_read_a_batch_at_a_time(tmp_pat
     assert len(seen) > n
 
 
+def test_channel_moments_are_exact_and_kept_beside_a_disk_split(tmp_path):
+    from nas.diskarray import DiskArray, channel_moments, write_rows
+
+    rng = np.random.default_rng(3)
+    x = rng.integers(0, 256, (50, 6, 6, 3), dtype=np.uint8)
+    x[:, :, :, 2] = 7  # a constant channel: std floored, not zero
+
+    def reference(a):
+        f = a.reshape(-1, a.shape[-1]).astype(np.float64) / 255.0
+        return f.mean(0), np.maximum(f.std(0), 1e-3)
+
+    mean, std = channel_moments(x, chunk=16)
+    ref_mean, ref_std = reference(x)
+    assert mean.dtype == np.float32 and np.allclose(mean, ref_mean, rtol=1e-6) and np.allclose(std, ref_std, rtol=1e-5)
+    assert std[2] == np.float32(1e-3)
+    disk = write_rows(tmp_path / "x.npy", len(x), x.shape[1:], lambda out, a, b: out.__setitem__(slice(None), x[a:b]))
+    split = disk.take(np.arange(0, 50, 2))
+    got = channel_moments(split, chunk=7)
+    assert np.allclose(got[0], reference(x[::2])[0], rtol=1e-6)
+    kept = sorted(tmp_path.glob("x.moments.*.json"))
+    assert len(kept) == 1  # a later load reads these few bytes, not every image
+    kept[0].write_text('{"mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25]}')
+    assert np.allclose(channel_moments(DiskArray(disk.path, split.index))[1], 0.25)  # read back, not counted
+    other = channel_moments(disk.take(np.arange(1, 50, 2)))  # other rows: another key
+    assert np.allclose(other[0], reference(x[1::2])[0], rtol=1e-6)
+    kept[0].write_text("not json")  # unreadable: counted again
+    assert np.allclose(channel_moments(split)[0], got[0])
+
+
 def test_image_folder_errors(tmp_path):
     root = _png_folder(tmp_path / "imgs")
     (root / "empty").mkdir()
