@@ -1,15 +1,18 @@
 """Image folders, decoded once into a disk cache (never all in memory).
 
 The first load decodes and resizes every image into ``$HWNAS_CACHE/datasets/folders/<digest>/``
-(uint8 ``.npy`` files, memory-mapped afterwards), chunk by chunk with a progress callback; later
-loads of the same folder (same files, sizes and modification times, same side) reuse it. Memory
-stays at one chunk of images whatever the folder's size.
+(uint8 ``.npy`` files, read a batch at a time afterwards), chunk by chunk, with one decoding
+thread per core and a progress callback; later loads of the same folder (same files, sizes and
+modification times, same side) reuse it. Memory stays at one chunk of images whatever the
+folder's size.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable
 
@@ -19,7 +22,7 @@ from nas._paths import atomic_write
 from nas.diskarray import DiskArray, write_rows
 from nas.errors import DatasetError
 
-__all__ = ["IMAGE_EXTS", "read_folder"]
+__all__ = ["IMAGE_EXTS", "read_folder", "decode_threads"]
 
 IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 Progress = Callable[[str, int, int], None]
@@ -40,19 +43,35 @@ def _list(dirs: list[Path]) -> tuple[list[Path], list[int]]:
     return files, labels
 
 
-def _decode_into(files: list[Path], size: int, gray: bool):
+def decode_threads() -> int:
+    """Threads that decode images: the cores this process may use (Pillow releases the GIL while
+    it decodes and resizes), at most 16; ``HWNAS_DECODE_THREADS`` overrides."""
+    env = os.environ.get("HWNAS_DECODE_THREADS")
+    if env:
+        try:
+            return max(1, int(env))
+        except ValueError:
+            raise DatasetError(f"HWNAS_DECODE_THREADS must be a whole number, got {env!r}") from None
+    return max(1, min(16, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1))
+
+
+def _decode_into(files: list[Path], size: int, gray: bool, pool: ThreadPoolExecutor):
     from PIL import Image, UnidentifiedImageError
 
+    mode = "L" if gray else "RGB"
+
+    def one(f: Path) -> np.ndarray:
+        try:
+            with Image.open(f) as im:
+                im.draft(mode, (size, size))  # JPEG: decode at a reduced scale
+                a = np.asarray(im.convert(mode).resize((size, size), Image.BILINEAR))
+        except (OSError, UnidentifiedImageError) as exc:
+            raise DatasetError(f"{f}: cannot read image ({exc})") from None
+        return a[..., None] if gray else a
+
     def fill(out: np.ndarray, start: int, stop: int) -> None:
-        for i, f in enumerate(files[start:stop]):
-            try:
-                with Image.open(f) as im:
-                    im.draft("L" if gray else "RGB", (size, size))  # JPEG: decode at a reduced scale
-                    im = im.convert("L" if gray else "RGB").resize((size, size), Image.BILINEAR)
-                    a = np.asarray(im)
-            except (OSError, UnidentifiedImageError) as exc:
-                raise DatasetError(f"{f}: cannot read image ({exc})") from None
-            out[i] = a[..., None] if gray else a
+        for i, a in enumerate(pool.map(one, files[start:stop])):  # in order; the first error is raised
+            out[i] = a
     return fill
 
 
@@ -104,7 +123,8 @@ def read_folder(root: Path, image_size: int | None, seed: int, cache: Path,
         if not path.is_file():
             step = (lambda done, total, _p=part: progress(f"decoding {root.name}/{_p} images", done, total)) \
                 if progress else None
-            write_rows(path, len(fl), (size, size, 1 if gray else 3), _decode_into(fl, size, gray), step)
+            with ThreadPoolExecutor(decode_threads(), thread_name_prefix="hwnas-decode") as pool:
+                write_rows(path, len(fl), (size, size, 1 if gray else 3), _decode_into(fl, size, gray, pool), step)
         out.append(DiskArray(path))
     atomic_write(d / "source.json", json.dumps({"root": str(root.resolve()), "size": size, "gray": gray,
                                                 "train": len(ftr), "test": len(fte), "classes": names}))

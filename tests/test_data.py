@@ -179,6 +179,26 @@ def test_channel_moments_are_exact_and_kept_beside_a_disk_split(tmp_path):
     assert np.allclose(channel_moments(split)[0], got[0])
 
 
+def test_image_folder_decodes_on_several_threads_to_the_same_pixels(tmp_path, monkeypatch):
+    root = _png_folder(tmp_path / "imgs", n=30, size=20)
+    got = []
+    for threads in ("1", "3"):
+        monkeypatch.setenv("HWNAS_DECODE_THREADS", threads)
+        monkeypatch.setenv("HWNAS_CACHE", str(tmp_path / f"cache{threads}"))  # decoded afresh each time
+        ds = load_dataset(root, image_size=16)
+        got.append(np.concatenate([ds.x_train[0:len(ds.x_train)], ds.x_test[0:len(ds.x_test)]]))
+    assert got[0].shape == (60 - len(ds.x_val), 16, 16, 3) and np.array_equal(got[0], got[1])
+    monkeypatch.setenv("HWNAS_DECODE_THREADS", "many")
+    monkeypatch.setenv("HWNAS_CACHE", str(tmp_path / "cache_bad"))
+    with pytest.raises(DatasetError, match="HWNAS_DECODE_THREADS"):
+        load_dataset(root)
+    monkeypatch.setenv("HWNAS_DECODE_THREADS", "3")
+    (root / "dog" / "broken.png").write_bytes(b"\x89PNG garbage")  # an error in a decoding thread
+    with pytest.raises(DatasetError, match="broken.png"):
+        load_dataset(root)
+    assert not [p for p in (tmp_path / "cache_bad").rglob("*.npy")]  # nothing half-written
+
+
 def test_image_folder_errors(tmp_path):
     root = _png_folder(tmp_path / "imgs")
     (root / "empty").mkdir()
