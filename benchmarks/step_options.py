@@ -11,7 +11,12 @@ label-smoothed cross-entropy, gradient clipping at 5, channels-last batches of 3
 - ``compile``: ``torch.compile(model)`` (default mode); first step = compile + one step;
 - ``bf16``: the forward pass under ``torch.autocast(device, torch.bfloat16)``;
 - ``eager-float``, ``compile-float``: the same network at 32 bits (no fake quantization), which
-  is what the winner's teacher and float candidates train as.
+  is what the winner's teacher and float candidates train as;
+- ``compile-graphs`` (CUDA only): ``torch.compile(model, mode="reduce-overhead")``, whose forward
+  and backward replay as CUDA graphs (the optimizer step stays eager);
+- ``graph`` (CUDA only): the whole step (forward, backward, clipping, SGD) captured once as one
+  CUDA graph and replayed, each replay after copying the batch into the captured input, as the
+  proxy would feed it. The learning rate is a tensor so a schedule could change it between replays.
 
 Step times are medians over ``--steps`` steps after ``--warm`` warm-up steps, on random batches
 (the data path is not part of the step). On CUDA each timed step ends with a synchronisation.
@@ -63,7 +68,13 @@ def run_arm(arm: str, side: int, device: str, steps: int, warm: int, batch: int)
     model = _model(side, device, 32 if arm.endswith("-float") else 8)
     opt = make_optimizer(model, ProxyBudget())
     crit = nn.CrossEntropyLoss(label_smoothing=ProxyBudget().label_smoothing)
-    fwd = torch.compile(model) if arm.startswith("compile") else model
+    if arm in ("graph", "compile-graphs") and not device.startswith("cuda"):
+        raise RuntimeError(f"{arm} needs CUDA")
+    if arm == "graph":  # a tensor learning rate: a captured step reads it on each replay
+        for group in opt.param_groups:
+            group["lr"] = torch.tensor(float(group["lr"]), device=device)
+    fwd = torch.compile(model, mode="reduce-overhead") if arm == "compile-graphs" else \
+        torch.compile(model) if arm.startswith("compile") else model
     g = torch.Generator().manual_seed(0)
     x = torch.randn(batch, 3, side, side, generator=g).to(device).contiguous(memory_format=torch.channels_last)
     y = torch.randint(0, 10, (batch,), generator=g).to(device)
@@ -84,6 +95,8 @@ def run_arm(arm: str, side: int, device: str, steps: int, warm: int, batch: int)
 
     model.train()
     t0 = time.perf_counter()
+    if arm == "graph":
+        step = _captured(step, x, torch)
     first = float(step().detach())
     sync()
     first_s = time.perf_counter() - t0
@@ -98,6 +111,27 @@ def run_arm(arm: str, side: int, device: str, steps: int, warm: int, batch: int)
         times.append(time.perf_counter() - t0)
     return {"first_step_s": first_s, "step_ms": 1e3 * statistics.median(times), "first_loss": first,
             "last_loss": float(losses[-1]), "images_per_s": batch / statistics.median(times)}
+
+
+def _captured(step, x, torch):
+    """``step`` captured as one CUDA graph (after warm-up steps on a side stream, which create the
+    momentum buffers), returned as a replay that first copies a fresh batch into the input."""
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        for _ in range(3):
+            step()
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        loss = step()
+    batch = x.clone()
+
+    def replay():
+        x.copy_(batch, non_blocking=True)  # what feeding a new batch costs
+        graph.replay()
+        return loss
+    return replay
 
 
 def _child(arm: str, side: int, args, queue) -> None:
@@ -128,7 +162,8 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--sides", type=int, nargs="+", default=[32, 160])
-    ap.add_argument("--arms", nargs="+", default=["eager", "compile", "bf16", "eager-float", "compile-float"])
+    ap.add_argument("--arms", nargs="+", help="default: eager compile bf16 eager-float compile-float, and on "
+                    "CUDA also compile-graphs graph")
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--warm", type=int, default=3)
     ap.add_argument("--batch", type=int, default=32)
@@ -140,6 +175,9 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         sys.exit("--device cuda: torch sees no CUDA GPU here")
+    if args.arms is None:
+        args.arms = ["eager", "compile", "bf16", "eager-float", "compile-float"] + \
+            (["compile-graphs", "graph"] if args.device.startswith("cuda") else [])
     here = machine() + (f"; {torch.cuda.get_device_name(0)}" if args.device.startswith("cuda") else "")
     out = Path(args.out)
     results = json.loads(out.read_text()) if out.exists() else {"rows": []}
