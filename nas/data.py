@@ -139,6 +139,28 @@ class Dataset:
                 rs(self.x_test), self.y_test, self.class_names, self.mean, self.std)
         return cache[resolution]
 
+    def prepare_sides(self, sides, progress: Callable[[str, int, int], None] | None = None,
+                      threads: int | None = None) -> None:
+        """For images on disk: make the resized copies ``at_resolution`` reads for each side now,
+        once, with ``threads`` torch threads and a ``progress(what, done, total)`` per side, so no
+        trial waits for one (or counts it in its seconds) and no two workers make the same copy.
+        In memory a resize is quick and per process: nothing to do."""
+        if not is_disk(self.x_train):
+            return
+        import torch
+
+        prev = torch.get_num_threads()
+        if threads:
+            torch.set_num_threads(threads)
+        try:
+            for side in sorted(set(sides) - {self.resolution}):
+                for part, x in (("train", self.x_train), ("test", self.x_test)):
+                    step = (lambda done, total, _w=f"resizing {self.name}/{part} images to {side} px":
+                            progress(_w, done, total)) if progress else None
+                    resized(x, side, _resize, step)
+        finally:
+            torch.set_num_threads(prev)
+
     def __getstate__(self) -> dict:  # resized copies are not shipped to workers (re-made there)
         state = dict(self.__dict__)
         state.pop("_on_device", None)  # a GPU copy of the images (nas.feed) stays where it was made

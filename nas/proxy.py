@@ -108,9 +108,19 @@ def proxy_resolution(candidate: Candidate, dataset_resolution: int) -> int:
     """
     sk = candidate.search_space.skeletons.get(candidate.skeleton)
     top = max(sk.resolutions) if sk is not None and sk.resolutions else candidate.resolution
-    if candidate.resolution >= top:
+    return _scaled_side(candidate.resolution, top, dataset_resolution)
+
+
+def proxy_sides(space, dataset_resolution: int) -> list[int]:
+    """Every side ``proxy_resolution`` can give a candidate of ``space`` on data of this side."""
+    return sorted({_scaled_side(r, max(sk.resolutions), dataset_resolution)
+                   for sk in space.skeletons.values() if sk.resolutions for r in sk.resolutions})
+
+
+def _scaled_side(resolution: int, top: int, dataset_resolution: int) -> int:
+    if resolution >= top:
         return dataset_resolution
-    return max(8, int(round(dataset_resolution * candidate.resolution / top)))
+    return max(8, int(round(dataset_resolution * resolution / top)))
 
 
 def _channels_last(x: torch.Tensor) -> torch.Tensor:

@@ -23,7 +23,8 @@ from nas.config import RunMeta, SearchConfig, read_run_config
 from nas.data import Dataset, load_dataset
 from nas.errors import BudgetError, SearchError
 from nas.latency import DeviceProfile, load_device
-from nas.proxy import ProxyBudget, proxy_resolution
+from nas.imagefolder import decode_threads
+from nas.proxy import ProxyBudget, proxy_resolution, proxy_sides
 from nas.space_files import load_space
 from nas.spaces import SearchSpace
 
@@ -97,7 +98,8 @@ def _check_feasible(space: SearchSpace, profile: DeviceProfile, num_classes: int
 def resolve_run(config: SearchConfig, progress=None) -> RunContext:
     """Everything a new run needs, resolved once; fails early (one typed error) on an unknown
     space or device, bad data, an existing run folder or a budget nothing meets.
-    ``progress(what, done, total)``: decoding an image folder into its disk cache (first use)."""
+    ``progress(what, done, total)``: decoding an image folder into its disk cache (first use)
+    and resizing it to the proxy's sides."""
     config.validate()
     space = load_space(config.space)
     profile = load_device(config.device)
@@ -116,6 +118,8 @@ def resolve_run(config: SearchConfig, progress=None) -> RunContext:
         _check_feasible(space, profile, dataset.num_classes, config.seed, budget_ms, dataset.in_channels)
     device = resolve_accelerator(config.accelerator)  # "cuda" without a GPU fails here, before any work
     proxy = replace(config.budget(), device=device, trials_per_device=config.trials_per_gpu)
+    # an image folder on disk: the proxy's sides resized now, on every core, after the checks above
+    dataset.prepare_sides(proxy_sides(space, dataset.resolution), progress, threads=decode_threads())
     meta = RunMeta(
         study_name=name, storage=config.storage or f"sqlite:///{run_dir / 'study.db'}",
         latency_budget_ms=budget_ms, latency_budget_source=source, device_label=profile.label,

@@ -37,6 +37,20 @@ TINY_PROXY = {"max_train_images": 192, "epochs": 1.0, "max_val_images": 150, "bn
               "batch_size": 64}
 
 
+def png_folder(root, classes=("cat", "dog"), n=6, size=12, mode="RGB"):
+    """A folder of seeded random images, one subfolder per class."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for c in classes:
+        (root / c).mkdir(parents=True)
+        for i in range(n):
+            shape = (size, size, 3) if mode == "RGB" else (size, size)
+            Image.fromarray(rng.integers(0, 255, shape, dtype=np.uint8), mode).save(root / c / f"{i}.png")
+    return root
+
+
 def small_builtin(path: Path, train_per_class: int = 100, test_per_class: int = 30) -> Path:
     """A smaller copy of the built-in data as an .npz (the first images of each class, class names
     kept): for tests that train and evaluate winners, whose cost grows with the splits."""

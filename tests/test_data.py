@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import nas
+from conftest import png_folder
 from nas.data import DatasetError, load_dataset
 
 
@@ -80,23 +81,11 @@ def test_missing_and_corrupt_paths(tmp_path):
         load_dataset(bad)
 
 
-def _png_folder(root, classes=("cat", "dog"), n=6, size=12, mode="RGB"):
-    from PIL import Image
-
-    rng = np.random.default_rng(0)
-    for c in classes:
-        (root / c).mkdir(parents=True)
-        for i in range(n):
-            shape = (size, size, 3) if mode == "RGB" else (size, size)
-            Image.fromarray(rng.integers(0, 255, shape, dtype=np.uint8), mode).save(root / c / f"{i}.png")
-    return root
-
-
 def test_image_folder(tmp_path):
-    ds = load_dataset(_png_folder(tmp_path / "imgs"))
+    ds = load_dataset(png_folder(tmp_path / "imgs"))
     assert ds.class_names == ["cat", "dog"] and ds.in_channels == 3 and ds.resolution == 12
     assert len(ds.x_train) + len(ds.x_val) + len(ds.x_test) == 12
-    gray = load_dataset(_png_folder(tmp_path / "g", mode="L"), image_size=8)
+    gray = load_dataset(png_folder(tmp_path / "g", mode="L"), image_size=8)
     assert gray.in_channels == 1 and gray.resolution == 8
 
 
@@ -107,7 +96,7 @@ def test_image_folder_is_decoded_once_to_disk_and_read_a_batch_at_a_time(tmp_pat
     from nas.diskarray import DiskArray
     from nas.proxy import evaluate_proxy
 
-    root = _png_folder(tmp_path / "imgs", n=40, size=24)
+    root = png_folder(tmp_path / "imgs", n=40, size=24)
     seen = []
     ds = load_dataset(root, progress=lambda what, done, total: seen.append((what, done, total)))
     assert isinstance(ds.x_train, DiskArray) and isinstance(ds.x_test, DiskArray)
@@ -180,7 +169,7 @@ def test_channel_moments_are_exact_and_kept_beside_a_disk_split(tmp_path):
 
 
 def test_image_folder_decodes_on_several_threads_to_the_same_pixels(tmp_path, monkeypatch):
-    root = _png_folder(tmp_path / "imgs", n=30, size=20)
+    root = png_folder(tmp_path / "imgs", n=30, size=20)
     got = []
     for threads in ("1", "3"):
         monkeypatch.setenv("HWNAS_DECODE_THREADS", threads)
@@ -200,11 +189,11 @@ def test_image_folder_decodes_on_several_threads_to_the_same_pixels(tmp_path, mo
 
 
 def test_image_folder_errors(tmp_path):
-    root = _png_folder(tmp_path / "imgs")
+    root = png_folder(tmp_path / "imgs")
     (root / "empty").mkdir()
     with pytest.raises(DatasetError, match="'empty' has no images"):
         load_dataset(root)
-    root2 = _png_folder(tmp_path / "imgs2")
+    root2 = png_folder(tmp_path / "imgs2")
     (root2 / "cat" / "broken.png").write_bytes(b"\x89PNG garbage")
     with pytest.raises(DatasetError, match="broken.png"):
         load_dataset(root2)
@@ -274,7 +263,7 @@ def test_the_validation_split_is_2000_images_where_the_data_allows():
 
 
 def test_an_unwritable_image_cache_is_one_clear_error(tmp_path, monkeypatch):
-    root = _png_folder(tmp_path / "imgs")
+    root = png_folder(tmp_path / "imgs")
     blocked = tmp_path / "cache-is-a-file"
     blocked.write_text("not a folder")
     monkeypatch.setenv("HWNAS_CACHE", str(blocked))

@@ -1,12 +1,13 @@
 """The run context (nas.run) and a search over a space given as a YAML path: the file's content
 is what runs, in every Ray worker, whatever its name."""
 
+import random
 from pathlib import Path
 
 import optuna
 import pytest
 import yaml
-from conftest import TINY_PROXY
+from conftest import TINY_PROXY, png_folder
 
 from nas.config import SearchConfig, read_run_config
 from nas.errors import SearchError
@@ -71,6 +72,26 @@ def test_the_context_is_resolved_once_and_written_in_one_place(tmp_path):
         read_run_config(tmp_path / "nowhere")
     with pytest.raises(SearchError, match="cannot change space"):
         open_run(tmp_path, space="fbnet")
+
+
+def test_an_image_folder_is_resized_to_every_proxy_side_before_any_trial(tmp_path):
+    from nas.proxy import evaluate_proxy, proxy_resolution, proxy_sides
+
+    root = png_folder(tmp_path / "imgs", n=12, size=24)
+    seen = []
+    space = _space_copy(tmp_path, "sides", [128, 160, 224])
+    ctx = resolve_run(_config(tmp_path, space, data=str(root)), progress=lambda *a: seen.append(a))
+    sides = proxy_sides(ctx.space, 24)
+    assert sides == [14, 17, 24]  # 24 x 128/224 and 24 x 160/224, rounded; the top side is the data's
+    made = sorted(p.name.split(".")[0] + "." + p.name.split(".")[1]
+                  for p in ctx.dataset.x_train.path.parent.glob("*.r*.npy"))
+    assert made == ["test.r14", "test.r17", "train.r14", "train.r17"]
+    assert {w for w, *_ in seen} >= {"resizing imgs/train images to 14 px", "resizing imgs/test images to 17 px"}
+    stamp = {p: p.stat().st_mtime_ns for p in ctx.dataset.x_train.path.parent.iterdir()}
+    cand = ctx.space.sample(random.Random(0)).replace(resolution=128)
+    r = evaluate_proxy(cand, ctx.dataset, epochs=1, max_train_images=8)
+    assert not r.failed and r.resolution == proxy_resolution(cand, 24) in sides
+    assert {p: p.stat().st_mtime_ns for p in ctx.dataset.x_train.path.parent.iterdir()} == stamp  # nothing new
 
 
 def test_resume_of_a_missing_folder_is_one_clear_error(tmp_path):
