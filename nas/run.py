@@ -22,8 +22,8 @@ from nas.candidate import Candidate
 from nas.config import RunMeta, SearchConfig, read_run_config
 from nas.data import Dataset, load_dataset
 from nas.errors import BudgetError, SearchError
-from nas.latency import DeviceProfile, load_device
 from nas.imagefolder import decode_threads
+from nas.latency import DeviceProfile, load_device
 from nas.proxy import ProxyBudget, proxy_resolution, proxy_sides
 from nas.space_files import load_space
 from nas.spaces import SearchSpace

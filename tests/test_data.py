@@ -5,9 +5,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import png_folder
 
 import nas
-from conftest import png_folder
 from nas.data import DatasetError, load_dataset
 
 

@@ -7,7 +7,7 @@ import threading
 import numpy as np
 import pytest
 import torch
-from test_data import _png_folder
+from conftest import png_folder
 
 from nas.data import load_dataset
 from nas.feed import device_batches
@@ -35,7 +35,7 @@ def test_device_batches_equal_the_numpy_batches_bit_for_bit(builtin, resident, a
 
 
 def test_an_image_folder_streams_from_its_disk_cache_with_the_same_batches(tmp_path):
-    ds = load_dataset(_png_folder(tmp_path / "imgs", n=40, size=24))
+    ds = load_dataset(png_folder(tmp_path / "imgs", n=40, size=24))
     ref = _host_epoch(ds, 1)
     got = list(device_batches(ds, 32, np.random.default_rng(1), "cpu", resident=False))
     assert len(got) == len(ref) and all(torch.equal(x, torch.from_numpy(rx)) for (x, _), (rx, _) in zip(got, ref))
