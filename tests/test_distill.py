@@ -6,7 +6,7 @@ import onnxruntime as ort
 import optuna
 import pytest
 import torch
-from conftest import TINY_PROXY, small_builtin
+from conftest import TINY_PROXY, png_folder, small_builtin
 
 import nas
 from nas import litert
@@ -218,6 +218,27 @@ def test_each_pick_has_its_own_folder():
     for bad in ("../x", "/abs", ""):
         with pytest.raises(DistillError, match="--out"):
             DistillConfig(out=bad).validate()
+
+
+@pytest.mark.slow
+def test_a_photo_folder_goes_from_search_to_a_shipped_winner(tmp_path, ray_session):
+    """An image folder (on disk, never all in memory) through the whole pipeline: the winner is
+    trained at its own side from the disk cache, and its card's test accuracy is what the shipped
+    ONNX file scores on the folder's test split, read a batch at a time."""
+    root = png_folder(tmp_path / "photos", n=30, size=40)
+    res = run_search(SearchConfig(trials=2, workers=1, out=str(tmp_path / "out"), name="f", references=0,
+                                  proxy=dict(TINY_PROXY), data=str(root), distill=False))
+    card = distill_run(res.run_dir, DistillConfig(**FAST, measure_host=False))
+    assert "image folder" in card["dataset"] and card["num_classes"] == 2
+    win = res.run_dir / "winner"
+    _assert_the_shipped_network_is_the_priced_one(win / "model.onnx", card)
+    ds = nas.load_dataset(root)
+    side = nas.parse_candidate(card["candidate"]).resolution
+    x, y = ds.test_arrays(resolution=side)
+    assert not isinstance(x, np.ndarray)  # read from the disk cache a batch at a time
+    sess = ort.InferenceSession(str(win / "model.onnx"), providers=["CPUExecutionProvider"])
+    pred = np.concatenate([sess.run(None, {"input": x[i:i + 5]})[0].argmax(1) for i in range(0, len(x), 5)])
+    assert card["test_accuracy_fp32"] == pytest.approx(float((pred == y).mean()))
 
 
 def _assert_the_shipped_network_is_the_priced_one(path, card):
