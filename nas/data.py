@@ -294,10 +294,11 @@ def load_dataset(name_or_path: str | os.PathLike, val_fraction: float | None = N
             name, source, arrays = path.stem, f"npz file {path}", _read_npz(path)
         else:
             raise DatasetError(f"{path}: not an .npz file, a CIFAR-10 archive or an image folder")
-    return _make(name, source, *arrays, val_fraction=val_fraction, seed=seed)
+    return _make(name, source, *arrays, val_fraction=val_fraction, seed=seed, progress=progress)
 
 
-def _make(name, source, x_train, y_train, x_test, y_test, class_names, *, val_fraction, seed) -> Dataset:
+def _make(name, source, x_train, y_train, x_test, y_test, class_names, *, val_fraction, seed,
+          progress=None) -> Dataset:
     x_train, x_test = _as_nhwc(x_train, f"{name}: x_train"), _as_nhwc(x_test, f"{name}: x_test")
     y_train, y_test = _labels(y_train, len(x_train), f"{name}: y_train"), _labels(y_test, len(x_test), f"{name}: y_test")
     if x_train.shape[1:] != x_test.shape[1:]:
@@ -320,8 +321,12 @@ def _make(name, source, x_train, y_train, x_test, y_test, class_names, *, val_fr
         val_idx.append(members[:max(1, int(round(len(members) * val_fraction)))])
     val = np.zeros(len(y_train), dtype=bool)
     val[np.concatenate(val_idx)] = True
-    return Dataset(name, source, rows(x_train, ~val), y_train[~val], rows(x_train, val), y_train[val],
-                   x_test, y_test, list(class_names))
+    x_fit = rows(x_train, ~val)
+    step = (lambda done, total: progress(f"counting {name} pixel statistics", done, total)) \
+        if progress and is_disk(x_fit) else None
+    mean, std = channel_moments(x_fit, progress=step)
+    return Dataset(name, source, x_fit, y_train[~val], rows(x_train, val), y_train[val],
+                   x_test, y_test, list(class_names), mean, std)
 
 
 def _as_nhwc(x, what: str) -> np.ndarray:

@@ -182,12 +182,13 @@ def resized(x: DiskArray, size: int, resize: Callable[[np.ndarray, int], np.ndar
     return DiskArray(path, x.index)
 
 
-def channel_moments(x, chunk: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+def channel_moments(x, chunk: int = 1024,
+                    progress: Callable[[int, int], None] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Per-channel mean and std (float32, in [0, 1] units) of N x H x W x C images, a chunk of
     images at a time (bounded memory). uint8 images are counted exactly, with a 256-bin histogram
     per channel (a float64 pass costs several times more). For a DiskArray the result is kept
     beside its file, keyed by the rows it sees, so a later load of the same split reads a few
-    bytes instead of every image."""
+    bytes instead of every image. ``progress(done, total)`` after each chunk counted."""
     keep = _moments_path(x) if is_disk(x) else None
     if keep is not None and keep.is_file():
         try:
@@ -202,6 +203,8 @@ def channel_moments(x, chunk: int = 1024) -> tuple[np.ndarray, np.ndarray]:
             a = np.asarray(x[i:i + chunk]).reshape(-1, c)
             for ch in range(c):
                 hist[ch] += np.bincount(a[:, ch], minlength=256)
+            if progress:
+                progress(min(len(x), i + chunk), len(x))
         v = np.arange(256, dtype=np.int64)
         n = int(hist[0].sum())
         s1, s2 = (hist @ v).astype(np.float64) / 255.0, (hist @ (v * v)).astype(np.float64) / 255.0 ** 2
