@@ -122,27 +122,35 @@ class Dataset:
                 x = _random_crop_flip(x, pad, rng)
             yield self.normalize(x), self.y_train[idx]
 
-    def at_resolution(self, resolution: int) -> "Dataset":
+    def at_resolution(self, resolution: int,
+                      progress: Callable[[str, int, int], None] | None = None) -> "Dataset":
         """A copy with every split resized to ``resolution`` (antialiased bilinear, same
-        normalisation); ``self`` when the size already matches. Cached per resolution."""
+        normalisation); ``self`` when the size already matches. Cached per resolution. For
+        images on disk the resized copy is made once on disk beside them (never all in memory),
+        with ``progress(what, done, total)`` per file while it is made."""
         if resolution == self.resolution:
             return self
         if resolution < 1:
             raise DatasetError(f"resolution must be positive, got {resolution}")
         cache = self.__dict__.setdefault("_resized", {})
         if resolution not in cache:
-            # on disk: resized once into the cache beside the images (never all in memory)
-            rs = (lambda x: resized(x, resolution, _resize)) if is_disk(self.x_train) else \
-                (lambda x: _resize(x, resolution))
+            def rs(x, part: str):
+                if not is_disk(x):
+                    return _resize(x, resolution)
+                step = (lambda done, total: progress(f"resizing {self.name}/{part} images to {resolution} px",
+                                                     done, total)) if progress else None
+                return resized(x, resolution, _resize, step)
+
+            # x_val shares x_train's file: made with train, found on disk here
             cache[resolution] = Dataset(
-                self.name, self.source, rs(self.x_train), self.y_train, rs(self.x_val), self.y_val,
-                rs(self.x_test), self.y_test, self.class_names, self.mean, self.std)
+                self.name, self.source, rs(self.x_train, "train"), self.y_train, rs(self.x_val, "train"),
+                self.y_val, rs(self.x_test, "test"), self.y_test, self.class_names, self.mean, self.std)
         return cache[resolution]
 
     def prepare_sides(self, sides, progress: Callable[[str, int, int], None] | None = None,
                       threads: int | None = None) -> None:
         """For images on disk: make the resized copies ``at_resolution`` reads for each side now,
-        once, with ``threads`` torch threads and a ``progress(what, done, total)`` per side, so no
+        once, with ``threads`` torch threads and a ``progress(what, done, total)`` per file, so no
         trial waits for one (or counts it in its seconds) and no two workers make the same copy.
         In memory a resize is quick and per process: nothing to do."""
         if not is_disk(self.x_train):
@@ -153,11 +161,8 @@ class Dataset:
         if threads:
             torch.set_num_threads(threads)
         try:
-            for side in sorted(set(sides) - {self.resolution}):
-                for part, x in (("train", self.x_train), ("test", self.x_test)):
-                    step = (lambda done, total, _w=f"resizing {self.name}/{part} images to {side} px":
-                            progress(_w, done, total)) if progress else None
-                    resized(x, side, _resize, step)
+            for side in sorted(set(sides)):
+                self.at_resolution(side, progress)
         finally:
             torch.set_num_threads(prev)
 

@@ -256,7 +256,6 @@ def distill_run(run: str | Path | RunContext, cfg: DistillConfig | None = None,
     cand = ctx.space.parse(win.key)
     space, dataset, profile = ctx.space, ctx.dataset, ctx.profile
     res = ctx.proxy_side(cand)
-    data = dataset.at_resolution(res)
     out_dir = run_dir / cfg.folder
     if (out_dir / "card.json").is_file() and not cfg.force:
         try:
@@ -266,6 +265,7 @@ def distill_run(run: str | Path | RunContext, cfg: DistillConfig | None = None,
             what = "a winner"
         raise DistillError(f"{out_dir} already holds {what}; pass --force to replace it, or --out NAME "
                            f"to keep both")
+    data = dataset.at_resolution(res, progress)  # images on disk: made once, unless the search made it
     prev_threads = torch.get_num_threads()
     torch.set_num_threads(cfg.threads)
     if resolve_accelerator(cfg.accelerator) == "cuda":
@@ -292,7 +292,7 @@ def distill_run(run: str | Path | RunContext, cfg: DistillConfig | None = None,
             proxy_side, proxy_acc = res, _accuracy(student, xt, yt)
             if cand.resolution != res:  # ship the priced network: the candidate at its own side
                 res = cand.resolution
-                data = dataset.at_resolution(res)
+                data = dataset.at_resolution(res, progress)
                 xt, yt = data.test_arrays()
                 student, secs_own = _to_own_side(cand, student, data, cfg, progress)
                 secs += secs_own

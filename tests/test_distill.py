@@ -228,13 +228,16 @@ def test_a_photo_folder_goes_from_search_to_a_shipped_winner(tmp_path, ray_sessi
     root = png_folder(tmp_path / "photos", n=30, size=40)
     res = run_search(SearchConfig(trials=2, workers=1, out=str(tmp_path / "out"), name="f", references=0,
                                   proxy=dict(TINY_PROXY), data=str(root), distill=False))
-    card = distill_run(res.run_dir, DistillConfig(**FAST, measure_host=False))
+    stages = set()
+    card = distill_run(res.run_dir, DistillConfig(**FAST, measure_host=False),
+                       progress=lambda stage, done, total: stages.add(stage))
     assert "image folder" in card["dataset"] and card["num_classes"] == 2
+    own = nas.parse_candidate(card["candidate"]).resolution  # 128-224: never a proxy side of 40 px photos
+    assert {f"resizing photos/train images to {own} px", f"resizing photos/test images to {own} px"} <= stages
     win = res.run_dir / "winner"
     _assert_the_shipped_network_is_the_priced_one(win / "model.onnx", card)
     ds = nas.load_dataset(root)
-    side = nas.parse_candidate(card["candidate"]).resolution
-    x, y = ds.test_arrays(resolution=side)
+    x, y = ds.test_arrays(resolution=own)
     assert not isinstance(x, np.ndarray)  # read from the disk cache a batch at a time
     sess = ort.InferenceSession(str(win / "model.onnx"), providers=["CPUExecutionProvider"])
     pred = np.concatenate([sess.run(None, {"input": x[i:i + 5]})[0].argmax(1) for i in range(0, len(x), 5)])

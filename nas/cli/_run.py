@@ -158,7 +158,8 @@ def search_cmd(
         out.print(f"next: nas distill {res.run_dir}  (trains, exports and documents the winner)")
 
 
-UNITS = (("training", "steps"), ("distilling", "steps"), ("fine-tuning", "steps"), ("exporting", "files"), ("timing", "models"))
+UNITS = (("training", "steps"), ("distilling", "steps"), ("fine-tuning", "steps"), ("exporting", "files"),
+         ("timing", "models"), ("resizing", "images"))
 
 
 def _stage_progress():
