@@ -247,7 +247,7 @@ def distill_run(run: str | Path | RunContext, cfg: DistillConfig | None = None,
     cfg.validate()
     if cfg.teacher and not Path(cfg.teacher).is_file():
         raise DistillError(f"checkpoint {cfg.teacher} not found")
-    ctx = run if isinstance(run, RunContext) else open_run(run)
+    ctx = run if isinstance(run, RunContext) else open_run(run, progress)
     run_dir, config, meta = ctx.run_dir, ctx.config, ctx.meta
     cfg = replace(cfg, seed=config.seed if cfg.seed is None else cfg.seed)
     study = open_study(meta.study_name, meta.storage)

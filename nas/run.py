@@ -95,6 +95,12 @@ def _check_feasible(space: SearchSpace, profile: DeviceProfile, num_classes: int
                           f"{fastest_ms:.2f} ms ({fastest_key})")
 
 
+def prepare_proxy_sides(space: SearchSpace, dataset: Dataset, progress=None) -> None:
+    """An image folder on disk: resized now, on every core, to each side the proxy can train a
+    candidate of ``space`` at (nothing to do in memory, or when the copies exist)."""
+    dataset.prepare_sides(proxy_sides(space, dataset.resolution), progress, threads=decode_threads())
+
+
 def resolve_run(config: SearchConfig, progress=None) -> RunContext:
     """Everything a new run needs, resolved once; fails early (one typed error) on an unknown
     space or device, bad data, an existing run folder or a budget nothing meets.
@@ -118,8 +124,7 @@ def resolve_run(config: SearchConfig, progress=None) -> RunContext:
         _check_feasible(space, profile, dataset.num_classes, config.seed, budget_ms, dataset.in_channels)
     device = resolve_accelerator(config.accelerator)  # "cuda" without a GPU fails here, before any work
     proxy = replace(config.budget(), device=device, trials_per_device=config.trials_per_gpu)
-    # an image folder on disk: the proxy's sides resized now, on every core, after the checks above
-    dataset.prepare_sides(proxy_sides(space, dataset.resolution), progress, threads=decode_threads())
+    prepare_proxy_sides(space, dataset, progress)  # after the checks above
     meta = RunMeta(
         study_name=name, storage=config.storage or f"sqlite:///{run_dir / 'study.db'}",
         latency_budget_ms=budget_ms, latency_budget_source=source, device_label=profile.label,
@@ -131,9 +136,10 @@ def resolve_run(config: SearchConfig, progress=None) -> RunContext:
     return RunContext(config, space, profile, dataset, proxy, budget_ms, source, run_dir, meta)
 
 
-def open_run(run_dir: str | Path, **overrides) -> RunContext:
+def open_run(run_dir: str | Path, progress=None, **overrides) -> RunContext:
     """The context of an existing run folder, from its config.yaml. ``overrides`` may change
-    ``RESUME_OVERRIDES`` only (None leaves a value as it was)."""
+    ``RESUME_OVERRIDES`` only (None leaves a value as it was). ``progress(what, done, total)``:
+    as for ``resolve_run``, where the image folder's cache has to be made again."""
     bad = sorted(k for k, v in overrides.items() if v is not None and k not in RESUME_OVERRIDES)
     if bad:
         raise SearchError(f"cannot change {', '.join(bad)} when resuming (only {', '.join(RESUME_OVERRIDES)})")
@@ -145,7 +151,7 @@ def open_run(run_dir: str | Path, **overrides) -> RunContext:
     space_ref = meta.space_source if is_path_like(config.space) and meta.space_source else config.space
     space = load_space(space_ref)
     profile = load_device(config.device)
-    dataset = load_dataset(config.data, seed=config.seed)
+    dataset = load_dataset(config.data, seed=config.seed, progress=progress)
     # the device is resolved again where the run is opened (a resume may run on another machine)
     proxy = replace(config.budget(), device=resolve_accelerator(config.accelerator),
                     trials_per_device=config.trials_per_gpu)

@@ -33,7 +33,7 @@ from nas.errors import BudgetError, DistillError, SearchError, SearchInterrupted
 from nas.front import pareto_front, pick_winner
 from nas.halving import Ladder
 from nas.report import write_report, write_tables
-from nas.run import BUDGET_REFERENCE, RunContext, default_budget, open_run, resolve_run
+from nas.run import BUDGET_REFERENCE, RunContext, default_budget, open_run, prepare_proxy_sides, resolve_run
 from nas.runfolder import RunFolder
 from nas.memory import memory_bytes
 from nas.trials import CONSTRAINT_NAMES_ATTR, open_storage, read_trials, set_constraints, status_counts, trial_attrs
@@ -389,15 +389,18 @@ def run_search(config: SearchConfig | RunContext,
 
 
 def resume_search(run_dir: str | os.PathLike | RunContext,
-                  progress: Callable[[SearchProgress], None] | None = None, **overrides) -> SearchResult:
+                  progress: Callable[[SearchProgress], None] | None = None,
+                  data_progress: Callable[[str, int, int], None] | None = None, **overrides) -> SearchResult:
     """Continue a run: finished trials are kept, interrupted ones run again, up to the
     original trial count (``trials``, ``workers``, ``ray_address`` or ``distill`` may be
-    overridden)."""
+    overridden). ``data_progress(what, done, total)``: an image folder decoded or resized again
+    (its cache was cleared, or the run moved to another machine)."""
     folder = run_dir.run_dir if isinstance(run_dir, RunContext) else Path(run_dir)
     if not folder.is_dir():
         raise SearchError(f"{folder} is not a run folder (no such directory)")
     with RunFolder(folder) as run:  # the lock first: another process may be running it
-        ctx = run_dir if isinstance(run_dir, RunContext) else open_run(folder, **overrides)
+        ctx = run_dir if isinstance(run_dir, RunContext) else open_run(folder, data_progress, **overrides)
+        prepare_proxy_sides(ctx.space, ctx.dataset, data_progress)
         run.log(f"resuming {ctx.config.name}")
         return _drive(ctx, run, progress, resume=True)
 

@@ -234,6 +234,7 @@ def test_a_photo_folder_goes_from_search_to_a_shipped_winner(tmp_path, ray_sessi
     assert "image folder" in card["dataset"] and card["num_classes"] == 2
     own = nas.parse_candidate(card["candidate"]).resolution  # 128-224: never a proxy side of 40 px photos
     assert {f"resizing photos/train images to {own} px", f"resizing photos/test images to {own} px"} <= stages
+    assert not any(s.startswith(("decoding", "counting")) for s in stages)  # the search's cache is used
     win = res.run_dir / "winner"
     _assert_the_shipped_network_is_the_priced_one(win / "model.onnx", card)
     ds = nas.load_dataset(root)

@@ -94,6 +94,21 @@ def test_an_image_folder_is_resized_to_every_proxy_side_before_any_trial(tmp_pat
     assert {p: p.stat().st_mtime_ns for p in ctx.dataset.x_train.path.parent.iterdir()} == stamp  # nothing new
 
 
+def test_a_resume_after_the_image_cache_was_cleared_rebuilds_it_with_progress(tmp_path, ray_session, monkeypatch):
+    import shutil
+
+    monkeypatch.setenv("HWNAS_CACHE", str(tmp_path / "cache"))
+    root = png_folder(tmp_path / "imgs", n=12, size=24)
+    space = _space_copy(tmp_path, "sides", [128, 224])
+    res = run_search(_config(tmp_path, space, data=str(root), trials=1, workers=1))
+    shutil.rmtree(tmp_path / "cache")  # cleared, or the run moved to another machine
+    seen = set()
+    again = resume_search(res.run_dir, data_progress=lambda what, done, total: seen.add(what))
+    assert {"decoding imgs/train images", "counting imgs pixel statistics",
+            "resizing imgs/train images to 14 px"} <= seen
+    assert again.evaluated + again.failed >= 1
+
+
 def test_resume_of_a_missing_folder_is_one_clear_error(tmp_path):
     with pytest.raises(SearchError, match="not a run folder"):
         resume_search(tmp_path / "missing")

@@ -142,7 +142,8 @@ def search_cmd(
     update, stop = _search_progress()
     try:
         if ctx is None:
-            res = resume_search(run, progress=update, trials=None, workers=None, ray_address=ray_address)
+            res = resume_search(run, progress=update, data_progress=_per_stage_printer("images"), trials=None,
+                                workers=None, ray_address=ray_address)
         else:
             res = run_search(ctx, progress=update)
     finally:
@@ -159,7 +160,7 @@ def search_cmd(
 
 
 UNITS = (("training", "steps"), ("distilling", "steps"), ("fine-tuning", "steps"), ("exporting", "files"),
-         ("timing", "models"), ("resizing", "images"))
+         ("timing", "models"), ("resizing", "images"), ("decoding", "images"), ("counting", "images"))
 
 
 def _stage_progress():
