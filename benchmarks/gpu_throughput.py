@@ -11,8 +11,8 @@ candidate (MobileNetV3-Small 0.75 with 8-bit fake quantization, as the search tr
 Each process first trains a short warm-up (cuDNN autotuning, allocator, first-call costs), then
 waits at a barrier; all then train ``--images`` images (batch ``--batch``) and the aggregate rate
 is every process's images over the wall time from the barrier to the last finish. Training only
-(``nas.proxy.train_model`` via ``evaluate_proxy``'s ``train_seconds``), the proxy's own code
-path: batches from ``nas.feed`` on the GPU, numpy on the CPU.
+(``nas.train._proxy.train_model`` via ``evaluate_proxy``'s ``train_seconds``), the proxy's own code
+path: batches from ``nas.data._feed`` on the GPU, numpy on the CPU.
 
     python benchmarks/gpu_throughput.py --cpu                  # the CPU rows (any machine)
     python benchmarks/gpu_throughput.py --gpu --ks 1 2 4 8     # the GPU rows (where one is)
@@ -51,7 +51,7 @@ def _worker(side: int, device: str, images: int, batch: int, warm: int, barrier,
 
     torch.set_num_threads(1)
     import nas
-    from nas.proxy import evaluate_proxy
+    from nas.train import evaluate_proxy
 
     cand = nas.load_space("mobilenetv3").reference(CANDIDATE).replace_bits(8)
     ds = _dataset(side, images)

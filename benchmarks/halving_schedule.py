@@ -29,7 +29,7 @@ def _one(args):
 
     torch.set_num_threads(1)
     from nas.data import load_dataset
-    from nas.proxy import ProxyBudget, evaluate_proxy
+    from nas.train import ProxyBudget, evaluate_proxy
 
     ds = load_dataset(data)
     b = ProxyBudget()

@@ -67,8 +67,7 @@ VARIANTS = {  # halving settings per --variant (the default arm: eta 3, 3 rungs,
 
 def timeline(study) -> list[dict]:
     """Every finished result: (finish time, worker seconds, trial, rung, accuracy, latency)."""
-    from nas.halving import RUNGS_ATTR
-    from nas.trials import trial_attrs
+    from nas.search import RUNGS_ATTR, trial_attrs
 
     ev = []
     for t in study.trials:
@@ -87,7 +86,7 @@ def timeline(study) -> list[dict]:
 
 
 def hv_at(events: list[dict], budget_ms: float, worker_s: float) -> dict:
-    from nas.report import hypervolume_2d
+    from nas.search import hypervolume_2d
 
     top, base, used = {}, {}, 0.0
     for e in events:
@@ -110,7 +109,7 @@ def _long(args):
 
     torch.set_num_threads(1)
     from nas.data import load_dataset
-    from nas.proxy import evaluate_proxy
+    from nas.train import evaluate_proxy
 
     return evaluate_proxy(key, load_dataset(data), seed=seed, epochs=epochs, max_train_images=images).accuracy
 
@@ -140,10 +139,10 @@ def main() -> None:
     import optuna
     import ray
 
-    from nas.distill import DistillConfig, distill_run
-    from nas.halving import Rungs
+    from nas.api import run_search
     from nas.report import load_run
-    from nas.search import SearchConfig, run_search
+    from nas.run import Rungs, SearchConfig
+    from nas.winner import DistillConfig, distill_run
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     results = json.loads(out.read_text()) if out.exists() else {"runs": [], "winners": [], "tau": {}}
@@ -206,7 +205,7 @@ def main() -> None:
         equal_time_winners(results, out, Path(args.run_root) if args.run_root else tmp, args.seeds, set(args.reuse),
                            args.data)
     if args.tau:
-        from nas.latency.validate import kendall_tau
+        from nas.latency import kendall_tau
 
         for data in args.data:
             path = "builtin" if data == "builtin" else str(CIFAR)
@@ -247,8 +246,8 @@ def winner_at(events: list[dict], budget_ms: float, worker_s: float) -> tuple[in
 def equal_time_winners(results: dict, out: Path, root: Path, seeds: list[int], reuse: set[str],
                        datas: list[str] = ("cifar",)) -> None:
     """Winner test accuracy at equal worker time (see --equal-time-winners)."""
-    from nas.distill import DistillConfig, distill_run
     from nas.report import load_run
+    from nas.winner import DistillConfig, distill_run
 
     done = results.setdefault("equal_time_winners", [])
     trained = {(w["run"], w["trial"]): w for w in done}

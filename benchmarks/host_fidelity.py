@@ -23,9 +23,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import machine, table  # noqa: E402
 
 import nas  # noqa: E402
-from nas.latency import load_device  # noqa: E402
-from nas.latency.profile import Calibration  # noqa: E402
-from nas.latency.validate import end_to_end, kendall_tau  # noqa: E402
+from nas.latency import (
+    Calibration,
+    end_to_end,
+    kendall_tau,
+    load_device,  # noqa: E402
+)
 
 
 def metrics(pred, meas) -> dict:

@@ -1,7 +1,7 @@
 """Issue 6 (b): int8 speed on this host with and without onnxruntime's quant_pre_process.
 
 For each network (candidate at its own resolution, 10 classes, batch 1): fp32 ONNX, plain
-static QDQ quantization, and nas.latency.host.quantize_int8 (pre-processed QDQ, what hwnas
+static QDQ quantization, and nas.latency._host.quantize_int8 (pre-processed QDQ, what hwnas
 exports). onnxruntime, 1 thread, fastest of repeated runs.
 
     python benchmarks/int8_preprocess.py [KEY_OR_REFERENCE ...]
@@ -42,7 +42,7 @@ def main() -> None:
     )
 
     import nas
-    from nas.export import (
+    from nas.export._onnx import (
         _Reader,
         export_module,
         ort_session,

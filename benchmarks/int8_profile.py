@@ -1,6 +1,6 @@
 """Issue 6 (b): where an int8 MobileNetV3 spends its time in onnxruntime on this host.
 
-fp32 ONNX against hwnas's int8 export (nas.latency.host.quantize_int8: pre-processed static
+fp32 ONNX against hwnas's int8 export (nas.latency._host.quantize_int8: pre-processed static
 QDQ, per-channel weights), onnxruntime's per-node profiler, 1 thread, batch 1, the network at
 its own resolution; time per run by operator type (profiling inflates absolute times: compare
 the two columns, not these against other tables).

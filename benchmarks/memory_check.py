@@ -1,10 +1,10 @@
-"""Issue 14: the activation-memory figure (``nas.memory``) against a measured peak.
+"""Issue 14: the activation-memory figure (``nas.space._memory``) against a measured peak.
 
 For every reference network of mobilenetv3 and shufflenetv2 (float, batch 1, its own input
 side, 1000 classes, batch norm folded into the convolutions as in the export), torch's profiler (``profile_memory=True``) records every CPU allocation and
 free of one inference forward pass (as the self memory of the op that made it); the measured
 peak is the highest running total of those events, ops ordered by their end (weights are allocated before, so they are not in it). The computed figure is
-``nas.memory.peak_activation_bytes`` of the float network's operator list. PyTorch runs
+``nas.space._memory.peak_activation_bytes`` of the float network's operator list. PyTorch runs
 layer by layer like a phone runtime (activations in place), but keeps some temporaries a fused
 runtime does not (the SE scale, the add's output beside its inputs): the ratio says how close
 the two are.
@@ -42,9 +42,8 @@ def main() -> None:
     import torch
 
     import nas
-    from nas.memory import peak_activation_bytes
-    from nas.models import build_model
-    from nas.models.fold import fold_batchnorm
+    from nas.models import build_model, fold_batchnorm
+    from nas.space import peak_activation_bytes
 
     torch.set_num_threads(1)
     rows = []

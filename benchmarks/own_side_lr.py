@@ -19,7 +19,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import machine, portable, table  # noqa: E402
 
-from nas.distill import DistillConfig, distill_run  # noqa: E402
+from nas.winner import DistillConfig, distill_run
 
 
 def main() -> None:

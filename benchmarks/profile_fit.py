@@ -34,11 +34,14 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import machine, table  # noqa: E402
 
-from nas.latency import load_device  # noqa: E402
-from nas.latency.estimator import Estimator, op_features  # noqa: E402
-from nas.latency.fit import error_stats  # noqa: E402
-from nas.latency.onboard import fit_measurements  # noqa: E402
-from nas.space_files import parse_candidate  # noqa: E402
+from nas.latency import (
+    Estimator,
+    error_stats,
+    fit_measurements,
+    load_device,  # noqa: E402
+    op_features,
+)
+from nas.space import parse_candidate
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "device_data" / "help_fbnet_cifar100_pixel2_a50.csv"
 PHONES = {"pixel2": "pixel2_ms", "a50": "samsung_a50_ms"}
@@ -136,7 +139,7 @@ def main() -> None:
                   f"{c['low_majority'] * 100:.0f}% by always guessing the majority"] for c in ceiling]))
     results.append({"ceiling": ceiling})
     # Each level and loss on its own (no cross-validated choice), N = 50, test set
-    from nas.latency import fit as F
+    from nas.latency import _fit as F
 
     nets = [[(op, prior.exec_bits(op.bits)) for op in net] for net in ops]
     prior_ms = np.array([prior.latency_ms(c, num_classes=100) for c in cands])

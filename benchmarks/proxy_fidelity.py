@@ -38,7 +38,7 @@ def _run(args):
 
     torch.set_num_threads(1)
     from nas.data import load_dataset
-    from nas.proxy import ProxyBudget, evaluate_proxy
+    from nas.train import ProxyBudget, evaluate_proxy
 
     ds = load_dataset(data)
     b = ProxyBudget()
@@ -55,8 +55,8 @@ def _zero_cost(keys, ok, data, short_acc, long_acc) -> dict:
 
     import nas
     from nas.data import load_dataset
-    from nas.latency.validate import kendall_tau
-    from nas.proxy import proxy_resolution
+    from nas.latency import kendall_tau
+    from nas.train import proxy_resolution
 
     torch.set_num_threads(1)
     ds = load_dataset(data)
@@ -84,7 +84,7 @@ def _zero_cost(keys, ok, data, short_acc, long_acc) -> dict:
 def _parse_set(items: list[str]) -> dict:
     from dataclasses import fields
 
-    from nas.proxy import ProxyBudget
+    from nas.train import ProxyBudget
 
     types = {f.name: f.type for f in fields(ProxyBudget)}
     out = {}
@@ -116,7 +116,7 @@ def main() -> None:
     overrides = _parse_set(args.set)
 
     import nas
-    from nas.latency.validate import kendall_tau
+    from nas.latency import kendall_tau
 
     space = nas.load_space(args.space)
     rng = random.Random(args.seed)

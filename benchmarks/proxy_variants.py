@@ -33,7 +33,7 @@ def _loss(rows):
 
 
 def main() -> None:
-    from nas.latency.validate import kendall_tau as tau
+    from nas.latency import kendall_tau as tau
 
     name = sys.argv[1] if len(sys.argv) > 1 else "cifar10_subset_10k_2k"
     base = json.loads((RESULTS / f"proxy_fidelity_{name}.json").read_text())

@@ -2,7 +2,7 @@
 
 Each run is a real `run_search` (Optuna + Ray, 2 workers) on mobilenetv3 / pixel7 with the
 budget derived from MobileNetV3-Small; the hypervolume (accuracy x budget-normalised latency,
-reference point (0, budget), nas.report.hypervolume_2d) is taken over the first N counted
+reference point (0, budget), nas.report._report.hypervolume_2d) is taken over the first N counted
 trials. Same proxy for every sampler: to fit the benchmark in the session the proxy is cut to
 1,000 training images (1 epoch) instead of the default 4,000.
 
@@ -27,7 +27,7 @@ CIFAR = HERE.parent.parent / "shared" / "data" / "cifar10_subset_10k_2k.npz"
 
 
 def hv_curve(study, budget_ms: float) -> list[float]:
-    from nas.report import hypervolume_2d
+    from nas.search import hypervolume_2d
 
     pts, curve = [], []
     for t in sorted(study.trials, key=lambda t: t.number):
@@ -53,8 +53,9 @@ def main() -> None:
     import optuna
     import ray
 
+    from nas.api import run_search
     from nas.report import load_run
-    from nas.search import SearchConfig, run_search
+    from nas.run import SearchConfig
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     ray.init(num_cpus=2, include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False)

@@ -37,7 +37,8 @@ def main() -> None:
     import optuna
     import ray
 
-    from nas.search import SearchConfig, run_search
+    from nas.api import run_search
+    from nas.run import SearchConfig
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     out = Path(args.out)

@@ -2,7 +2,7 @@
 
 ask + SearchSpace.suggest (mobilenetv3, ~60 parameters) + one user attribute + tell, random
 sampler, 15 trials, median, with SQLite's default journal, with WAL + synchronous=NORMAL (what
-nas.search uses) and with synchronous=OFF.
+nas.search._driver uses) and with synchronous=OFF.
 
     python benchmarks/sqlite_overhead.py
 """

@@ -7,7 +7,7 @@ for one candidate (MobileNetV3-Small 0.75 with 8-bit fake quantization, as the s
 it) at each input side, with the proxy's own step: SGD (Nesterov, the proxy's parameter groups),
 label-smoothed cross-entropy, gradient clipping at 5, channels-last batches of 32.
 
-- ``eager``: the step as ``nas.proxy.train_model`` runs it;
+- ``eager``: the step as ``nas.train._proxy.train_model`` runs it;
 - ``compile``: ``torch.compile(model)`` (default mode); first step = compile + one step;
 - ``bf16``: the forward pass under ``torch.autocast(device, torch.bfloat16)``;
 - ``eager-float``, ``compile-float``: the same network at 32 bits (no fake quantization), which
@@ -49,8 +49,7 @@ def _model(side: int, device: str, bits: int = 8):
     import torch
 
     import nas
-    from nas.models.builder import build_model
-    from nas.models.quant import apply_fake_quant
+    from nas.models import apply_fake_quant, build_model
 
     torch.manual_seed(0)
     cand = nas.load_space("mobilenetv3").reference(CANDIDATE).replace_bits(bits)
@@ -63,7 +62,7 @@ def run_arm(arm: str, side: int, device: str, steps: int, warm: int, batch: int)
     import torch
     from torch import nn
 
-    from nas.proxy import ProxyBudget, make_optimizer
+    from nas.train import ProxyBudget, make_optimizer
 
     model = _model(side, device, 32 if arm.endswith("-float") else 8)
     opt = make_optimizer(model, ProxyBudget())

@@ -5,7 +5,7 @@ winners against reference networks at no more predicted pixel7 latency.
    below, default proxy, 2 Ray workers).
 2. For each reference (MobileNetV3-Small 1.0, MobileNetV2 0.5 and 0.35, ShuffleNetV2 0.5x; all
    at 224 on the device), the winner `--pick latency<=<reference latency>` is distilled and
-   exported (nas.distill.distill_run: KD from the space's largest float candidate, 5 epochs,
+   exported (nas.winner._distill.distill_run: KD from the space's largest float candidate, 5 epochs,
    its bit widths, fp32 + int8 ONNX, test accuracy in onnxruntime).
 3. Each reference is trained with the same recipe (same teacher, epochs, seed; float) and
    scored on the same test split.
@@ -45,8 +45,8 @@ def main() -> None:
     import torch
 
     import nas
-    from nas.distill import DistillConfig, _accuracy, _teacher, _train, distill_run
-    from nas.proxy import proxy_resolution
+    from nas.train import proxy_resolution
+    from nas.winner._distill import DistillConfig, _accuracy, _teacher, _train, distill_run
 
     out, res, run_dir, refs, data = start(args)
     base = DistillConfig(epochs=args.epochs, teacher_epochs=args.teacher_epochs, threads=2, seed=0, kd=True)
@@ -106,9 +106,10 @@ def prepare(runs: str, trials: int):
     """The benchmark's CIFAR search (run once, reused after): (run folder, references as
     (name, candidate, pixel7 ms), dataset, search figures or None when reused)."""
     import nas
+    from nas.api import run_search
     from nas.data import load_dataset
     from nas.latency import load_device
-    from nas.search import SearchConfig, run_search
+    from nas.run import SearchConfig
 
     pixel7 = load_device("pixel7")
     data = load_dataset(str(CIFAR))

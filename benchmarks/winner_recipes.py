@@ -50,10 +50,11 @@ def main() -> None:
     from l1_prune import l1_transfer
 
     import nas
-    from nas.distill import DistillConfig, _accuracy, _teacher, _train, pick_winner
-    from nas.proxy import proxy_resolution
     from nas.report import load_run
-    from nas.trials import trial_row
+    from nas.search import trial_row
+    from nas.train import proxy_resolution
+    from nas.winner import pick_winner
+    from nas.winner._distill import DistillConfig, _accuracy, _teacher, _train
 
     torch.set_num_threads(2)
     out, res, run_dir, refs, data = start(args)

@@ -23,8 +23,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import machine, table  # noqa: E402
 
 import nas  # noqa: E402
-from nas.models.quant import apply_fake_quant  # noqa: E402
-from nas.proxy import proxy_resolution  # noqa: E402
+from nas.models import apply_fake_quant
+from nas.train import proxy_resolution
 
 NETS = ["mobilenet_v3_small_1.0_224", "mobilenet_v3_large_0.75_224", "mobilenet_v2_1.0_128",
         "mobilenet_v2_1.0_224", "shufflenet_v2_x1.0_224"]

@@ -13,8 +13,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from nas.candidate import Candidate
 from nas.data import Dataset
+from nas.space import Candidate
 
 __all__ = ["naswot"]
 
@@ -27,8 +27,8 @@ def naswot(candidate: Candidate | str, dataset: Dataset, seed: int = 0, batch_si
     """NASWOT score of ``candidate`` (built at its proxy input side, as the proxy trains it),
     on ``batch_size`` training images chosen by ``seed``."""
     from nas.models import build_model
-    from nas.proxy import proxy_resolution
-    from nas.space_files import parse_candidate
+    from nas.space import parse_candidate
+    from nas.train import proxy_resolution
 
     if isinstance(candidate, str):
         candidate = parse_candidate(candidate)

@@ -7,14 +7,11 @@ profiles in ``nas.latency`` (``load_device``).
 
 from importlib.metadata import PackageNotFoundError, version
 
-from nas.candidate import Block, Candidate, OpSpec
-from nas.counting import count
 from nas.data import Dataset, load_dataset
 from nas.export import export_onnx
-from nas.models import build_model
-from nas.proxy import ProxyResult, evaluate_proxy
-from nas.space_files import load_space, parse_candidate, space_names
-from nas.spaces import SearchSpace
+from nas.models import build_model, count
+from nas.space import Block, Candidate, OpSpec, SearchSpace, load_space, parse_candidate, space_names
+from nas.train import ProxyResult, evaluate_proxy
 
 try:
     __version__ = version("hwnas")

@@ -1,4 +1,4 @@
-"""Make nas/_builtin/fashion_mnist_subset.npz, the dataset shipped inside the package.
+"""Make nas/data/_builtin/fashion_mnist_subset.npz, the dataset shipped inside the package.
 
 Source: Debian's dataset-fashion-mnist package (apt-get install -y dataset-fashion-mnist),
 the official Fashion-MNIST idx files (Xiao, Rasul, Vollgraf 2017; MIT licence).
@@ -37,7 +37,7 @@ def main() -> None:
     ap.add_argument("--src", default="/usr/share/datasets/fashion-mnist")
     ap.add_argument("--train-per-class", type=int, default=600)
     ap.add_argument("--test-per-class", type=int, default=100)
-    ap.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "nas" / "_builtin"
+    ap.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "nas" / "data" / "_builtin"
                                          / "fashion_mnist_subset.npz"))
     args = ap.parse_args()
     src = Path(args.src)

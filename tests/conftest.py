@@ -84,7 +84,8 @@ def ray_session():
 @pytest.fixture(scope="session")
 def run5(tmp_path_factory, ray_session):
     """One real 5-trial search shared by the tests that only read its folder: (tmp, result)."""
-    from nas.search import SearchConfig, run_search
+    from nas.api import run_search
+    from nas.run import SearchConfig
 
     tmp = tmp_path_factory.mktemp("run5")
     cfg = SearchConfig(device="pixel7", space="mobilenetv3", trials=5, workers=2, data="builtin", out=str(tmp),

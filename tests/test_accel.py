@@ -8,13 +8,12 @@ from conftest import TINY_PROXY
 from typer.testing import CliRunner
 
 import nas
-from nas.accel import describe_device, resolve_accelerator
 from nas.cli import app
-from nas.distill import DistillConfig, DistillError
-from nas.errors import NasError
-from nas.proxy import _check_finite, evaluate_proxy
-from nas.run import resolve_run
-from nas.search import SearchConfig
+from nas.errors import DistillError, NasError
+from nas.run import SearchConfig, resolve_run
+from nas.train import describe_device, resolve_accelerator
+from nas.train._proxy import _check_finite, evaluate_proxy
+from nas.winner import DistillConfig
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
@@ -48,8 +47,7 @@ def test_batched_loss_check_names_the_first_bad_step():
 
 @cuda
 def test_proxy_trains_on_the_gpu_without_host_synchronisation_in_fake_quant():
-    from nas.models import build_model
-    from nas.models.quant import apply_fake_quant
+    from nas.models import apply_fake_quant, build_model
 
     ds = nas.load_dataset("builtin")
     cand = nas.load_space("mobilenetv3").reference("mobilenet_v3_small_0.75_224").replace_bits(8)
@@ -86,7 +84,7 @@ def test_the_same_seed_gives_the_same_proxy_result_on_a_gpu():
     ds = nas.load_dataset("builtin")
     cand = nas.load_space("mobilenetv3").reference("mobilenet_v3_small_0.75_224")
     a, b = (evaluate_proxy(cand, ds, seed=3, max_train_images=512, epochs=1, device="cuda") for _ in range(2))
-    # deterministic cuDNN and cuBLAS; pooling's backward may still differ in the last bits (nas.accel)
+    # deterministic cuDNN and cuBLAS; pooling's backward may still differ in the last bits (nas.train._accel)
     assert abs(a.accuracy - b.accuracy) <= 2 / len(ds.x_val)
     assert torch.backends.cudnn.deterministic and not torch.backends.cudnn.benchmark
 

@@ -10,8 +10,8 @@ from l1_prune import (  # benchmarks/ (conftest puts it on the path)
 )
 
 import nas
-from nas.candidate import Candidate
 from nas.models import build_model
+from nas.space import Candidate
 
 
 def _pruned_sample(space_name: str, seed: int) -> Candidate:

@@ -5,13 +5,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import nas
-from nas.candidate import (
-    Block,
-    format_number,
-    make_divisible,
-    pruned_channels,
-)
 from nas.errors import CandidateError, CandidateSyntaxError
+from nas.space import Block, format_number, make_divisible, pruned_channels
 
 
 @pytest.mark.parametrize("space_name", SPACES)

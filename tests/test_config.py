@@ -1,10 +1,10 @@
-"""nas.config: SearchConfig validation and config.yaml (written and read in one place)."""
+"""nas.run._config: SearchConfig validation and config.yaml (written and read in one place)."""
 
 import pytest
 from conftest import TINY_PROXY
 
-from nas.config import SearchConfig
 from nas.errors import SearchError
+from nas.run import SearchConfig
 
 
 def config(tmp_path, **kw):
@@ -29,8 +29,8 @@ def test_a_resumed_run_keeps_the_proxy_budget_it_started_with(tmp_path):
 
     import yaml
 
-    from nas.proxy import ProxyBudget
-    from nas.search import load_config
+    from nas.run import load_config
+    from nas.train import ProxyBudget
 
     old = asdict(ProxyBudget())
     old["batch_size"] = ProxyBudget().batch_size * 2  # as if the default had been another
@@ -45,7 +45,7 @@ def test_a_resumed_run_keeps_the_proxy_budget_it_started_with(tmp_path):
 
 
 def test_proxy_settings_are_type_checked():
-    from nas.search import SearchError
+    from nas.errors import SearchError
 
     SearchConfig(proxy={"epochs": 2, "lr": 0.05, "max_train_images": None, "batch_size": 16}).validate()
     for bad in ({"batch_size": "32"}, {"batch_size": 3.5}, {"lr": True}, {"epochs": None}):

@@ -8,7 +8,8 @@ import pytest
 from conftest import png_folder
 
 import nas
-from nas.data import DatasetError, load_dataset
+from nas.data import load_dataset
+from nas.errors import DatasetError
 
 
 def test_builtin_dataset_is_shipped_and_split():
@@ -92,9 +93,9 @@ def test_image_folder(tmp_path):
 def test_image_folder_is_decoded_once_to_disk_and_read_a_batch_at_a_time(tmp_path):
     import os
 
-    from nas.data import _resize
-    from nas.diskarray import DiskArray
-    from nas.proxy import evaluate_proxy
+    from nas.data import DiskArray
+    from nas.data._datasets import _resize
+    from nas.train import evaluate_proxy
 
     root = png_folder(tmp_path / "imgs", n=40, size=24)
     seen = []
@@ -142,7 +143,7 @@ def test_image_folder_is_decoded_once_to_disk_and_read_a_batch_at_a_time(tmp_pat
 
 
 def test_channel_moments_are_exact_and_kept_beside_a_disk_split(tmp_path):
-    from nas.diskarray import DiskArray, channel_moments, write_rows
+    from nas.data import DiskArray, channel_moments, write_rows
 
     rng = np.random.default_rng(3)
     x = rng.integers(0, 256, (50, 6, 6, 3), dtype=np.uint8)

@@ -9,14 +9,12 @@ import torch
 from conftest import TINY_PROXY, png_folder, small_builtin
 
 import nas
-from nas import litert
-from nas.distill import (
-    DistillConfig,
-    DistillError,
-    distill_run,
-    load_checkpoint,
-)
-from nas.search import SearchConfig, run_search
+from nas.api import run_search
+from nas.errors import DistillError
+from nas.export import _litert as litert
+from nas.run import SearchConfig
+from nas.train import load_checkpoint
+from nas.winner import DistillConfig, distill_run
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 FAST = dict(epochs=0.3, teacher_epochs=0.1, kd=True, own_side_epochs=0.1, tflite=False)  # LiteRT: its own test
@@ -111,12 +109,12 @@ def test_the_cards_snippet_classifies_an_image_file_with_the_shipped_model(run_d
 @pytest.mark.slow
 @pytest.mark.skipif(not litert.available(), reason='needs pip install "hwnas[litert]"')
 def test_litert_files_run_in_the_interpreter_with_the_accuracy_on_the_card(run_dir, distilled):
+    import shutil
+
     from ai_edge_litert.interpreter import Interpreter
     from typer.testing import CliRunner
 
     from nas.cli import app
-
-    import shutil
 
     win = run_dir / "tfl"  # a copy of the distilled winner, exported to LiteRT by `nas export`
     shutil.copytree(run_dir / distilled["folder"], win)
@@ -166,7 +164,7 @@ def test_litert_files_run_in_the_interpreter_with_the_accuracy_on_the_card(run_d
 
 
 def test_without_the_litert_extra_the_card_says_how_to_get_tflite(monkeypatch, tmp_path):
-    from nas.ship import tflite_section
+    from nas.winner import tflite_section
 
     monkeypatch.setattr(litert, "available", lambda: False)  # the extra absent, as on a plain install
     sec = tflite_section(torch.nn.Identity(), tmp_path, [1, 1, 8, 8], np.zeros((1, 1, 8, 8), np.float32),
@@ -211,7 +209,7 @@ def test_bad_teachers_are_clear_errors(run_dir, tmp_path):
 
 
 def test_each_pick_has_its_own_folder():
-    from nas.distill import winner_folder
+    from nas.winner import winner_folder
 
     assert winner_folder("best") == "winner" and winner_folder("knee") == "winners/knee"
     assert winner_folder("latency<=2.5") == "winners/latency-le-2.5" and winner_folder("trial=12") == "winners/trial-12"

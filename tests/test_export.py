@@ -1,4 +1,4 @@
-"""nas.export: ONNX export, parity with torch, int8 quantization."""
+"""nas.export._onnx: ONNX export, parity with torch, int8 quantization."""
 
 import pytest
 import torch

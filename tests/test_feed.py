@@ -1,4 +1,4 @@
-"""Batches made on the training device (nas.feed): the same images, order and augmentation as
+"""Batches made on the training device (nas.data._feed): the same images, order and augmentation as
 Dataset.batches for a seed, resident or streamed by a reader thread, on the CPU here and on a
 GPU where there is one."""
 
@@ -9,8 +9,7 @@ import pytest
 import torch
 from conftest import png_folder
 
-from nas.data import load_dataset
-from nas.feed import device_batches
+from nas.data import device_batches, load_dataset
 
 
 @pytest.fixture(scope="module")

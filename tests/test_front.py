@@ -1,10 +1,10 @@
-"""nas.front: the Pareto front, its hypervolume and the --pick rules."""
+"""nas.search._front and nas.winner._pick: the Pareto front, its hypervolume and the --pick rules."""
 
 import pytest
 
 from nas.errors import DistillError
-from nas.front import hypervolume_2d, pareto_front, pick_winner
-from nas.trials import TrialRow
+from nas.search import TrialRow, hypervolume_2d, pareto_front
+from nas.winner import pick_winner
 
 
 def _row(n, acc, lat, status="evaluated", key=None, size=0):
@@ -39,8 +39,7 @@ def test_pick_rules():
 
 
 def test_with_rungs_a_promoted_trial_dominates_only_by_being_better_at_the_common_rung():
-    from nas.front import pareto_front
-    from nas.trials import TrialRow
+    from nas.search import TrialRow, pareto_front
 
     def row(n, acc, lat, rungs):
         return TrialRow(n, "COMPLETE", "evaluated", f"k{n}", acc, lat, 1, 1, 1, "", "", 224, 1.0, "", "",

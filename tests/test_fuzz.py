@@ -13,10 +13,10 @@ from typer.testing import CliRunner
 
 from nas._paths import data_dir
 from nas.cli import app
-from nas.errors import NasError
-from nas.latency.profile import load_device, read_table
-from nas.search import SearchConfig, SearchError
-from nas.space_files import load_space
+from nas.errors import NasError, SearchError
+from nas.latency import load_device, read_table
+from nas.run import SearchConfig
+from nas.space import load_space
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 JUNK = st.one_of(st.none(), st.booleans(), st.integers(-10**6, 10**6), st.floats(allow_nan=True),

@@ -5,11 +5,20 @@ top-rung weights."""
 import math
 
 import pytest
-
 from conftest import TINY_PROXY, small_builtin
-from nas.halving import PROMOTING_ATTR, RUNGS_ATTR, Ladder, Rungs, band_order, checkpoint_path, pareto_order
-from nas.search import SearchConfig, resume_search, run_search
-from nas.trials import open_study, read_trials
+
+from nas.api import resume_search, run_search
+from nas.run import Rungs, SearchConfig
+from nas.search import (
+    PROMOTING_ATTR,
+    RUNGS_ATTR,
+    Ladder,
+    band_order,
+    checkpoint_path,
+    open_study,
+    pareto_order,
+    read_trials,
+)
 
 
 def test_rungs_multiply_the_budget_and_a_promotion_trains_only_the_difference():
@@ -100,7 +109,7 @@ def test_the_report_and_trials_csv_show_rungs_and_checkpoints_are_pruned_to_the_
     best = next(r.number for r in read_trials(open_study(res.study_name, res.storage))
                 if r.key == res.best_key and r.status == "evaluated")
     assert kept == {f["number"] for f in front} | {best}
-    from nas.proxy import load_state
+    from nas.train import load_state
 
     for n in kept:  # weights only: the optimizer state is dropped once no rung can follow
         assert load_state(checkpoint_path(run, n).read_bytes())["optimizer"] is None
@@ -142,7 +151,7 @@ def test_a_failed_promotion_keeps_the_lower_rung(halving_run):
 
 @pytest.mark.slow
 def test_the_winner_continues_from_its_top_rung_weights(halving_run):
-    from nas.distill import DistillConfig, distill_run
+    from nas.winner import DistillConfig, distill_run
 
     tmp, res = halving_run
     rows = read_trials(open_study(res.study_name, res.storage))

@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from nas.candidate import OpSpec
-from nas.latency import host
+from nas.latency import _host as host
+from nas.space import OpSpec
 
 
 @pytest.fixture(autouse=True)
@@ -58,7 +58,7 @@ def test_end_to_end_measurement(tmp_path):
 
 
 def test_corrupt_cache_is_a_clear_error(cache):
-    from nas.latency import DeviceError
+    from nas.errors import DeviceError
 
     host.cache_dir().mkdir(parents=True)
     (host.cache_dir() / "table.json").write_text("{not json")

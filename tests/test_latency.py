@@ -7,17 +7,18 @@ from conftest import SPACES, sample
 from typer.testing import CliRunner
 
 import nas
-from nas.candidate import OpSpec
 from nas.cli import app
+from nas.errors import DeviceError, UnknownDeviceError
 from nas.latency import (
-    DeviceError,
+    FEATURES,
     Estimator,
-    UnknownDeviceError,
     device_names,
+    kendall_tau,
     load_device,
+    nnls,
+    op_features,
 )
-from nas.latency.estimator import FEATURES, nnls, op_features
-from nas.latency.validate import kendall_tau
+from nas.space import OpSpec
 
 STATIC = [d for d in device_names() if d != "host"]
 
@@ -77,8 +78,8 @@ def test_pixel1_is_rebased_on_published_whole_network_timings(tmp_path):
     paper's five Pixel 1 latencies, and lands within 7% of each of them."""
     import csv
 
-    from nas.latency.onboard import fit_measurements
-    from nas.space_files import parse_candidate
+    from nas.latency import fit_measurements
+    from nas.space import parse_candidate
 
     shipped = load_device("pixel1")
     data = Path(nas.__file__).resolve().parents[1] / "device_profiles" / "tables" / "pixel1_mobilenetv3_paper.csv"

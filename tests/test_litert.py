@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from nas import litert
 from nas.errors import ExportError
+from nas.export import _litert as litert
 
 pytestmark = pytest.mark.skipif(not litert.available(), reason='needs pip install "hwnas[litert]"')
 
@@ -25,7 +25,7 @@ def test_a_failed_conversion_names_the_operator_and_leaves_nothing_behind(tmp_pa
 
 
 def test_the_winner_section_records_the_failure_and_keeps_the_onnx_files(tmp_path):
-    from nas.ship import tflite_section
+    from nas.winner import tflite_section
 
     (tmp_path / "model.onnx").write_bytes(b"onnx")  # stands for the files written before
     x = np.zeros((2, 3, 8, 8), np.float32)

@@ -1,11 +1,10 @@
 """Peak memory and size as budgets: the computed figure, and a search that enforces them."""
 
 import pytest
+from conftest import TINY_PROXY
 
 import nas
-from conftest import TINY_PROXY
-from nas.memory import activation_bytes, memory_bytes, peak_activation_bytes
-from nas.opspec import OpSpec
+from nas.space import OpSpec, activation_bytes, memory_bytes, peak_activation_bytes
 
 
 def test_an_inverted_residual_holds_its_input_and_expanded_map_at_once():
@@ -29,8 +28,9 @@ def test_memory_is_activations_plus_weights_and_grows_with_the_input_side():
 
 
 def test_memory_and_size_budgets_keep_over_budget_candidates_untrained(tmp_path, ray_session):
-    from nas.search import SearchConfig, run_search
-    from nas.trials import CONSTRAINT_NAMES_ATTR, constraints_of, open_study, read_trials
+    from nas.api import run_search
+    from nas.run import SearchConfig
+    from nas.search import CONSTRAINT_NAMES_ATTR, constraints_of, open_study, read_trials
 
     cfg = SearchConfig(trials=3, workers=2, data="builtin", out=str(tmp_path), name="m", references=0,
                        distill=False, proxy=dict(TINY_PROXY), memory_kb=900.0, size_kb=800.0,
@@ -57,8 +57,8 @@ def test_memory_and_size_budgets_keep_over_budget_candidates_untrained(tmp_path,
 
 @pytest.mark.parametrize("flag", ["--memory-kb", "--size-kb"])
 def test_a_bad_memory_or_size_budget_is_one_line(flag):
-    from nas.config import SearchConfig
     from nas.errors import SearchError
+    from nas.run import SearchConfig
 
     with pytest.raises(SearchError, match=flag):
         SearchConfig(**{flag[2:].replace("-", "_"): -1.0}).validate()

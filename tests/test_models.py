@@ -37,7 +37,7 @@ def test_proxy_build_keeps_weight_shapes():
 
 
 def test_last_feature_map_at_proxy_resolution(space):
-    from nas.spaces import PROXY_MIN_FEATURE
+    from nas.space import PROXY_MIN_FEATURE
 
     for cand in sample(space.name, 5, seed=1):
         gap = [o for o in cand.ops(resolution=32) if o.kind == "gap"][0]

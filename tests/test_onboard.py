@@ -12,9 +12,8 @@ from typer.testing import CliRunner
 
 import nas
 from nas.cli import app
-from nas.latency import load_device
-from nas.latency.host import measure_candidate
-from nas.space_files import parse_candidate
+from nas.latency import load_device, measure_candidate
+from nas.space import parse_candidate
 
 runner = CliRunner()
 
@@ -179,11 +178,11 @@ Memory footprint delta from the start of the tool (MB): init=3.1 overall=4.2
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not __import__("nas.litert").litert.available(), reason='needs pip install "hwnas[litert]"')
+@pytest.mark.skipif(not __import__("nas.export._litert").export._litert.available(), reason='needs pip install "hwnas[litert]"')
 def test_tflite_onboarding_without_python_on_the_phone(tmp_path, monkeypatch):
     from ai_edge_litert.interpreter import Interpreter
 
-    from nas.latency import onboard
+    from nas.latency import _onboard as onboard
 
     ops = onboard._ops_for_export(["shufflenetv2"], 1, 0, [32, 8])[:4]  # four op models keep it quick
     monkeypatch.setattr(onboard, "_ops_for_export", lambda *a: ops)

@@ -8,8 +8,8 @@ from conftest import sample
 import nas
 from nas.data import load_dataset
 from nas.errors import DatasetError
-from nas.models.quant import ActFakeQuant, apply_fake_quant, strip_fake_quant
-from nas.proxy import ProxyBudget, evaluate_proxy
+from nas.models import ActFakeQuant, apply_fake_quant, strip_fake_quant
+from nas.train import ProxyBudget, evaluate_proxy
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +74,7 @@ def test_batch_too_large_for_memory_is_a_failed_result(small):
 
 
 def test_memory_estimate_grows_with_batch(small):
-    from nas.proxy import estimate_training_bytes
+    from nas.train import estimate_training_bytes
 
     cand = sample("mobilenetv3", 1)[0]
     a, b = estimate_training_bytes(cand, small, 32), estimate_training_bytes(cand, small, 64)
@@ -87,7 +87,7 @@ def test_bad_budget_is_rejected(small):
 
 
 def test_proxy_resolution_follows_the_candidate_resolution(small):
-    from nas.proxy import proxy_resolution
+    from nas.train import proxy_resolution
 
     space = nas.load_space("mobilenetv3")
     ref = space.reference("mobilenet_v3_small_1.0_224")

@@ -1,9 +1,9 @@
-"""nas.report and nas.report_html: the decision page, its table and plot, pareto.png."""
+"""nas.report._report and nas.report._html: the decision page, its table and plot, pareto.png."""
 
 import re
 
 from nas.report import load_run, report_data
-from nas.report_html import _figure, marked_trial, render_html
+from nas.report._html import _figure, marked_trial, render_html
 
 
 def test_the_page_opens_with_the_model_to_take_and_a_table_of_the_front(run5):

@@ -1,4 +1,4 @@
-"""The run context (nas.run) and a search over a space given as a YAML path: the file's content
+"""The run context (nas.run._context) and a search over a space given as a YAML path: the file's content
 is what runs, in every Ray worker, whatever its name."""
 
 import random
@@ -9,13 +9,12 @@ import pytest
 import yaml
 from conftest import TINY_PROXY, png_folder
 
-from nas.config import SearchConfig, read_run_config
+from nas.api import resume_search, run_search
 from nas.errors import SearchError
 from nas.report import load_run
-from nas.run import open_run, resolve_run
-from nas.search import resume_search, run_search
-from nas.space_files import load_space
-from nas.trials import read_trials
+from nas.run import SearchConfig, open_run, read_run_config, resolve_run
+from nas.search import read_trials
+from nas.space import load_space
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 BUILTIN = load_space("mobilenetv3").source
@@ -75,7 +74,7 @@ def test_the_context_is_resolved_once_and_written_in_one_place(tmp_path):
 
 
 def test_an_image_folder_is_resized_to_every_proxy_side_before_any_trial(tmp_path):
-    from nas.proxy import evaluate_proxy, proxy_resolution, proxy_sides
+    from nas.train import evaluate_proxy, proxy_resolution, proxy_sides
 
     root = png_folder(tmp_path / "imgs", n=12, size=24)
     seen = []

@@ -1,4 +1,4 @@
-"""nas.runfolder and nas._paths: the lock and atomic writes."""
+"""nas.run._folder and nas._paths: the lock and atomic writes."""
 
 import os
 

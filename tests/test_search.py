@@ -13,14 +13,11 @@ import pytest
 import yaml
 from conftest import TINY_PROXY
 
-from nas.report import (
-    load_run,
-    regenerate,
-    report_data,
-)
-from nas.runfolder import RunFolder, RunLockedError
-from nas.search import BudgetError, SearchConfig, SearchError, run_search, trial_attrs
-from nas.trials import trial_row
+from nas.api import run_search
+from nas.errors import BudgetError, RunLockedError, SearchError
+from nas.report import load_run, regenerate, report_data
+from nas.run import RunFolder, SearchConfig
+from nas.search import trial_attrs, trial_row
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -262,9 +259,9 @@ def test_report_renders_offline_in_headless_chromium(run5, tmp_path):
 
 
 def test_the_searchs_best_is_the_trial_distill_picks(run5):
-    from nas.distill import pick_winner
     from nas.report import load_run
-    from nas.trials import trial_row
+    from nas.search import trial_row
+    from nas.winner import pick_winner
 
     tmp_path, res = run5
     study, meta, _ = load_run(tmp_path / "run")

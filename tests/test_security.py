@@ -4,11 +4,11 @@ import pytest
 import torch
 import yaml
 
-from nas.distill import DistillError, load_checkpoint
-from nas.errors import NasError
+from nas.errors import DistillError, NasError, SearchError
 from nas.latency import load_device
-from nas.search import SearchError, load_config
-from nas.space_files import load_space
+from nas.run import load_config
+from nas.space import load_space
+from nas.train import load_checkpoint
 
 PAYLOAD = "!!python/object/apply:os.system ['touch {marker}']"
 

@@ -1,10 +1,10 @@
-"""nas.trials: the record a trial leaves in the study, read back as Optuna (and its dashboard) read it."""
+"""nas.search._trials: the record a trial leaves in the study, read back as Optuna (and its dashboard) read it."""
 
 import optuna
 import pytest
 
 from nas.report import load_run
-from nas.trials import CONSTRAINT_NAMES_ATTR, constraints_of, read_trials, status_counts
+from nas.search import CONSTRAINT_NAMES_ATTR, constraints_of, read_trials, status_counts
 
 
 def test_objectives_are_named_and_the_budget_is_an_optuna_constraint(run5):

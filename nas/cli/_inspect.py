@@ -8,10 +8,10 @@ import typer
 from rich.table import Table
 
 import nas
-from nas.candidate import format_number
 from nas.cli._app import app, candidate_app, out, space_app, user_errors
 from nas.errors import NasError
 from nas.latency import device_names, load_device
+from nas.space import format_number
 
 
 def _sci(n: int) -> str:

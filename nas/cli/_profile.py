@@ -9,9 +9,8 @@ import typer
 import nas
 from nas.cli._app import out, profile_app, progress_printer, user_errors
 from nas.errors import NasError
-from nas.latency import host, load_device
-from nas.latency.onboard import export_ops, fit_measurements, import_results
-from nas.latency.validate import calibrate_host, validate_profile
+from nas.latency import _host as host
+from nas.latency import calibrate_host, export_ops, fit_measurements, import_results, load_device, validate_profile
 
 
 def _host_only(device: str):

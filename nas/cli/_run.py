@@ -9,12 +9,11 @@ from typing import Optional
 import optuna
 import typer
 
+from nas.api import resume_search, run_search
 from nas.cli._app import app, err, ms, out, progress_printer, user_errors
-from nas.config import SearchConfig
-from nas.distill import PICK_HELP, DistillConfig, distill_run
 from nas.report import regenerate
-from nas.run import RunContext, resolve_run
-from nas.search import resume_search, run_search
+from nas.run import RunContext, SearchConfig, resolve_run
+from nas.winner import PICK_HELP, DistillConfig, distill_run
 
 
 def _per_stage_printer(unit: str):
@@ -95,7 +94,7 @@ def search_cmd(
     workers: int = typer.Option(2, "--workers", "-w", help="Parallel Ray workers (1 CPU each)."),
     data: str = typer.Option("builtin", "--data", help="builtin, cifar10, or a path (.npz, folder, archive)."),
     sampler: str = typer.Option("tpe", "--sampler", help="tpe, nsga2 or random."),
-    objectives: str = typer.Option("acc,latency", "--objectives", help="acc,latency, then size and/or memory (e.g. acc,latency,memory)."),
+    objectives: str = typer.Option("acc,latency", "--objectives", help="acc,latency, then size and/or memory (e.g. acc,latency,memory)."),  # noqa: E501
     seed: int = typer.Option(0, "--seed"),
     out_dir: Path = typer.Option(Path("results"), "--out", help="Folder that holds run folders."),
     name: Optional[str] = typer.Option(None, "--name", help="Run folder name (default: space-device-time)."),
@@ -249,7 +248,7 @@ def export_cmd(
                                                           "other picks)."),
 ) -> None:
     """Re-export a run's trained winner (its model.pt) as ONNX and/or LiteRT, and update its card."""
-    from nas.ship import export_run, parse_formats
+    from nas.winner import export_run, parse_formats
 
     fmts = parse_formats(formats)
     update, stop = _stage_progress()
@@ -271,7 +270,7 @@ def distill_cmd(
     run_dir: Path = typer.Argument(..., help="A run folder (results/<name>)."),
     pick: str = typer.Option("best", "--pick", help=PICK_HELP),
     teacher: Optional[Path] = typer.Option(None, "--teacher", help="A teacher checkpoint (model.pt format)."),
-    epochs: Optional[float] = typer.Option(None, "--epochs", help="Student epochs (default 5; 10 gained 9.3 points on CIFAR, BENCHMARKS.md)."),
+    epochs: Optional[float] = typer.Option(None, "--epochs", help="Student epochs (default 5; 10 gained 9.3 points on CIFAR, BENCHMARKS.md)."),  # noqa: E501
     teacher_epochs: Optional[float] = typer.Option(None, "--teacher-epochs",
                                                    help="Teacher epochs (default twice the student's)."),
     kd: bool = typer.Option(False, "--kd", help="Distil from a teacher trained in the run (off by default: at equal "

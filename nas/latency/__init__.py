@@ -1,15 +1,31 @@
-"""Latency prediction: device profiles, their tables, the estimator, host measurement."""
+"""Latency prediction: device profiles, their tables, the estimator, calibration, host timing, onboarding."""
 
-from nas.latency.estimator import Estimator
-from nas.latency.profile import (
-                                 Calibration,
-                                 DeviceError,
-                                 DeviceProfile,
-                                 OpLatency,
-                                 UnknownDeviceError,
-                                 device_names,
-                                 load_device,
-)
+from nas.latency._calibration import Calibration
+from nas.latency._estimator import FEATURES, Estimator, nnls, op_features
+from nas.latency._fit import error_stats
+from nas.latency._host import measure_candidate
+from nas.latency._onboard import export_ops, fit_measurements, import_results
+from nas.latency._profile import DeviceProfile, OpLatency, device_names, load_device, read_table
+from nas.latency._validate import calibrate_host, end_to_end, kendall_tau, validate_profile
 
-__all__ = ["Calibration", "DeviceError", "DeviceProfile", "Estimator", "OpLatency",
-           "UnknownDeviceError", "device_names", "load_device"]
+__all__ = [
+    "Calibration",
+    "DeviceProfile",
+    "Estimator",
+    "FEATURES",
+    "OpLatency",
+    "calibrate_host",
+    "device_names",
+    "end_to_end",
+    "error_stats",
+    "export_ops",
+    "fit_measurements",
+    "import_results",
+    "kendall_tau",
+    "load_device",
+    "measure_candidate",
+    "nnls",
+    "op_features",
+    "read_table",
+    "validate_profile",
+]

@@ -1,0 +1,21 @@
+"""The toolchains that turn a network into files: ONNX (fp32 and int8) and LiteRT (.tflite)."""
+
+from nas.export._onnx import (
+    export_module,
+    export_onnx,
+    onnx_accuracy,
+    ort_session,
+    quantize_int8,
+    strip_boundary_qdq,
+    time_session,
+)
+
+__all__ = [
+    "export_module",
+    "export_onnx",
+    "onnx_accuracy",
+    "ort_session",
+    "quantize_int8",
+    "strip_boundary_qdq",
+    "time_session",
+]

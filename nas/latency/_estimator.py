@@ -1,0 +1,179 @@
+"""Latency estimator: a linear model over the primitive layers of an operator.
+
+Each OpSpec is decomposed into primitive layers (dense/pointwise convs, depthwise convs,
+pooling and element-wise work). Its features, per executed precision (float or int8), are:
+
+- ``layers``   number of primitive layers (fixed per-layer overhead: dispatch, packing)
+- ``dense``    MACs of dense / pointwise / grouped convs and linear layers (millions)
+- ``dw``       MACs of depthwise convs (millions): far lower efficiency than dense MACs
+- ``act``      activation traffic, bytes read + written by every layer (MB)
+- ``weights``  weight bytes (MB)
+
+latency_ms = sum(coef[f] * feature[f]). From hardware facts the coefficients are
+1 / (peak x efficiency), 1 / bandwidth and an overhead (``Estimator.from_hardware``); from a
+measured table they are fitted by non-negative least squares on relative error
+(``Estimator.fit``), so the same model fills a measured table's gaps.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.optimize
+
+from nas.space import FLOAT_BITS, OpSpec
+
+__all__ = ["Estimator", "FEATURES", "op_features", "nnls", "loo_errors"]
+
+BASE = ("layers", "dense", "dw", "act", "weights")
+FEATURES = tuple(f"{p}.{b}" for p in ("f32", "i8") for b in BASE)
+
+
+def _prims(op: OpSpec) -> list[tuple[str, float, float, float, float]]:
+    """(kind, macs, input elements, output elements, weight elements) per primitive layer."""
+    ho, wo = op.out_hw
+    hw, ohw, k2 = op.h * op.w, ho * wo, op.kernel * op.kernel
+    P: list[tuple[str, float, float, float, float]] = []
+
+    def dense(cin, cout, in_hw, out_hw, k2_=1, groups=1):
+        P.append(("dense", out_hw * cout * (cin // groups) * k2_, in_hw * cin, out_hw * cout,
+                  cout * (cin // groups) * k2_))
+
+    def dw(c, in_hw, out_hw, k2_):
+        P.append(("dw", out_hw * c * k2_, in_hw * c, out_hw * c, c * k2_))
+
+    def elem(elems_in, elems_out):
+        P.append(("elem", 0.0, elems_in, elems_out, 0.0))
+
+    if op.kind == "conv":
+        dense(op.cin, op.cout, hw, ohw, k2, op.groups)
+    elif op.kind == "linear":
+        dense(op.cin, op.cout, 1, 1)
+    elif op.kind in ("gap", "maxpool"):
+        elem(hw * op.cin, ohw * op.cout if op.kind == "maxpool" else op.cout)
+    elif op.kind == "mbconv":
+        if op.expand:
+            dense(op.cin, op.hidden, hw, hw, 1, op.groups)
+        dw(op.hidden, hw, ohw, k2)
+        if op.se:
+            elem(ohw * op.hidden, op.hidden)  # pool
+            dense(op.hidden, op.se, 1, 1)
+            dense(op.se, op.hidden, 1, 1)
+            elem(ohw * op.hidden, ohw * op.hidden)  # scale
+        dense(op.hidden, op.cout, ohw, ohw, 1, op.groups)
+        if op.residual:
+            elem(2 * ohw * op.cout, ohw * op.cout)
+    elif op.kind in ("shuffle", "shuffle_x"):
+        bf, mid = op.cout // 2, op.hidden
+        cin = op.cin if op.stride > 1 else op.cin // 2
+        if op.kind == "shuffle":
+            dense(cin, mid, hw, hw)
+            dw(mid, hw, ohw, k2)
+            dense(mid, bf, ohw, ohw)
+        else:
+            dw(cin, hw, ohw, 9)
+            dense(cin, mid, ohw, ohw)
+            dw(mid, ohw, ohw, 9)
+            dense(mid, mid, ohw, ohw)
+            dw(mid, ohw, ohw, 9)
+            dense(mid, bf, ohw, ohw)
+        if op.stride > 1:
+            dw(op.cin, hw, ohw, k2)
+            dense(op.cin, bf, ohw, ohw)
+        elem(ohw * op.cout, ohw * op.cout)  # concat + shuffle
+    else:
+        raise ValueError(f"no latency features for op kind {op.kind!r}")
+    return P
+
+
+def op_features(op: OpSpec, exec_bits: int | None = None) -> np.ndarray:
+    """Feature vector of ``op`` executed at ``exec_bits`` (default: its own bits; anything
+    below 32 counts as integer kernels)."""
+    bits = op.bits if exec_bits is None else exec_bits
+    integer = bits < FLOAT_BITS
+    act_bytes = 1 if integer else 4
+    w_bytes = bits / 8 if integer else 4
+    v = np.zeros(len(FEATURES))
+    off = len(BASE) if integer else 0
+    for kind, macs, ein, eout, wel in _prims(op):
+        v[off + 0] += 1
+        if kind == "dense":
+            v[off + 1] += macs / 1e6
+        elif kind == "dw":
+            v[off + 2] += macs / 1e6
+        v[off + 3] += (ein + eout) * act_bytes / 1e6
+        v[off + 4] += wel * w_bytes / 1e6
+    return v
+
+
+def nnls(A: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Non-negative least squares (SciPy's Lawson-Hanson), with room for ill-conditioned fits."""
+    return scipy.optimize.nnls(A, b, maxiter=50 * max(1, A.shape[1]))[0]
+
+
+def loo_errors(X: np.ndarray, y: np.ndarray, prior: "Estimator | None" = None,
+               ridge: float = 1e-3) -> np.ndarray:
+    """Signed relative error of each row predicted by an estimator fitted on the other rows."""
+    errs = np.empty(len(y))
+    for i in range(len(y)):
+        mask = np.arange(len(y)) != i
+        est = Estimator.fit(X[mask], y[mask], prior=prior, ridge=ridge)
+        errs[i] = est.predict_rows(X[i:i + 1])[0] / y[i] - 1
+    return errs
+
+
+@dataclass
+class Estimator:
+    coef: dict[str, float]
+
+    def vector(self) -> np.ndarray:
+        return np.array([self.coef.get(f, 0.0) for f in FEATURES])
+
+    def predict(self, op: OpSpec, exec_bits: int | None = None) -> float:
+        return float(op_features(op, exec_bits) @ self.vector())
+
+    def predict_rows(self, X: np.ndarray) -> np.ndarray:
+        return X @ self.vector()
+
+    @classmethod
+    def fit(cls, X: np.ndarray, y: np.ndarray, prior: "Estimator | None" = None,
+            ridge: float = 1e-3) -> "Estimator":
+        """Fit coefficients to rows X (features) and latencies y, minimising relative error.
+        Features absent from every row keep the prior's value (or 0). A small ridge towards
+        the prior keeps rarely-seen features sane."""
+        X, y = np.asarray(X, float), np.asarray(y, float)
+        used = np.abs(X).sum(0) > 0
+        p = prior.vector() if prior is not None else np.zeros(len(FEATURES))
+        Wx = X[:, used] / y[:, None]
+        wb = np.ones(len(y))
+        if prior is not None and ridge > 0:
+            scale = np.sqrt(ridge * len(y))
+            # ridge rows: coefficient_i * s_i ~ prior_i * s_i, scaled by typical feature size
+            typ = np.median(np.where(X[:, used] > 0, X[:, used], np.nan), axis=0)
+            typ = np.nan_to_num(typ, nan=1.0)
+            R = np.diag(scale * typ / np.median(y))
+            Wx = np.vstack([Wx, R])
+            wb = np.concatenate([wb, (R @ p[used])])
+        sol = nnls(Wx, wb)
+        coef = p.copy()
+        coef[used] = sol
+        return cls({f: float(c) for f, c in zip(FEATURES, coef)})
+
+    @classmethod
+    def from_hardware(cls, *, fp32_macs_per_s: float, int8_macs_per_s: float,
+                      dense_eff: float, dw_eff: float, bandwidth_bytes_per_s: float,
+                      layer_overhead_s: float, int8_dense_eff: float | None = None,
+                      int8_dw_eff: float | None = None) -> "Estimator":
+        """Coefficients from facts: time = MACs / (peak x efficiency) + bytes / bandwidth
+        + a fixed overhead per layer. Units: ms per million MACs, ms per MB, ms per layer."""
+        c = {}
+        for prefix, peak, de, we in (("f32", fp32_macs_per_s, dense_eff, dw_eff),
+                                     ("i8", int8_macs_per_s, int8_dense_eff or dense_eff,
+                                      int8_dw_eff or dw_eff)):
+            c[f"{prefix}.layers"] = layer_overhead_s * 1e3
+            c[f"{prefix}.dense"] = 1e6 / (peak * de) * 1e3
+            c[f"{prefix}.dw"] = 1e6 / (peak * we) * 1e3
+            c[f"{prefix}.act"] = 1e6 / bandwidth_bytes_per_s * 1e3
+            c[f"{prefix}.weights"] = 1e6 / bandwidth_bytes_per_s * 1e3
+        return cls(c)

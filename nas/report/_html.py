@@ -1,0 +1,219 @@
+"""report.html: a decision page. It opens with the model to take (the exported winner, or the
+trial ``nas distill`` would pick) and the command that ships it, then a sortable table of the
+Pareto front with the command that picks each point, then the plot (winner marked, references
+labelled, over-budget candidates in a strip of their own), then the hypervolume over trials.
+Self-contained: plotly is inlined, nothing is fetched. Works at phone width (400 px).
+"""
+
+from __future__ import annotations
+
+import html
+import shlex
+from typing import Any
+
+from nas.errors import ReportError
+
+__all__ = ["render_html", "title", "marked_trial"]
+
+_SORT_JS = """
+document.querySelectorAll('table.sortable th').forEach(function (th, col) {
+  th.addEventListener('click', function () {
+    var body = th.closest('table').tBodies[0], rows = Array.from(body.rows);
+    var asc = th.dataset.dir !== 'asc'; th.dataset.dir = asc ? 'asc' : 'desc';
+    rows.sort(function (a, b) {
+      var x = a.cells[col].dataset.v || a.cells[col].textContent, y = b.cells[col].dataset.v || b.cells[col].textContent;
+      var nx = parseFloat(x), ny = parseFloat(y);
+      var c = (!isNaN(nx) && !isNaN(ny)) ? nx - ny : x.localeCompare(y);
+      return asc ? c : -c;
+    });
+    rows.forEach(function (r) { body.appendChild(r); });
+  });
+});
+"""
+
+_CSS = ("body{font-family:sans-serif;margin:1em;max-width:1200px}td,th{padding:3px 8px;text-align:left;"
+        "vertical-align:top}th{cursor:pointer;background:#f1f3f5}code{font-size:11px;word-break:break-all}"
+        ".box{border:2px solid #ffbf00;border-radius:6px;padding:.6em 1em;margin:1em 0;background:#fffbea}"
+        ".scroll{overflow-x:auto}tr.winner{background:#fff3c4;font-weight:bold}pre{white-space:pre-wrap;"
+        "word-break:break-all;background:#f6f8fa;padding:.4em}"
+        # long keys and commands keep a readable width: a narrow screen scrolls the table sideways
+        "#front-table td.key{min-width:26em}#front-table td.cmd{min-width:17em}")
+
+
+def title(data) -> str:
+    return (f"{data.run}: {data.space} on {data.device_label}, latency budget {data.budget_ms:.2f} ms "
+            f"(device numbers {data.provenance})")
+
+
+def marked_trial(data) -> tuple[Any, str] | None:
+    """(row, label) of the model the page recommends: the exported winner, else the best pick."""
+    if data.winner is not None:
+        row = next((r for r in data.trials if r.number == data.winner.get("trial")), None)
+        if row is not None and row.accuracy is not None:
+            return row, "exported winner"
+    if data.recommended is not None:
+        return data.recommended, "recommended (not exported yet)"
+    return None
+
+
+def _cmd(*args: str) -> str:
+    return " ".join(shlex.quote(a) for a in args)
+
+
+def _pct(v) -> str:
+    return "n/a" if v is None else f"{v * 100:.1f}%"
+
+
+def _decision(data) -> str:
+    run = data.run_dir or data.run
+    mark = marked_trial(data)
+    if mark is None:
+        return ("<div class='box' id='decision'><b>No trained trial within the budget yet.</b> "
+                f"Continue the search: <code>{html.escape(_cmd('nas', 'search', '--resume', run))}</code></div>")
+    r, label = mark
+    w = data.winner if label == "exported winner" else None
+    size = f"{r.bytes / 1e6:.2f} MB" if r.bytes else "n/a"
+    mem = f"{r.memory / 1024:.0f} KB" if r.memory else "n/a"
+    lines = [f"<h3>Take this model: trial {r.number} ({html.escape(label)})</h3>",
+             f"<p><code>{html.escape(r.key)}</code></p><ul>",
+             f"<li>Predicted latency on {html.escape(data.device_label)}: <b>{r.latency_ms:.3f} ms</b> "
+             f"({html.escape(data.provenance)}), budget {data.budget_ms:.2f} ms</li>",
+             f"<li>Proxy accuracy (search): {_pct(r.accuracy)}"
+             + (f"; test accuracy fp32 {_pct(w.get('test_accuracy_fp32'))}, int8 {_pct(w.get('test_accuracy_int8'))}"
+                if w else "") + "</li>",
+             f"<li>Size: {size} at its bit widths ({html.escape(r.bits)}), "
+             f"{(r.params or 0) / 1e6:.2f}M parameters, {(r.macs or 0) / 1e6:.1f}M MACs</li>",
+             f"<li>Peak memory at batch 1: {mem} (largest live activations at its bit widths, plus weights; "
+             f"computed from its operators)</li>"]
+    if w:
+        folder = f"{run}/{w.get('folder', 'winner')}"
+        lines.append(f"<li>Files: <code>{html.escape(folder)}/model.onnx</code>, <code>model.int8.onnx</code>, "
+                     f"card <code>card.md</code>. Ship {html.escape(str(w.get('ship', 'model.onnx')))}.</li></ul>")
+        again = _cmd('nas', 'distill', run, '--pick', f'trial={r.number}', '--force')
+        lines.append(f"<p>Re-export it: <code>{html.escape(again)}</code></p>")
+    else:
+        lines.append("</ul>")
+        lines.append(f"<p>Train and export it: <code>{html.escape(_cmd('nas', 'distill', run))}</code></p>")
+    return "<div class='box' id='decision'>" + "".join(lines) + "</div>"
+
+
+def _front_table(data, marked_number: int | None) -> str:
+    run = data.run_dir or data.run
+    rung = bool(data.fidelity)
+    head = ("<tr><th>trial</th><th>proxy accuracy</th>" + ("<th>rung</th>" if rung else "") +
+            "<th>latency ms</th><th>size MB</th><th>memory KB</th><th>MACs M</th>"
+            "<th>bits (width:blocks)</th><th>keep</th><th>key</th><th>export it</th></tr>")
+    rows = []
+    for r in data.front:
+        cls = " class='winner'" if r.number == marked_number else ""
+        rows.append(
+            f"<tr{cls}><td data-v='{r.number}'>{r.number}</td><td data-v='{r.accuracy}'>{_pct(r.accuracy)}</td>"
+            + (f"<td data-v='{r.rung}'>{r.rung}</td>" if rung else "") +
+            f"<td data-v='{r.latency_ms}'>{r.latency_ms:.3f}</td><td>{(r.bytes or 0) / 1e6:.2f}</td>"
+            f"<td data-v='{r.memory or 0}'>{(r.memory or 0) / 1024:.0f}</td>"
+            f"<td>{(r.macs or 0) / 1e6:.1f}</td><td>{html.escape(r.bits)}</td><td>{html.escape(r.keep)}</td>"
+            f"<td class='key'><code>{html.escape(r.key)}</code></td>"
+            f"<td class='cmd'><code>{html.escape(_cmd('nas', 'distill', run, '--pick', f'trial={r.number}'))}</code></td></tr>")
+    return (f"<h3>The Pareto front ({len(data.front)} trials; click a column to sort)</h3><div class='scroll'>"
+            f"<table class='sortable' id='front-table'><thead>{head}</thead><tbody>{''.join(rows)}</tbody>"
+            "</table></div>")
+
+
+def _hover(r) -> str:
+    acc = "not trained" if r.accuracy is None else f"{r.accuracy:.4f}"
+    rungs = " / ".join("failed" if a is None else f"{a:.3f}" for a in r.rung_accuracy)
+    parts = [f"trial {r.number} ({r.status})", f"accuracy {acc}",
+             f"rung {r.rung} (by rung: {rungs})" if len(r.rung_accuracy) > 1 else "", f"latency {r.latency_ms:.3f} ms",
+             f"MACs {r.macs / 1e6:.1f}M" if r.macs else "", f"params {r.params / 1e6:.3f}M" if r.params else "",
+             f"bits {r.bits}", f"keep {r.keep}", f"<span style='font-size:9px'>{html.escape(r.key)}</span>"]
+    return "<br>".join(p for p in parts if p)
+
+
+def _figure(data, mark):
+    try:
+        import plotly.graph_objects as go
+        from plotly.subplots import make_subplots
+    except ImportError:  # pragma: no cover
+        raise ReportError("plotly is not installed: pip install plotly") from None
+    trained = [r for r in data.trials if r.trained and r.latency_ms is not None]
+    over = [r for r in data.trials if r.status == "over_budget" and r.latency_ms is not None]
+    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.86, 0.14], vertical_spacing=0.04)
+    fig.add_trace(go.Scatter(x=[r.latency_ms for r in trained], y=[r.accuracy for r in trained], mode="markers",
+                             name=f"trained trials ({len(trained)})", marker=dict(color="#9aa5b1", size=7),
+                             hovertext=[_hover(r) for r in trained], hoverinfo="text"), row=1, col=1)
+    fig.add_trace(go.Scatter(x=[r.latency_ms for r in data.front], y=[r.accuracy for r in data.front],
+                             mode="lines+markers", line=dict(shape="hv", color="#d62728"), marker=dict(size=10),
+                             name=f"Pareto front ({len(data.front)})",
+                             hovertext=[_hover(r) for r in data.front], hoverinfo="text"), row=1, col=1)
+    if mark is not None:
+        r, label = mark
+        fig.add_trace(go.Scatter(x=[r.latency_ms], y=[r.accuracy], mode="markers", name=f"{label}: trial {r.number}",
+                                 marker=dict(symbol="star", size=20, color="#ffbf00", line=dict(color="black", width=1)),
+                                 hovertext=[_hover(r)], hoverinfo="text"), row=1, col=1)
+    refs = [r for r in data.references if r.get("accuracy") is not None]
+    if refs:
+        xs = [r["latency_ms"] for r in refs] + [r.latency_ms for r in trained] + [data.budget_ms]
+        mid = (min(xs) + max(xs)) / 2
+        fig.add_trace(go.Scatter(x=[r["latency_ms"] for r in refs], y=[r["accuracy"] for r in refs],
+                                 mode="markers+text", text=[r["name"] for r in refs], cliponaxis=False,
+                                 textposition=["top left" if r["latency_ms"] > mid else "top right" for r in refs],
+                                 textfont=dict(size=10), marker=dict(symbol="diamond", size=11, color="#1f77b4"),
+                                 name="reference networks (same proxy)",
+                                 hovertext=[f"{r['name']}<br>accuracy {r['accuracy']:.4f}<br>latency "
+                                            f"{r['latency_ms']:.3f} ms" for r in refs], hoverinfo="text"), row=1, col=1)
+    fig.add_trace(go.Scatter(x=[r.latency_ms for r in over], y=[0] * len(over), mode="markers",
+                             name=f"over budget, not trained ({len(over)})",
+                             marker=dict(color="#e4a11b", symbol="line-ns-open", size=14),
+                             hovertext=[_hover(r) for r in over], hoverinfo="text"), row=2, col=1)
+    for row in (1, 2):
+        fig.add_vline(x=data.budget_ms, line_dash="dash", line_color="#555", row=row, col=1)
+    fig.add_annotation(x=data.budget_ms, y=1.0, yref="paper", text=f"budget {data.budget_ms:.2f} ms",
+                       showarrow=False, xanchor="right", yanchor="bottom", font=dict(size=11))
+    fig.update_yaxes(title_text="proxy accuracy", row=1, col=1)
+    fig.update_yaxes(showticklabels=False, title_text="over<br>budget", range=[-1, 1], row=2, col=1)
+    fig.update_xaxes(title_text=f"predicted latency on {data.device_label} [ms]", row=2, col=1)
+    fig.update_layout(template="plotly_white", height=600, margin=dict(l=50, r=20, t=30, b=50),
+                      legend=dict(orientation="h", yanchor="bottom", y=1.04, x=0))
+    return fig
+
+
+def render_html(data) -> str:
+    """One self-contained page (plotly inlined, nothing fetched)."""
+    import plotly.graph_objects as go
+
+    mark = marked_trial(data)
+    fig = _figure(data, mark)
+    hv = go.Figure(go.Scatter(x=[n for n, _ in data.hypervolume], y=[v for _, v in data.hypervolume],
+                              mode="lines", line=dict(shape="hv")))
+    hv.update_layout(xaxis_title="trial", yaxis_title="hypervolume", template="plotly_white", height=280,
+                     margin=dict(l=50, r=20, t=20, b=40))
+    failed = [r for r in data.trials if r.status == "failed"]
+    counts = {s: sum(1 for r in data.trials if r.status == s)
+              for s in ("evaluated", "duplicate", "over_budget", "failed", "interrupted", "running")}
+    summary = ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in counts.items() if v)
+    config = {"responsive": True, "displaylogo": False}
+    body = [
+        "<!DOCTYPE html><html><head><meta charset='utf-8'>",
+        "<meta name='viewport' content='width=device-width, initial-scale=1'>",
+        f"<title>{html.escape(data.run)}: hwnas report</title><style>{_CSS}</style></head><body>",
+        f"<h2>{html.escape(title(data))}</h2>",
+        _decision(data),
+        f"<p>Latency: predicted from the <b>{html.escape(data.device_label)}</b> profile; these numbers "
+        f"are <b>{html.escape(data.provenance)}</b>. Budget: {html.escape(data.budget_source)}. "
+        f"Accuracy: short proxy on {html.escape(data.dataset)} (a ranking signal; the test accuracy of an exported "
+        f"model is on its card)" + (f"; {html.escape(data.fidelity)}" if data.fidelity else "") + ".</p>",
+        f"<p id='summary'>Trials: {html.escape(summary)}.</p>",
+        _front_table(data, mark[0].number if mark else None),
+        "<h3>Accuracy against latency</h3>",
+        fig.to_html(full_html=False, include_plotlyjs=True, div_id="front", config=config),
+        "<h3>Hypervolume over trials</h3><p>How much of the accuracy-latency plane under the budget the front "
+        "covers (0 to 1); when it stops rising, more trials are unlikely to find better models.</p>",
+        hv.to_html(full_html=False, include_plotlyjs=False, div_id="hypervolume", config=config),
+    ]
+    if failed:
+        rows = "".join(f"<tr><td>{r.number}</td><td><code>{html.escape(r.key)}</code></td>"
+                       f"<td>{html.escape(r.reason)}</td></tr>" for r in failed)
+        body.append(f"<h3>Failed trials ({len(failed)})</h3><div class='scroll'><table id='failed'><tr><th>trial</th>"
+                    f"<th>candidate</th><th>reason</th></tr>{rows}</table></div>")
+    body.append(f"<script>{_SORT_JS}</script></body></html>")
+    return "\n".join(body)

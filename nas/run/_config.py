@@ -1,0 +1,240 @@
+"""A run's configuration (``SearchConfig``) and its ``config.yaml``: the one place that file is
+written (``write_run_config``) and read (``read_run_config``).
+
+config.yaml holds the configuration under ``config`` and, beside it, what was derived when the
+run started (``RunMeta``: the budget and its source, the device's provenance, the dataset,
+the study's storage ...). A resumed run keeps the proxy budget recorded there.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import MISSING, asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from nas._paths import atomic_write
+from nas._typecheck import expect
+from nas.errors import SearchError
+from nas.train import ProxyBudget
+
+__all__ = ["Rungs", "FIDELITIES", "PROMOTIONS", "SearchConfig", "RunMeta", "SAMPLERS", "OBJECTIVES", "CONFIG_FILE",
+           "write_run_config",
+           "read_run_config", "load_config"]
+
+SAMPLERS = ("tpe", "nsga2", "random")
+OBJECTIVES = ("acc", "latency", "size", "memory")
+RANK_BY = ("accuracy", "val_loss")
+CONFIG_FILE = "config.yaml"
+FIDELITIES = ("halving", "single")
+PROMOTIONS = ("pareto", "bands")  # how a rung orders its candidates for promotion
+
+
+@dataclass(frozen=True)
+class Rungs:
+    """``count`` rungs (rung 0 included), each ``eta`` times the budget of the one below."""
+
+    eta: int = 3
+    count: int = 3
+
+    def validate(self) -> None:
+        if self.eta < 2:
+            raise SearchError(f"--eta must be at least 2, got {self.eta}")
+        if not 1 <= self.count <= 6:
+            raise SearchError(f"--rungs must be between 1 and 6, got {self.count}")
+
+    def epochs(self, rung: int, base: float) -> float:
+        """Total epochs a candidate has trained once it finishes ``rung``."""
+        return base * self.eta ** rung
+
+    def segment(self, rung: int, base: float) -> float:
+        """Epochs a promotion to ``rung`` trains on top of the checkpoint of ``rung - 1``."""
+        return self.epochs(rung, base) - self.epochs(rung - 1, base)
+
+    def cost_per_candidate(self) -> float:
+        """Expected base budgets per candidate when every rung promotes 1/eta of it."""
+        return 1 + sum((self.eta ** r - self.eta ** (r - 1)) / self.eta ** r for r in range(1, self.count))
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    """Everything a run needs; saved under ``config`` in ``config.yaml``."""
+
+    device: str = "pixel7"
+    space: str = "mobilenetv3"
+    latency_ms: float | None = None  # None: the device's latency of the budget reference (nas.run._context)
+    memory_kb: float | None = None  # peak memory at batch 1, activations + weights (nas.space._memory)
+    size_kb: float | None = None  # weights at their bit widths (a trial's bytes)
+    trials: int = 40
+    workers: int = 2
+    data: str = "builtin"
+    sampler: str = "tpe"
+    objectives: tuple[str, ...] = ("acc", "latency")
+    seed: int = 0
+    out: str = "results"
+    name: str | None = None
+    ray_address: str | None = None
+    storage: str | None = None  # an RDB URL; default sqlite:///<run>/study.db
+    distill: bool = True
+    references: int = 4  # reference networks trained by the same proxy, for the report
+    proxy: dict = field(default_factory=dict)  # ProxyBudget overrides
+    fidelity: str = "single"  # "halving": asynchronous successive halving over rungs (nas.search._halving)
+    eta: int = 3  # halving: each rung trains eta x the one below, and promotes 1/eta of it
+    rungs: int = 3  # halving: rungs, the base rung included
+    rank_by: str = "accuracy"  # what a rung ranks candidates by: accuracy or val_loss
+    promote: str = "pareto"  # halving: promotion order, Pareto rank + crowding, or signal within latency bands
+    accelerator: str = "auto"  # where trials train: auto (CUDA when torch sees a GPU), cpu or cuda
+    trials_per_gpu: int = 1  # trials sharing one GPU (each Ray task asks for 1/K of it)
+
+    _TYPES = {"device": str, "space": str, "data": str, "sampler": str, "out": str, "trials": int,
+              "fidelity": str, "eta": int, "rungs": int, "rank_by": str, "promote": str, "workers": int, "seed": int,
+              "references": int, "distill": bool, "proxy": dict,
+              "objectives": tuple, "latency_ms": (float, type(None)),
+              "memory_kb": (float, type(None)), "size_kb": (float, type(None)), "name": (str, type(None)),
+              "ray_address": (str, type(None)), "storage": (str, type(None)), "accelerator": str,
+              "trials_per_gpu": int}
+
+    def validate(self) -> None:
+        for k, typ in self._TYPES.items():
+            expect(getattr(self, k), typ, k, SearchError)
+        if self.trials < 1:
+            raise SearchError(f"--trials must be at least 1, got {self.trials}")
+        if self.workers < 1:
+            raise SearchError(f"--workers must be at least 1, got {self.workers}")
+        if self.accelerator not in ("auto", "cpu", "cuda"):
+            raise SearchError(f"--accelerator {self.accelerator!r}: choose auto, cpu or cuda")
+        if self.trials_per_gpu < 1:
+            raise SearchError(f"--trials-per-gpu must be at least 1, got {self.trials_per_gpu}")
+        if self.sampler not in SAMPLERS:
+            raise SearchError(f"unknown sampler {self.sampler!r}; choose one of {', '.join(SAMPLERS)}")
+        objs = list(self.objectives)
+        bad = [o for o in objs if o not in OBJECTIVES]
+        if bad or len(set(objs)) != len(objs) or objs[:2] != ["acc", "latency"]:
+            raise SearchError(f"--objectives must be acc,latency followed by size and/or memory if wanted; "
+                              f"got {','.join(objs)}")
+        for flag, v in (("--memory-kb", self.memory_kb), ("--size-kb", self.size_kb)):
+            if v is not None and not (v > 0 and math.isfinite(v)):
+                raise SearchError(f"{flag} must be a positive number, got {v}")
+        if self.latency_ms is not None and not (self.latency_ms > 0 and math.isfinite(self.latency_ms)):
+            raise SearchError(f"--latency-ms must be a positive number, got {self.latency_ms}")
+        if self.fidelity not in FIDELITIES:
+            raise SearchError(f"--fidelity must be one of {', '.join(FIDELITIES)}, got {self.fidelity!r}")
+        if self.rank_by not in RANK_BY:
+            raise SearchError(f"--rank-by must be one of {', '.join(RANK_BY)}, got {self.rank_by!r}")
+        if self.promote not in PROMOTIONS:
+            raise SearchError(f"--promote must be one of {', '.join(PROMOTIONS)}, got {self.promote!r}")
+        self.ladder().validate()
+        if self.references < 0:
+            raise SearchError(f"--references must be 0 or more, got {self.references}")
+        names = {f.name for f in fields(ProxyBudget)}
+        unknown = sorted(set(self.proxy) - names)
+        if unknown:
+            raise SearchError(f"unknown proxy setting(s) {', '.join(unknown)}; known: {', '.join(sorted(names))}")
+        for f in fields(ProxyBudget):  # values from a CLI flag or a (hand-edited) config.yaml
+            if f.name in self.proxy:
+                typ = (float,) if isinstance(f.default, float) else (str,) if isinstance(f.default, str) else (int,)
+                if f.default is None or "None" in str(f.type):
+                    typ += (type(None),)
+                expect(self.proxy[f.name], typ, f"proxy setting {f.name}", SearchError)
+        if self.name is not None and (not self.name or "/" in self.name or self.name in (".", "..")):
+            raise SearchError(f"--name must be a plain folder name, got {self.name!r}")
+
+    def ladder(self) -> Rungs:
+        return Rungs(self.eta, self.rungs if self.fidelity == "halving" else 1)
+
+    def metric_names(self) -> list[str]:
+        """The study's objective names, in ``objectives`` order."""
+        names = {"acc": "accuracy", "latency": "latency_ms", "size": "size_mb", "memory": "memory_mb"}
+        return [names[o] for o in self.objectives]
+
+    def constraint_names(self) -> list[str]:
+        """The constraints each trial records (``nas.search._trials.set_constraints``), in order."""
+        return ["latency_over_budget_ms"] + [f"{n}_over_budget_kb" for n, v in (("size", self.size_kb),
+                                                                             ("memory", self.memory_kb)) if v is not None]
+
+    def budget(self) -> ProxyBudget:
+        return replace(ProxyBudget(), **self.proxy)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["objectives"] = list(self.objectives)
+        return d
+
+
+@dataclass(frozen=True)
+class RunMeta:
+    """What was derived when the run started, recorded beside the configuration."""
+
+    study_name: str
+    storage: str
+    latency_budget_ms: float
+    latency_budget_source: str
+    device_label: str
+    device_provenance: str
+    device_source: str
+    dataset: str
+    num_classes: int
+    proxy_budget: dict
+    space_source: str = ""  # the space's YAML file (a copy of a built-in shares its name)
+    accelerator: str = ""  # what the trials trained on when the run started (nas.train._accel)
+    hwnas_version: str = ""
+    created: str = ""
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def write_run_config(run_dir: Path, config: SearchConfig, meta: RunMeta) -> Path:
+    """Write ``config.yaml`` (atomically)."""
+    path = Path(run_dir) / CONFIG_FILE
+    atomic_write(path, yaml.safe_dump({"config": config.to_dict(), **meta.to_dict()}, sort_keys=False))
+    return path
+
+
+def read_run_config(run_dir: str | Path) -> tuple[SearchConfig, RunMeta]:
+    """The configuration and derived facts of a run folder; one clear SearchError for a folder
+    that is not a run, a malformed file or a hand edit that does not type-check."""
+    run_dir = Path(run_dir)
+    path = run_dir / CONFIG_FILE
+    if not run_dir.is_dir():
+        raise SearchError(f"{run_dir} is not a run folder (no such directory)")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise SearchError(f"{run_dir} is not a run folder (no {CONFIG_FILE})") from None
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise SearchError(f"{path}: malformed YAML ({str(exc).splitlines()[0]})") from None
+    if not isinstance(raw, dict) or not isinstance(raw.get("config"), dict):
+        raise SearchError(f"{path}: no 'config' mapping")
+    known = {f.name for f in fields(SearchConfig)}
+    cfg: dict[str, Any] = {k: v for k, v in raw["config"].items() if k in known}
+    if isinstance(cfg.get("objectives"), list):
+        cfg["objectives"] = tuple(cfg["objectives"])
+    recorded = raw.get("proxy_budget")
+    if isinstance(recorded, dict) and isinstance(cfg.get("proxy", {}), dict):
+        # pin the budget the run started with: a resumed run keeps it when a default changes
+        names = {f.name for f in fields(ProxyBudget)} - {"memory_limit_bytes"}
+        cfg["proxy"] = {**{k: v for k, v in recorded.items() if k in names}, **cfg.get("proxy", {})}
+    try:
+        config = SearchConfig(**cfg)
+    except TypeError as exc:
+        raise SearchError(f"{path}: {exc}") from None
+    config.validate()
+    meta_fields = {f.name: f for f in fields(RunMeta)}
+    values = {k: v for k, v in raw.items() if k in meta_fields}
+    missing = [f.name for f in meta_fields.values() if f.name not in values
+               and f.default is MISSING and f.default_factory is MISSING]
+    if missing:
+        raise SearchError(f"{path}: not written by a search (missing {', '.join(missing)})")
+    meta = RunMeta(**values)
+    for k, typ in (("study_name", str), ("storage", str), ("latency_budget_ms", float), ("num_classes", int)):
+        expect(getattr(meta, k), typ, f"{path}: {k}", SearchError)
+    return config, meta
+
+
+def load_config(path: Path) -> tuple[SearchConfig, dict]:
+    """(config, the whole of config.yaml as a mapping); ``read_run_config`` for typed facts."""
+    config, meta = read_run_config(Path(path).parent)
+    return config, {"config": config.to_dict(), **meta.to_dict()}

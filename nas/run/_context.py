@@ -1,0 +1,155 @@
+"""The run context: a search's space, device profile, dataset, proxy budget, latency budget and
+run folder, resolved once into one frozen object.
+
+``resolve_run(config)`` does it for a new run (and checks that the budget can be met);
+``open_run(run_dir)`` reads it back from a run folder's config.yaml (resume, distillation).
+The CLI, the search driver and distillation take this object instead of re-resolving names,
+and the space travels to the Ray workers inside the candidates it makes (as an object), so a
+space read from a YAML path is what runs everywhere.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+from nas._paths import is_path_like
+from nas._version import __version__
+from nas.data import Dataset, decode_threads, load_dataset
+from nas.errors import BudgetError, SearchError
+from nas.latency import DeviceProfile, load_device
+from nas.run._config import RunMeta, SearchConfig, read_run_config
+from nas.space import Candidate, SearchSpace, load_space
+from nas.train import ProxyBudget, describe_device, proxy_resolution, proxy_sides, resolve_accelerator
+
+__all__ = ["RunContext", "resolve_run", "open_run", "default_budget", "fastest_sampled",
+           "BUDGET_REFERENCE", "FEASIBILITY_SAMPLES", "RESUME_OVERRIDES"]
+
+BUDGET_REFERENCE = ("mobilenetv3", "mobilenet_v3_small_1.0_224")
+FEASIBILITY_SAMPLES = 2000
+RESUME_OVERRIDES = ("trials", "workers", "ray_address", "distill")
+
+
+@dataclass(frozen=True)
+class RunContext:
+    config: SearchConfig
+    space: SearchSpace
+    profile: DeviceProfile
+    dataset: Dataset
+    proxy: ProxyBudget
+    budget_ms: float
+    budget_source: str
+    run_dir: Path
+    meta: RunMeta
+
+    @property
+    def num_classes(self) -> int:
+        return self.dataset.num_classes
+
+    def proxy_side(self, cand: Candidate) -> int:
+        """The input side ``cand`` trains at in the proxy (``nas.train._proxy.proxy_resolution``)."""
+        return proxy_resolution(cand, self.dataset.resolution)
+
+    def latency_ms(self, cand: Candidate) -> float:
+        return self.profile.latency_ms(cand, num_classes=self.num_classes,
+                                       in_channels=self.dataset.in_channels)
+
+
+def default_budget(profile: DeviceProfile, num_classes: int, in_channels: int = 3) -> tuple[float, str]:
+    """(latency budget in ms, a sentence saying where it comes from)."""
+    space_name, ref = BUDGET_REFERENCE
+    cand = load_space(space_name).reference(ref)
+    ms = profile.latency_ms(cand, num_classes=num_classes, in_channels=in_channels)
+    return ms, f"the predicted latency of {ref} on {profile.label}"
+
+
+def fastest_sampled(space: SearchSpace, profile: DeviceProfile, num_classes: int, seed: int,
+                    n: int, in_channels: int = 3) -> tuple[float, str]:
+    """The lowest predicted latency among ``n`` seeded random candidates of the space."""
+    best = (math.inf, "")
+    for cand in space.sample_many(n, seed):
+        ms = profile.latency_ms(cand, num_classes=num_classes, in_channels=in_channels)
+        if ms < best[0]:
+            best = (ms, cand.key)
+    return best
+
+
+def _check_feasible(space: SearchSpace, profile: DeviceProfile, num_classes: int, seed: int,
+                    budget_ms: float, in_channels: int = 3) -> None:
+    fastest_ms, fastest_key = fastest_sampled(space, profile, num_classes, seed, FEASIBILITY_SAMPLES,
+                                              in_channels)
+    for name in space.references():
+        r = space.reference(name)
+        ms = profile.latency_ms(r, num_classes, in_channels)
+        if ms < fastest_ms:
+            fastest_ms, fastest_key = ms, r.key
+    if fastest_ms > budget_ms:
+        raise BudgetError(f"no candidate of {space.name} meets {budget_ms:.3g} ms on {profile.name}: the "
+                          f"fastest of {FEASIBILITY_SAMPLES} sampled candidates and the references takes "
+                          f"{fastest_ms:.2f} ms ({fastest_key})")
+
+
+def prepare_proxy_sides(space: SearchSpace, dataset: Dataset, progress=None) -> None:
+    """An image folder on disk: resized now, on every core, to each side the proxy can train a
+    candidate of ``space`` at (nothing to do in memory, or when the copies exist)."""
+    dataset.prepare_sides(proxy_sides(space, dataset.resolution), progress, threads=decode_threads())
+
+
+def resolve_run(config: SearchConfig, progress=None) -> RunContext:
+    """Everything a new run needs, resolved once; fails early (one typed error) on an unknown
+    space or device, bad data, an existing run folder or a budget nothing meets.
+    ``progress(what, done, total)``: decoding an image folder into its disk cache (first use)
+    and resizing it to the proxy's sides."""
+    config.validate()
+    space = load_space(config.space)
+    profile = load_device(config.device)
+    dataset = load_dataset(config.data, seed=config.seed, progress=progress)
+    name = config.name or f"{space.name}-{profile.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    config = replace(config, name=name)
+    run_dir = (Path(config.out) / name).resolve()
+    if run_dir.exists() and any(p.name != ".lock" for p in run_dir.iterdir()):
+        raise SearchError(f"run folder {run_dir} already exists; continue it with --resume {run_dir} "
+                          f"or choose another --name")
+    if config.latency_ms is None:
+        budget_ms, source = default_budget(profile, dataset.num_classes, dataset.in_channels)
+    else:
+        budget_ms, source = float(config.latency_ms), "given with --latency-ms"
+    if not profile.measure_missing:  # pricing is cheap: check that anything fits at all
+        _check_feasible(space, profile, dataset.num_classes, config.seed, budget_ms, dataset.in_channels)
+    device = resolve_accelerator(config.accelerator)  # "cuda" without a GPU fails here, before any work
+    proxy = replace(config.budget(), device=device, trials_per_device=config.trials_per_gpu)
+    prepare_proxy_sides(space, dataset, progress)  # after the checks above
+    meta = RunMeta(
+        study_name=name, storage=config.storage or f"sqlite:///{run_dir / 'study.db'}",
+        latency_budget_ms=budget_ms, latency_budget_source=source, device_label=profile.label,
+        device_provenance=profile.provenance, device_source=profile.source,
+        dataset=dataset.describe(), num_classes=dataset.num_classes,
+        proxy_budget=asdict(proxy), accelerator=describe_device(device),
+        space_source=str(Path(space.source).resolve()) if space.source else "",
+        hwnas_version=__version__, created=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+    return RunContext(config, space, profile, dataset, proxy, budget_ms, source, run_dir, meta)
+
+
+def open_run(run_dir: str | Path, progress=None, **overrides) -> RunContext:
+    """The context of an existing run folder, from its config.yaml. ``overrides`` may change
+    ``RESUME_OVERRIDES`` only (None leaves a value as it was). ``progress(what, done, total)``:
+    as for ``resolve_run``, where the image folder's cache has to be made again."""
+    bad = sorted(k for k, v in overrides.items() if v is not None and k not in RESUME_OVERRIDES)
+    if bad:
+        raise SearchError(f"cannot change {', '.join(bad)} when resuming (only {', '.join(RESUME_OVERRIDES)})")
+    run_dir = Path(run_dir).resolve()
+    config, meta = read_run_config(run_dir)
+    config = replace(config, **{k: v for k, v in overrides.items() if v is not None})
+    config.validate()
+    # a space given as a path is read from where the run found it, whatever the current folder
+    space_ref = meta.space_source if is_path_like(config.space) and meta.space_source else config.space
+    space = load_space(space_ref)
+    profile = load_device(config.device)
+    dataset = load_dataset(config.data, seed=config.seed, progress=progress)
+    # the device is resolved again where the run is opened (a resume may run on another machine)
+    proxy = replace(config.budget(), device=resolve_accelerator(config.accelerator),
+                    trials_per_device=config.trials_per_gpu)
+    return RunContext(config, space, profile, dataset, proxy, float(meta.latency_budget_ms),
+                      meta.latency_budget_source, run_dir, meta)

@@ -1,0 +1,53 @@
+"""The search: the driver (ask/tell over Ray), the worker task, halving, samplers, the trial
+records, the front, and the events observers subscribe to."""
+
+from nas.search._driver import SearchProgress, SearchResult, resume_search, run_search
+from nas.search._events import RunView, SearchObserver
+from nas.search._front import accuracy_at, best_trial, hypervolume_2d, pareto_front
+from nas.search._halving import (
+    PROMOTING_ATTR,
+    RUNGS_ATTR,
+    Ladder,
+    band_order,
+    checkpoint_path,
+    pareto_order,
+    trial_weights,
+)
+from nas.search._trials import (
+    CONSTRAINT_NAMES_ATTR,
+    TrialRow,
+    constraints_of,
+    open_study,
+    read_trials,
+    status_counts,
+    trial_attrs,
+    trial_row,
+)
+
+__all__ = [
+    "CONSTRAINT_NAMES_ATTR",
+    "Ladder",
+    "PROMOTING_ATTR",
+    "RUNGS_ATTR",
+    "RunView",
+    "SearchObserver",
+    "SearchProgress",
+    "SearchResult",
+    "TrialRow",
+    "accuracy_at",
+    "band_order",
+    "best_trial",
+    "checkpoint_path",
+    "constraints_of",
+    "hypervolume_2d",
+    "open_study",
+    "pareto_front",
+    "pareto_order",
+    "read_trials",
+    "resume_search",
+    "run_search",
+    "status_counts",
+    "trial_attrs",
+    "trial_row",
+    "trial_weights",
+]

@@ -1,0 +1,468 @@
+"""The search driver: an Optuna multi-objective study, candidates evaluated by Ray workers.
+
+The driver asks the study for a trial, turns it into a Candidate (``SearchSpace.suggest``),
+prices it on the device profile and, when it fits the latency budget, submits a Ray task that
+trains it briefly (``nas.search._worker``); it keeps ``workers`` tasks in flight and tells the study
+each result as it arrives (ask/tell). Candidates over the budget are told at once (accuracy 0,
+constraint violated) and cost no worker time; a candidate seen before reuses its result. The
+study is the record of truth (``nas.search._trials``); every file beside it is derived from it
+by observers (``SearchObserver``: the report subscribes, ``nas.api`` wires it) and can be
+regenerated.
+
+``trials`` counts trained trials only: ``trials=N`` trains N candidates (failures included).
+Over-budget and repeated candidates are recorded but not counted; at most
+``OVER_BUDGET_FACTOR * N`` over-budget candidates are drawn before the search gives up. A
+search whose every trained trial failed raises ``SearchError`` (after writing its report).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import optuna
+from optuna.trial import TrialState
+
+from nas.errors import BudgetError, SearchError, SearchInterrupted
+from nas.run import (
+    RunContext,
+    RunFolder,
+    SearchConfig,
+    open_run,
+    prepare_proxy_sides,
+    resolve_run,
+    write_run_config,
+)
+from nas.search._events import RunView, SearchObserver
+from nas.search._front import best_trial, pareto_front
+from nas.search._halving import Ladder
+from nas.search._sampler import bits_summary as _bits_summary
+from nas.search._sampler import keep_summary as _keep_summary
+from nas.search._sampler import make_sampler
+from nas.search._sampler import objective_values as _values
+from nas.search._trials import (
+    CONSTRAINT_NAMES_ATTR,
+    open_storage,
+    read_trials,
+    set_constraints,
+    status_counts,
+    trial_attrs,
+)
+from nas.search._worker import RayPool, candidate_size, one_line
+from nas.space import Candidate, memory_bytes
+
+__all__ = ["SearchProgress", "SearchResult", "run_search", "resume_search"]
+
+OVER_BUDGET_FACTOR = 20
+TABLES_EVERY_S = 5.0
+
+
+@dataclass
+class SearchProgress:
+    done: int  # trained trials finished (failures included)
+    total: int
+    running: int
+    over_budget: int
+    failed: int
+    best_accuracy: float | None  # best proxy accuracy within the budget
+    best_key: str | None
+    elapsed_s: float
+    eta_s: float | None
+    message: str = ""
+    promoted: int = 0  # halving: rung tasks finished (promotions; not counted in ``done``)
+
+
+@dataclass
+class SearchResult:
+    run_dir: Path
+    study_name: str
+    storage: str
+    budget_ms: float
+    trials: int
+    evaluated: int
+    failed: int
+    over_budget: int
+    best_accuracy: float | None
+    best_key: str | None
+    files: dict[str, Path]
+    seconds: float
+    driver_ms: dict[str, float] = field(default_factory=dict)  # medians per trained trial
+    context: RunContext | None = field(default=None, repr=False)
+
+
+def _median(xs: list[float]) -> float:
+    return float(sorted(xs)[len(xs) // 2]) if xs else float("nan")
+
+
+class _Search:
+    def __init__(self, ctx: RunContext, run: RunFolder, progress: Callable[[SearchProgress], None] | None,
+                 observers: Sequence[SearchObserver] = ()):
+        self.ctx, self.run, self.config = ctx, run, ctx.config
+        self.observers = tuple(observers)
+        self.progress = progress or (lambda p: None)
+        self.study = optuna.load_study(study_name=ctx.meta.study_name, storage=open_storage(ctx.meta.storage),
+                                       sampler=make_sampler(self.config.sampler, self.config.seed,
+                                                            self.config.trials))
+        self.t0 = time.perf_counter()
+        self.worker_seconds: list[float] = []
+        self.ask_ms: dict[int, float] = {}  # driver time per trial: ask, suggest, price, submit
+        self.tell_ms: dict[int, float] = {}  # result to study, derived files refreshed
+        self._tables_at = -1e9
+        self.ladder = Ladder(self.study, run.path, self.config.ladder(), self.config.rank_by,
+                             self.config.promote) \
+            if self.config.fidelity == "halving" else None
+        self.promoted = 0
+
+    # ---- reading the study
+    def counts(self) -> dict[str, int]:
+        return status_counts(read_trials(self.study))
+
+    def best(self, rows: list | None = None) -> tuple[float | None, str | None]:
+        """The trial ``best_trial`` names (the winner's default ``--pick best``), so the summary
+        and the winner agree."""
+        r = best_trial(read_trials(self.study) if rows is None else rows, self.ctx.budget_ms)
+        return (None, None) if r is None else (r.accuracy, r.key)
+
+    def _known_results(self) -> dict[str, Any]:
+        known = {}
+        for t in self.study.get_trials(deepcopy=False):
+            if t.user_attrs.get("status") == "evaluated" and t.values is not None:
+                known.setdefault(t.user_attrs["key"], t)
+        return known
+
+    # ---- resume bookkeeping
+    def requeue_interrupted(self) -> int:
+        """Trials left RUNNING by a killed driver are failed (they then read as interrupted,
+        ``nas.search._trials``); those and the ones interrupted by Ctrl-C are enqueued again with the
+        same parameters."""
+        trials = self.study.get_trials(deepcopy=False)
+        rerun = {t.user_attrs.get("rerun_of") for t in trials}
+        n = 0
+        for t in trials:
+            if t.state == TrialState.RUNNING:  # its driver was killed: finish it as failed
+                self.study.tell(t.number, state=TrialState.FAIL, skip_if_finished=True)
+            elif not (t.state == TrialState.FAIL and (t.user_attrs.get("interrupted") or "status" not in t.user_attrs)):
+                continue
+            if t.number in rerun or "key" not in t.user_attrs:  # killed while being asked: never ran
+                continue
+            self.study.enqueue_trial(t.params, user_attrs={"rerun_of": t.number})
+            n += 1
+        return n
+
+    # ---- references
+    def evaluate_references(self, pool: RayPool) -> None:
+        """Train up to ``config.references`` reference networks of the space (the nearest to the
+        budget in predicted latency) with the same proxy; stored as a study user attribute."""
+        ctx = self.ctx
+        if self.config.references == 0:
+            return
+        done = {r["name"]: r for r in self.study.user_attrs.get("references", [])}
+        rows = sorted((abs(math.log(ctx.latency_ms(ctx.space.reference(n)) / ctx.budget_ms)), n)
+                      for n in ctx.space.references())
+        todo = [n for _, n in rows[:self.config.references] if n not in done]
+        if not todo:
+            return
+        self.run.log(f"training {len(todo)} reference network(s) with the same proxy: " + ", ".join(todo))
+        refs = {}
+        for name in todo:
+            cand = ctx.space.reference(name)
+            refs[pool.submit(cand, self.data_ref, self.config.seed, ctx.proxy, ctx.proxy_side(cand))] = (name, cand)
+        pending = list(refs)
+        while pending:
+            self.progress(self._progress(0, f"training reference networks ({len(refs) - len(pending)}/{len(refs)})"))
+            ready, pending = pool.ray.wait(pending, num_returns=1, timeout=1.0)
+            for r in ready:
+                name, cand = refs[r]
+                row = {"name": name, "key": cand.key, "latency_ms": ctx.latency_ms(cand),
+                       "macs": sum(op.macs for op in cand.ops(num_classes=ctx.num_classes))}
+                try:
+                    out = pool.ray.get(r)
+                    row.update(accuracy=None if out["failed"] else out["accuracy"], params=out["params"],
+                               bytes=out["bytes"], failed=out["failed"], reason=out["reason"],
+                               seconds=out["seconds"])
+                except Exception as exc:
+                    row.update(accuracy=None, failed=True, reason=one_line(exc))
+                done[name] = row
+                self.study.set_user_attr("references", list(done.values()))
+                self.run.log(f"reference {name}: accuracy {row.get('accuracy')} latency {row['latency_ms']:.2f} ms")
+
+    # ---- progress
+    def _progress(self, running: int, message: str = "") -> SearchProgress:
+        rows = read_trials(self.study)  # once per refresh: the loop calls this every second
+        c = status_counts(rows)
+        done = c["evaluated"] + c["failed"] + c["duplicate"]
+        best = self.best(rows)
+        eta = None
+        if self.worker_seconds and done < self.config.trials:
+            eta = _median(self.worker_seconds) * (self.config.trials - done) / self.config.workers
+        return SearchProgress(done, self.config.trials, running, c["over_budget"], c["failed"],
+                              best[0], best[1], time.perf_counter() - self.t0, eta, message, self.promoted)
+
+    # ---- the loop
+    def _ask(self, pool: RayPool, known: dict, pending: dict) -> str:
+        """Ask for one trial and dispatch it: 'over' (told at once), 'duplicate' (told from a
+        known result) or 'submitted' (a Ray task)."""
+        ctx, cfg = self.ctx, self.config
+        t_ask = time.perf_counter()
+        trial = self.study.ask()
+        cand = ctx.space.suggest(trial)
+        lat = ctx.latency_ms(cand)
+        macs = sum(op.macs for op in cand.ops(num_classes=ctx.num_classes))
+        # few writes: each user attribute is one SQLite transaction (~4 ms here), so the
+        # secondary facts travel in one "info" dict (read back by trial_attrs)
+        info = {"latency_provenance": ctx.profile.provenance, "device": ctx.profile.label,
+                "macs": macs, "bits": _bits_summary(cand), "keep": _keep_summary(cand)}
+        trial.set_user_attr("key", cand.key)
+        trial.set_user_attr("latency_ms", lat)
+        cons = [lat - ctx.budget_ms]
+        over = [f"latency {lat:.2f} ms > {ctx.budget_ms:.2f} ms"] if lat > ctx.budget_ms else []
+        sized = cfg.memory_kb is not None or cfg.size_kb is not None or over
+        if sized:  # size and memory need the built module (~25 ms): only when they decide
+            params, nbytes = candidate_size(cand, ctx.num_classes, ctx.dataset.in_channels)
+            mem = memory_bytes(cand, nbytes, ctx.num_classes, ctx.dataset.in_channels)
+            info.update(params=params, bytes=nbytes, memory=mem)
+            for name, budget, value in (("size", cfg.size_kb, nbytes), ("memory", cfg.memory_kb, mem)):
+                if budget is not None:
+                    cons.append(value / 1024 - budget)
+                    if value / 1024 > budget:
+                        over.append(f"{name} {value / 1024:.0f} KB > {budget:g} KB")
+        set_constraints(trial, cons)  # order: config.constraint_names()
+        if over:
+            trial.set_user_attr("info", {**info, "over": "; ".join(over)})
+            trial.set_user_attr("status", "over_budget")
+            self.study.tell(trial, _values(cfg.objectives, 0.0, lat, info["bytes"], info["memory"]))
+            return "over"
+        if cand.key in known:
+            prev = trial_attrs(known[cand.key])
+            trial.set_user_attr("info", {**info, **{k: prev[k] for k in ("params", "bytes", "memory", "proxy_seconds")
+                                                    if k in prev}, "duplicate_of": known[cand.key].number})
+            trial.set_user_attr("accuracy", prev["accuracy"])
+            trial.set_user_attr("status", "duplicate")
+            self.study.tell(trial, _values(cfg.objectives, prev["accuracy"], lat, prev.get("bytes", 0),
+                                           prev.get("memory", 0)))
+            return "duplicate"
+        ref = pool.submit(cand, self.data_ref, cfg.seed, ctx.proxy, ctx.proxy_side(cand),
+                          keep_state=self.ladder is not None)
+        self.ask_ms[trial.number] = (time.perf_counter() - t_ask) * 1e3
+        pending[ref] = (trial, cand, info)
+        return "submitted"
+
+    def _collect(self, pool: RayPool, ref, trial, cand: Candidate, info: dict, known: dict) -> None:
+        t_tell = time.perf_counter()
+        try:
+            out = pool.ray.get(ref)
+        except Exception as exc:  # the task raised, or its worker died
+            self._fail(trial, one_line(exc), info)
+            return
+        self.worker_seconds.append(out["seconds"])
+        info.update({k: out[k] for k in ("params", "bytes", "memory", "host", "node", "pid", "steps",
+                                         "train_seconds", "images_per_second", "loss", "val_loss")},
+                    proxy_seconds=out["seconds"], proxy_side=out["resolution"])
+        if out["failed"] or not math.isfinite(out["accuracy"]):
+            self._fail(trial, out["reason"] or "accuracy is not finite", info)
+            return
+        trial.set_user_attr("info", info)
+        trial.set_user_attr("accuracy", out["accuracy"])
+        trial.set_user_attr("status", "evaluated")
+        frozen = self.study.tell(trial, _values(self.config.objectives, out["accuracy"],
+                                                trial.user_attrs["latency_ms"], out["bytes"], out["memory"]))
+        known.setdefault(cand.key, frozen)
+        if self.ladder is not None:
+            self.ladder.add_base(trial.number, cand.key, out["accuracy"], out["val_loss"],
+                                 frozen.user_attrs["latency_ms"], out.get("state"))
+        self.run.log(f"trial {trial.number}: {cand.key} acc {out['accuracy']:.4f} "
+                     f"latency {frozen.user_attrs['latency_ms']:.2f} ms ({out['seconds']:.1f} s)")
+        self.on_trial()
+        self.tell_ms[trial.number] = (time.perf_counter() - t_tell) * 1e3
+
+    def loop(self, pool: RayPool) -> None:
+        """Keep ``workers`` tasks in flight: a due promotion first (halving), else a new
+        candidate while fewer than ``trials`` have been counted; ends when nothing is running
+        and nothing is due."""
+        cfg = self.config
+        known = self._known_results()
+        pending: dict[Any, tuple] = {}
+        c = self.counts()
+        counted = c["evaluated"] + c["failed"] + c["duplicate"]
+        over = c["over_budget"]
+        max_over = OVER_BUDGET_FACTOR * cfg.trials
+
+        def new_pending() -> int:
+            return sum(1 for v in pending.values() if v[0] != "rung")
+
+        try:
+            while True:
+                while len(pending) < cfg.workers:
+                    if self.ladder is not None and self.ladder.submit_next(self, pool, pending):
+                        continue
+                    if counted + new_pending() >= cfg.trials:
+                        break
+                    what = self._ask(pool, known, pending)
+                    if what == "over":
+                        over += 1
+                        if over >= max_over:
+                            raise BudgetError(
+                                f"{over} of the sampled candidates exceed the {self.ctx.budget_ms:.2f} ms budget "
+                                f"on {self.ctx.profile.name}" + (" or the memory/size budget" if
+                                                                 cfg.memory_kb or cfg.size_kb else "") +
+                                "; raise --latency-ms" + (" or --memory-kb/--size-kb" if
+                                                          cfg.memory_kb or cfg.size_kb else ""))
+                    elif what == "duplicate":
+                        counted += 1
+                self.progress(self._progress(len(pending)))
+                if not pending:
+                    break
+                ready, _ = pool.ray.wait(list(pending), num_returns=1, timeout=1.0)
+                for r in ready:
+                    entry = pending.pop(r)
+                    if entry[0] == "rung":
+                        self.ladder.collect(self, pool, r, *entry[1:])
+                        self.promoted += 1
+                        self.on_trial()
+                        continue
+                    counted += 1
+                    self._collect(pool, r, *entry, known)
+        except KeyboardInterrupt:
+            for ref, entry in pending.items():
+                try:
+                    pool.ray.cancel(ref, force=True)
+                except Exception:
+                    pass
+                if entry[0] == "rung":  # stays listed as promoting: runs again on --resume
+                    continue
+                trial = entry[0]
+                trial.set_user_attr("status", "failed")
+                trial.set_user_attr("interrupted", True)
+                trial.set_user_attr("reason", "interrupted (Ctrl-C); runs again on --resume")
+                self.study.tell(trial, state=TrialState.FAIL)
+            raise
+
+    def prune_checkpoints(self) -> None:
+        """After the search: keep the checkpoints of the front's trials and of the default pick
+        (weights only)."""
+        if self.ladder is None:
+            return
+        rows = read_trials(self.study)
+        keep = {r.number for r in pareto_front(rows, self.ctx.budget_ms)}
+        best = self.best(rows)[1]  # the default pick: with rungs it need not be on the front
+        keep |= {r.number for r in rows if r.key == best and r.status == "evaluated"}
+        freed = self.ladder.prune_checkpoints(keep)
+        self.run.log(f"checkpoints: kept {len(keep)} (the front's and the best's, weights only), "
+                     f"freed {freed / 1e6:.1f} MB")
+
+    def _fail(self, trial, reason: str, info: dict | None = None) -> None:
+        if info is not None:
+            trial.set_user_attr("info", info)
+        trial.set_user_attr("status", "failed")
+        trial.set_user_attr("reason", reason)
+        self.study.tell(trial, state=TrialState.FAIL)
+        self.run.log(f"trial {trial.number}: FAILED {trial.user_attrs.get('key')}: {reason}")
+        self.on_trial()
+
+    def on_trial(self, force: bool = False) -> None:
+        """After a finished trial: tell the observers (at most every 5 s; the study is the
+        record, what they write are views of it)."""
+        now = time.perf_counter()
+        if force or now - self._tables_at >= TABLES_EVERY_S:
+            for o in self.observers:
+                o.trials_changed(self.view())
+            self._tables_at = now
+
+    def view(self) -> RunView:
+        return RunView(self.run.path, self.study, self.config, self.ctx.meta)
+
+    def ended(self) -> dict[str, Path]:
+        files: dict[str, Path] = {}
+        for o in self.observers:
+            files.update(o.search_ended(self.view()))
+        return files
+
+
+# ----------------------------------------------------------------------------- entry points
+
+def run_search(config: SearchConfig | RunContext,
+               progress: Callable[[SearchProgress], None] | None = None,
+               observers: Sequence[SearchObserver] = ()) -> SearchResult:
+    """Start a new run in ``<config.out>/<name>/`` (from a config, or a context already
+    resolved with ``nas.run.resolve_run``); ``observers`` are told as trials finish (the
+    report: ``nas.api.run_search`` subscribes it)."""
+    ctx = config if isinstance(config, RunContext) else resolve_run(config)
+    with RunFolder(ctx.run_dir) as run:
+        try:
+            optuna.create_study(study_name=ctx.meta.study_name, storage=open_storage(ctx.meta.storage),
+                                directions=["maximize"] + ["minimize"] * (len(ctx.config.objectives) - 1))
+        except optuna.exceptions.DuplicatedStudyError:
+            raise SearchError(f"study {ctx.meta.study_name!r} already exists in {ctx.meta.storage}; "
+                              f"choose another --name") from None
+        study = optuna.load_study(study_name=ctx.meta.study_name, storage=open_storage(ctx.meta.storage))
+        with warnings.catch_warnings():  # experimental since Optuna 3.2; names the objectives in the dashboard
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names(ctx.config.metric_names())
+        study.set_user_attr(CONSTRAINT_NAMES_ATTR, ctx.config.constraint_names())
+        write_run_config(run.path, ctx.config, ctx.meta)
+        run.log(f"new run {ctx.meta.study_name}: {ctx.space.name} on {ctx.profile.label}, budget "
+                f"{ctx.budget_ms:.2f} ms ({ctx.budget_source}), {ctx.config.trials} trials, "
+                f"{ctx.config.workers} workers, data {ctx.meta.dataset}")
+        return _drive(ctx, run, progress, observers)
+
+
+def resume_search(run_dir: str | os.PathLike | RunContext,
+                  progress: Callable[[SearchProgress], None] | None = None,
+                  data_progress: Callable[[str, int, int], None] | None = None,
+                  observers: Sequence[SearchObserver] = (), **overrides) -> SearchResult:
+    """Continue a run: finished trials are kept, interrupted ones run again, up to the
+    original trial count (``trials``, ``workers``, ``ray_address`` or ``distill`` may be
+    overridden). ``data_progress(what, done, total)``: an image folder decoded or resized again
+    (its cache was cleared, or the run moved to another machine)."""
+    folder = run_dir.run_dir if isinstance(run_dir, RunContext) else Path(run_dir)
+    if not folder.is_dir():
+        raise SearchError(f"{folder} is not a run folder (no such directory)")
+    with RunFolder(folder) as run:  # the lock first: another process may be running it
+        ctx = run_dir if isinstance(run_dir, RunContext) else open_run(folder, data_progress, **overrides)
+        prepare_proxy_sides(ctx.space, ctx.dataset, data_progress)
+        run.log(f"resuming {ctx.config.name}")
+        return _drive(ctx, run, progress, observers, resume=True)
+
+
+def _drive(ctx: RunContext, run: RunFolder, progress, observers: Sequence[SearchObserver],
+           resume: bool = False) -> SearchResult:
+    config = ctx.config
+    search = _Search(ctx, run, progress, observers)
+    if resume:
+        n = search.requeue_interrupted()
+        if n:
+            run.log(f"{n} interrupted trial(s) will run again")
+    gpu_share = 1.0 / config.trials_per_gpu if ctx.proxy.device.startswith("cuda") else 0.0
+    with RayPool(config.workers, config.ray_address, ctx.proxy.threads, gpu_share) as pool:
+        search.data_ref = pool.ray.put(ctx.dataset)
+        try:
+            search.evaluate_references(pool)
+            search.loop(pool)
+            search.progress(search._progress(0))  # the bar ends at the final count
+            search.prune_checkpoints()
+        except KeyboardInterrupt:
+            c = search.counts()
+            run.log("interrupted")
+            search.ended()
+            raise SearchInterrupted(run.path, c["evaluated"] + c["failed"] + c["duplicate"], config.trials) from None
+    files = search.ended()
+    c = search.counts()
+    best = search.best()
+    seconds = time.perf_counter() - search.t0
+    run.log(f"search finished in {seconds:.0f} s: {c['evaluated']} evaluated, {c['failed']} failed, "
+            f"{c['over_budget']} over budget, best {best[0]} ({best[1]})")
+    if c["failed"] and not c["evaluated"] and not c["duplicate"]:
+        reasons = [r.reason for r in read_trials(search.study) if r.status == "failed" and r.reason]
+        raise SearchError(f"every trained trial failed ({c['failed']} of {c['failed']}); the first reason: "
+                          f"{reasons[0] if reasons else 'unknown'} (all reasons: {run.file('search.log')})")
+    both = [search.ask_ms[n] + search.tell_ms[n] for n in search.tell_ms if n in search.ask_ms]
+    driver = {"ask": _median(list(search.ask_ms.values())), "tell": _median(list(search.tell_ms.values())),
+              "per_trial": _median(both)}
+    return SearchResult(run.path, ctx.meta.study_name, ctx.meta.storage, ctx.budget_ms, config.trials,
+                        c["evaluated"], c["failed"], c["over_budget"], best[0], best[1], files, seconds,
+                        driver, ctx)

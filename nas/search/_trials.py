@@ -1,0 +1,155 @@
+"""The trial record: what a trial stores in the study and how a run's trials are read back.
+
+The Optuna study (SQLite in the run folder, or ``--storage``) is the record of truth. Each
+trial carries as user attributes: ``key`` (the candidate), ``latency_ms``, ``status`` (one of
+``STATUSES``), ``accuracy`` once trained, ``reason`` when it failed, and one ``info`` mapping
+with the secondary facts (one attribute is one SQLite transaction, so they travel together).
+A trial left RUNNING, or FAIL without a status, was cut off by a stopped driver: it is
+*interrupted* and runs again on resume.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from nas.errors import ReportError, SearchError
+from nas.search._halving import RUNGS_ATTR
+
+__all__ = ["STATUSES", "TrialRow", "trial_attrs", "trial_row", "read_trials", "status_counts",
+           "open_storage", "open_study", "set_constraints", "constraints_of", "CONSTRAINT_NAMES_ATTR"]
+
+CONSTRAINT_NAMES_ATTR = "constraint_names"  # study user attribute: what each constraint value is
+
+
+def set_constraints(trial, values: list[float]) -> None:
+    """Record a trial's constraint values (feasible when all are <= 0) as the list under the
+    system attribute "constraints": the one place both Optuna's samplers (which read it as
+    constraints "0", "1", ...) and optuna-dashboard 0.21 (which reads only this list, not
+    Optuna 5's per-name ``set_constraint`` keys) look. Their names are the study's
+    ``CONSTRAINT_NAMES_ATTR``, in the same order. This is what Optuna 3-4 itself stored."""
+    trial.storage.set_trial_system_attr(trial._trial_id, "constraints", [float(v) for v in values])
+
+
+def constraints_of(trial, names: list[str]) -> dict[str, float]:
+    """A frozen trial's constraints by name (``names``: the study's CONSTRAINT_NAMES_ATTR)."""
+    return dict(zip(names, trial.system_attrs.get("constraints", [])))
+
+_RESOLUTION = re.compile(r":r(\d+):")
+STATUSES = ("evaluated", "duplicate", "over_budget", "failed", "interrupted", "running")
+
+
+def trial_attrs(t) -> dict:
+    """A trial's user attributes with its "info" bundle flattened in."""
+    a = dict(t.user_attrs)
+    return {**a.pop("info", {}), **a}
+
+
+class TrialRow(NamedTuple):
+    number: int
+    state: str  # Optuna state: COMPLETE, FAIL, RUNNING, WAITING
+    status: str  # one of STATUSES
+    key: str
+    accuracy: float | None
+    latency_ms: float | None
+    macs: int | None
+    params: int | None
+    bytes: int | None
+    bits: str
+    keep: str
+    resolution: int | None  # the candidate's own input side (what is priced and shipped)
+    proxy_seconds: float | None
+    node: str  # the Ray node it trained on (first 12 characters of its id)
+    reason: str
+    proxy_side: int | None = None  # the input side the short proxy trained it at
+    host: str = ""
+    rung: int = 0  # the highest rung of successive halving it finished (0: the base budget)
+    rung_accuracy: tuple = ()  # proxy accuracy at each rung, None where that rung failed
+    memory: int | None = None  # peak bytes at batch 1, activations + weights (nas.space._memory)
+
+    @property
+    def trained(self) -> bool:
+        return self.status in ("evaluated", "duplicate") and self.accuracy is not None
+
+
+def trial_row(t, rungs: list[dict] | None = None) -> TrialRow:
+    """``rungs``: the trial's results above rung 0 (``nas.search._halving``); its accuracy is then the
+    one at its highest finished rung."""
+    a = trial_attrs(t)
+    if a.get("interrupted") or (t.state.name == "FAIL" and "status" not in a):
+        status = "interrupted"  # stopped by Ctrl-C or a killed driver; runs again on --resume
+    elif t.state.name in ("RUNNING", "WAITING"):
+        status = "running"
+    else:
+        status = a.get("status") or "failed"
+    key = a.get("key", "")
+    m = _RESOLUTION.search(key)
+    acc, rung, per_rung = a.get("accuracy"), 0, ()
+    if acc is not None and status == "evaluated":
+        per_rung = [acc]
+        for r in sorted(rungs or [], key=lambda r: r["rung"]):
+            at_rung = r.get("accuracy") if r.get("status") == "evaluated" else None
+            per_rung += [None] * (int(r["rung"]) - len(per_rung)) + [at_rung]
+            if r.get("status") == "evaluated":
+                acc, rung = r["accuracy"], int(r["rung"])
+        per_rung = tuple(per_rung)
+    return TrialRow(t.number, t.state.name, status, key, acc,
+                    a.get("latency_ms"), a.get("macs"), a.get("params"), a.get("bytes"),
+                    a.get("bits", ""), a.get("keep", ""), int(m.group(1)) if m else None, a.get("proxy_seconds"),
+                    str(a.get("node", ""))[:12], a.get("reason", a.get("over", "")),
+                    a.get("proxy_side", a.get("resolution")),  # runs before 0.1.1 stored it as "resolution"
+                    a.get("host", ""), rung, per_rung, a.get("memory"))
+
+
+def read_trials(study) -> list[TrialRow]:
+    rungs = {k: v for k, v in study.user_attrs.items() if k.startswith(RUNGS_ATTR)}
+    return [trial_row(t, rungs.get(f"{RUNGS_ATTR}{t.number}")) for t in study.get_trials(deepcopy=False)]
+
+
+def status_counts(rows: list[TrialRow]) -> dict[str, int]:
+    counts = dict.fromkeys(STATUSES, 0)
+    for r in rows:
+        counts[r.status] += 1
+    return counts
+
+
+def open_storage(url: str):
+    """Optuna's RDB storage; SQLite in write-ahead-log mode with a generous busy timeout."""
+    import optuna
+
+    if url.startswith("sqlite:"):
+        from sqlalchemy import event
+
+        # a generous busy timeout: `nas report` may read while the search writes
+        storage = optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}})
+
+        @event.listens_for(storage.engine, "connect")
+        def _wal(dbapi_conn, _record) -> None:
+            # Write-ahead log + synchronous=NORMAL: a commit no longer waits for a full fsync
+            # (ask + suggest + tell of a candidate: 154 -> 55 ms here; Optuna writes every
+            # sampled parameter in its own transaction). A killed process loses nothing; a
+            # power cut may lose the last commits, never the database.
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.close()
+
+        storage.engine.dispose()  # connections opened while creating the schema take the pragmas too
+        return storage
+    try:
+        return optuna.storages.RDBStorage(url)
+    except Exception as exc:  # sqlalchemy raises many kinds for a bad URL
+        raise SearchError(f"cannot open storage {url!r}: {str(exc).splitlines()[0]}") from None
+
+
+def open_study(study_name: str, storage: str, sampler: Any = None):
+    """The run's study; ReportError when its database or the study is missing."""
+    import optuna
+
+    if storage.startswith("sqlite:///") and not Path(storage[len("sqlite:///"):]).is_file():
+        raise ReportError(f"the study database {storage[len('sqlite:///'):]} is missing")
+    try:
+        return optuna.load_study(study_name=study_name, storage=open_storage(storage), sampler=sampler)
+    except KeyError:
+        raise ReportError(f"no study {study_name!r} in {storage}") from None

@@ -1,0 +1,17 @@
+"""The winner of a run: the ``--pick`` rules, distillation, export of its files and its card."""
+
+from nas.winner._distill import PICK_HELP, DistillConfig, distill_run, winner_folder
+from nas.winner._pick import parse_rule, pick_winner
+from nas.winner._ship import export_run, parse_formats, tflite_section
+
+__all__ = [
+    "DistillConfig",
+    "PICK_HELP",
+    "distill_run",
+    "export_run",
+    "parse_formats",
+    "parse_rule",
+    "pick_winner",
+    "tflite_section",
+    "winner_folder",
+]

@@ -1,0 +1,415 @@
+"""The winner of a run: selection, a teacher, knowledge distillation, export and its card.
+
+``distill_run(run_dir)`` picks a trial (``pick_winner``), trains or loads a teacher, trains
+the winner as a student (temperature-scaled KL to the teacher plus cross-entropy, its pruned
+structure real, fake-quantized at its bit widths), and writes ``<run>/winner/``:
+``model.pt`` (a state dict that ``torch.load(weights_only=True)`` reads, with the candidate
+key), ``model.onnx`` (fp32, outputs checked against torch), ``model.int8.onnx``
+(onnxruntime static QDQ, calibrated on training images), ``card.json`` and ``card.md``.
+
+The teacher and the student train at the winner's proxy input side (the dataset's side scaled
+by the candidate's resolution, ``nas.train._proxy.proxy_resolution``: cheap); the student's weights then
+move to the candidate's own input side (fine-tuned there, batch-norm re-estimated), and that is
+what is exported, scored and timed: the network the device profile priced."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from nas.errors import DistillError, NasError
+from nas.export import export_onnx, onnx_accuracy, ort_session, time_session
+from nas.latency import load_device
+from nas.models import apply_fake_quant, build_model, strip_fake_quant
+from nas.run import RunContext, RunFolder, open_run
+from nas.search import open_study, read_trials, trial_weights
+from nas.space import Candidate, float_bytes, memory_bytes
+from nas.train import (
+    ProxyBudget,
+    describe_device,
+    deterministic_cuda,
+    evaluate_model,
+    load_checkpoint,
+    recalibrate_bn,
+    resolve_accelerator,
+    save_checkpoint,
+    train_model,
+)
+from nas.winner._card import card_markdown, python_snippet, ship_advice
+from nas.winner._pick import parse_rule, pick_winner
+from nas.winner._ship import calibration_images, tflite_section
+
+__all__ = ["DistillConfig", "distill_run"]  # pick_winner, onnx_accuracy: from nas.report._front, nas.export._onnx
+
+Progress = Callable[[str, int, int], None]  # (stage, done, total)
+
+
+@dataclass(frozen=True)
+class DistillConfig:
+    pick: str = "best"  # best | knee | latency<=X | trial=N
+    teacher: str | None = None  # a checkpoint path (model.pt format); None: trained here (teacher_net)
+    # Student epochs over the whole training split. 5 keeps the default command within its
+    # 10 minutes; on the CIFAR-10 benchmark 10 epochs gained 9.3 test points over 5, more than
+    # any teacher gave (BENCHMARKS.md, issue 6): pass --epochs 10 when time allows.
+    epochs: float = 5.0
+    teacher_epochs: float | None = None  # None: twice the student's epochs
+    # Which network is trained here as the teacher when kd is on and no checkpoint is given:
+    # "largest", the space's largest float unpruned candidate (the classic choice, and slow: 10M
+    # parameters for mobilenetv3), or "parent", the winner itself unpruned and float (+2.6 test
+    # points over no KD at the same student epochs on the CIFAR benchmark).
+    teacher_net: str = "largest"
+    # Off by default: at equal compute, training the student longer beat every teacher tried
+    # (BENCHMARKS.md, issue 6); --kd, --kd-teacher or --teacher turn it on.
+    kd: bool = False
+    temperature: float = 4.0
+    alpha: float = 0.7
+    batch_size: int = 64
+    lr: float = 0.1
+    threads: int = 2
+    calibration_images: int = 256
+    measure_host: bool = True
+    tflite: bool = True  # model.tflite / model.int8.tflite when the litert extra is installed
+    accelerator: str = "auto"  # where the teacher and the winner train (nas.train._accel); exports run on the CPU
+    seed: int | None = None  # None: the run's seed
+    # The exported network is the candidate at its own input side, the network the device profile
+    # priced. It trains at the proxy side (cheap: BENCHMARKS.md, issue 13 groundwork), then its
+    # weights, whose shapes do not depend on the side, move to the own side: own_side_epochs of
+    # fine-tuning at own_side_lr, then batch-norm statistics re-estimated there. 0.05 beat the
+    # earlier 0.01 on all three winners tried, by 3.6 to 13.0 test points at the same cost
+    # (BENCHMARKS.md, "The own-side learning rate").
+    own_side_epochs: float = 1.0
+    own_side_lr: float = 0.05
+    # A search with successive halving keeps the front's top-rung weights (nas.search._halving); with
+    # start="auto" the winner continues from them for continue_epochs at continue_lr (a warm
+    # restart) instead of training cfg.epochs from scratch. Not the default: on the CIFAR-10
+    # subset continuing 2 epochs scored 41.3% against 45.2% from scratch (3 seeds, BENCHMARKS.md).
+    start: str = "scratch"  # scratch | auto: the trial's checkpoint when the run kept one
+    continue_epochs: float = 2.0
+    continue_lr: float = 0.05
+    out: str | None = None  # folder inside the run; None: winner_folder(pick)
+    force: bool = False  # replace a folder that holds a winner already
+
+    def validate(self) -> None:
+        try:
+            resolve_accelerator(self.accelerator)  # --accelerator cuda without a GPU: before any work
+        except NasError as exc:
+            raise DistillError(str(exc)) from None
+        if not (self.epochs > 0 and (self.teacher_epochs is None or self.teacher_epochs > 0)):
+            raise DistillError("--epochs and --teacher-epochs must be positive")
+        if not (self.own_side_epochs >= 0 and self.own_side_lr > 0):
+            raise DistillError("--own-side-epochs must be 0 or more and its learning rate positive")
+        if self.start not in ("auto", "scratch"):
+            raise DistillError(f"--start must be auto or scratch, got {self.start!r}")
+        if not (self.continue_epochs > 0 and self.continue_lr > 0):
+            raise DistillError("--continue-epochs and its learning rate must be positive")
+        if self.teacher_net not in ("largest", "parent"):
+            raise DistillError(f"unknown teacher {self.teacher_net!r}: use largest or parent")
+        if self.threads < 1:
+            raise DistillError("threads must be at least 1")
+        if not 0 <= self.alpha <= 1 or self.temperature <= 0:
+            raise DistillError("alpha must be in [0, 1] and temperature positive")
+        parse_rule(self.pick)
+        if self.out is not None and (not self.out or self.out.startswith("/") or ".." in Path(self.out).parts):
+            raise DistillError(f"--out must be a folder name inside the run, got {self.out!r}")
+
+    @property
+    def folder(self) -> str:
+        return self.out or winner_folder(self.pick)
+
+    @property
+    def teacher_train_epochs(self) -> float:
+        return 2 * self.epochs if self.teacher_epochs is None else self.teacher_epochs
+
+
+PICK_HELP = ("Which trained trial within the budget becomes the winner: best (the most accurate), "
+             "knee (the point of the accuracy/latency front farthest above the straight line between its "
+             "fastest and its most accurate ends: where more latency stops buying much accuracy), "
+             "latency<=MS (the most accurate at or below MS ms), or trial=N (that trial, as numbered in "
+             "report.html and trials.csv).")
+
+
+def winner_folder(pick: str) -> str:
+    """Where a pick's winner goes in the run: winner/ for best, winners/<rule>/ for the others
+    (latency<=2.5 -> winners/latency-le-2.5, trial=12 -> winners/trial-12)."""
+    kind, value = parse_rule(pick)
+    if kind == "best":
+        return "winner"
+    if kind == "knee":
+        return "winners/knee"
+    return f"winners/{'latency-le' if kind == 'latency' else 'trial'}-{value:g}"
+
+
+# ----------------------------------------------------------------------------- training
+
+def _train(cand: Candidate, dataset, epochs: float, cfg: DistillConfig, teacher=None, quantize: bool = True,
+           progress: Progress | None = None, stage: str = "training", init=None, state: dict | None = None):
+    """Build ``cand`` at the dataset's side, train it, re-estimate BN; (model, seconds).
+    ``init(model)``, if given, sets the starting weights (benchmarks try L1-norm channel
+    selection from a trained parent this way) instead of a random init. ``state``: a
+    fake-quantized state dict to continue from (a search checkpoint): trained ``epochs`` at
+    ``cfg.continue_lr`` with a short warm-up."""
+    torch.manual_seed(cfg.seed)
+    model = build_model(cand, dataset.num_classes, dataset.in_channels, resolution=dataset.resolution)
+    if init is not None:
+        init(model)
+    if quantize:
+        apply_fake_quant(model)
+    if state is not None:
+        model.load_state_dict(state)
+    device = resolve_accelerator(cfg.accelerator)
+    model = model.to(device=torch.device(device), memory_format=torch.channels_last)
+    budget = ProxyBudget(epochs=epochs, max_train_images=None, batch_size=cfg.batch_size,
+                         lr=cfg.lr if state is None else cfg.continue_lr,
+                         warmup_fraction=0.25 if state is None else 0.1, threads=cfg.threads, device=device)
+    t0 = time.perf_counter()
+    try:
+        train_model(model, dataset, budget, cfg.seed, teacher=teacher, kd_temperature=cfg.temperature,
+                    kd_alpha=cfg.alpha, progress=(lambda d, t: progress(stage, d, t)) if progress else None)
+    except FloatingPointError as exc:
+        raise DistillError(f"{stage} of {cand.key} diverged: {exc}; try a lower learning rate") from None
+    recalibrate_bn(model, dataset, 8, cfg.seed)
+    return model.eval(), time.perf_counter() - t0
+
+
+def _to_own_side(cand: Candidate, trained, data, cfg: DistillConfig, progress: Progress | None):
+    """The trained network rebuilt at ``data``'s side (the candidate's own: its early strides
+    back), same weights, fine-tuned there and its batch-norm statistics re-estimated; (model, s)."""
+    model = build_model(cand, data.num_classes, data.in_channels, resolution=data.resolution)
+    apply_fake_quant(model)
+    model.load_state_dict(trained.state_dict())
+    device = resolve_accelerator(cfg.accelerator)
+    model = model.to(device=torch.device(device), memory_format=torch.channels_last)
+    t0 = time.perf_counter()
+    if cfg.own_side_epochs > 0:
+        budget = ProxyBudget(epochs=cfg.own_side_epochs, max_train_images=None, batch_size=cfg.batch_size,
+                             lr=cfg.own_side_lr, warmup_fraction=0.1, threads=cfg.threads, device=device)
+        stage = f"fine-tuning the winner at {data.resolution} px"
+        try:
+            train_model(model, data, budget, cfg.seed + 1,
+                        progress=(lambda d, t: progress(stage, d, t)) if progress else None)
+        except FloatingPointError as exc:
+            raise DistillError(f"{stage} diverged: {exc}; try a lower --own-side-lr") from None
+    recalibrate_bn(model, data, 8, cfg.seed)
+    return model.eval(), time.perf_counter() - t0
+
+
+def _accuracy(model, x, y) -> float:
+    return evaluate_model(model, x, y)
+
+
+def _teacher(space, dataset, cfg: DistillConfig, cache: Path, progress: Progress | None,
+             student: Candidate | None = None) -> tuple[Any, dict]:
+    """The user's checkpoint, or a float teacher trained here (cached in the run folder per
+    key, input side, epochs and seed): the space's largest candidate, or with
+    ``cfg.teacher_net == "parent"`` the student candidate unpruned."""
+    if cfg.teacher:
+        model, blob = load_checkpoint(cfg.teacher, space)
+        if blob["num_classes"] != dataset.num_classes or blob["in_channels"] != dataset.in_channels:
+            raise DistillError(f"teacher {cfg.teacher} has {blob['num_classes']} classes and "
+                               f"{blob['in_channels']} input channels; the data has {dataset.num_classes} "
+                               f"and {dataset.in_channels}")
+        return model, {"key": blob["key"], "source": str(cfg.teacher), "seconds": 0.0}
+    if cfg.teacher_net == "parent":
+        if student is None:
+            raise DistillError("a parent teacher needs the student candidate")
+        cand = student.unpruned().replace_bits(32)
+        what = "the winner unpruned, float, trained in this run"
+    else:
+        cand = space.largest()
+        what = "the space's largest float candidate, trained in this run"
+    epochs = cfg.teacher_train_epochs
+    digest = hashlib.sha1(cand.key.encode()).hexdigest()[:8]
+    tag = f"{cfg.teacher_net}-{digest}-{dataset.resolution}px-{epochs:g}ep-seed{cfg.seed}"
+    path = cache / f"teacher-{tag}.pt"
+    if path.is_file():
+        model, blob = load_checkpoint(path, space)
+        if blob["key"] == cand.key and blob["num_classes"] == dataset.num_classes:
+            return model, {"key": cand.key, "source": f"{what} (cached {path.name})",
+                           "seconds": blob.get("seconds", 0.0)}
+    model, secs = _train(cand, dataset, epochs, cfg, quantize=False, progress=progress,
+                         stage="training the teacher")
+    save_checkpoint(path, model, cand, dataset, dataset.resolution, {"seconds": secs})
+    return model, {"key": cand.key, "source": what, "seconds": secs}
+
+
+# ----------------------------------------------------------------------------- the run
+
+def distill_run(run: str | Path | RunContext, cfg: DistillConfig | None = None,
+                progress: Progress | None = None) -> dict:
+    """Pick, distil, export and document the winner of a run (a run folder, or the context of
+    the search that just made it); returns the card."""
+    cfg = cfg or DistillConfig()
+    cfg.validate()
+    if cfg.teacher and not Path(cfg.teacher).is_file():
+        raise DistillError(f"checkpoint {cfg.teacher} not found")
+    ctx = run if isinstance(run, RunContext) else open_run(run, progress)
+    run_dir, config, meta = ctx.run_dir, ctx.config, ctx.meta
+    cfg = replace(cfg, seed=config.seed if cfg.seed is None else cfg.seed)
+    study = open_study(meta.study_name, meta.storage)
+    budget_ms = ctx.budget_ms
+    win = pick_winner(read_trials(study), budget_ms, cfg.pick)
+    cand = ctx.space.parse(win.key)
+    space, dataset, profile = ctx.space, ctx.dataset, ctx.profile
+    res = ctx.proxy_side(cand)
+    out_dir = run_dir / cfg.folder
+    if (out_dir / "card.json").is_file() and not cfg.force:
+        try:
+            was = json.loads((out_dir / "card.json").read_text())
+            what = f"the winner of trial {was.get('trial')} (--pick {was.get('pick')})"
+        except (OSError, ValueError):
+            what = "a winner"
+        raise DistillError(f"{out_dir} already holds {what}; pass --force to replace it, or --out NAME "
+                           f"to keep both")
+    data = dataset.at_resolution(res, progress)  # images on disk: made once, unless the search made it
+    prev_threads = torch.get_num_threads()
+    torch.set_num_threads(cfg.threads)
+    if resolve_accelerator(cfg.accelerator) == "cuda":
+        deterministic_cuda()
+    t_start = time.perf_counter()
+    try:
+        with RunFolder(run_dir) as run:
+            out_dir.mkdir(parents=True, exist_ok=True)
+            run.log(f"winner ({cfg.pick}): trial {win.number} {win.key}")
+            xt, yt = data.test_arrays()
+            teacher, tinfo = (None, {"key": None, "source": "", "seconds": 0.0})
+            if cfg.kd or cfg.teacher:
+                (run_dir / "teachers").mkdir(exist_ok=True)
+                teacher, tinfo = _teacher(space, data, cfg, run_dir / "teachers", progress, cand)
+                tinfo["test_accuracy"] = _accuracy(teacher, xt, yt)
+                run.log(f"teacher {tinfo['key']}: test accuracy {tinfo['test_accuracy']:.4f}")
+            start = trial_weights(run_dir, win.number, data.resolution) if cfg.start == "auto" else None
+            if start is not None:
+                run.log(f"the winner continues from its rung-{win.rung} weights (checkpoints/trial-{win.number}.pt)")
+            student, secs = _train(cand, data, cfg.continue_epochs if start is not None else cfg.epochs, cfg,
+                                   teacher=teacher, progress=progress, state=start,
+                                   stage=("continuing the winner" if start is not None else
+                                          "distilling the winner" if teacher is not None else "training the winner"))
+            proxy_side, proxy_acc = res, _accuracy(student, xt, yt)
+            if cand.resolution != res:  # ship the priced network: the candidate at its own side
+                res = cand.resolution
+                data = dataset.at_resolution(res, progress)
+                xt, yt = data.test_arrays()
+                student, secs_own = _to_own_side(cand, student, data, cfg, progress)
+                secs += secs_own
+            acc_torch = _accuracy(student, xt, yt)
+            float_model = strip_fake_quant(student).eval().cpu()  # exports and checks run on the CPU
+            save_checkpoint(out_dir / "model.pt", float_model, cand, data, res,
+                            {"teacher": tinfo["key"], "bits": win.bits})
+            if progress:
+                progress("exporting ONNX fp32 and int8", 0, 2)
+            export_onnx(float_model, out_dir / "model.onnx", resolution=res)
+            if progress:
+                progress("exporting ONNX fp32 and int8", 1, 2)
+            calib = calibration_images(data, cfg.calibration_images, cfg.seed)
+            export_onnx(float_model, out_dir / "model.int8.onnx", resolution=res, int8=True, calibration=calib)
+            if progress:
+                progress("exporting ONNX fp32 and int8", 2, 2)
+            acc_fp32 = onnx_accuracy(out_dir / "model.onnx", xt, yt)
+            acc_int8 = onnx_accuracy(out_dir / "model.int8.onnx", xt, yt)
+            shape = [1, data.in_channels, res, res]
+            host = _host_latency(out_dir, shape, cand, data.num_classes, progress) if cfg.measure_host else {}
+            tfl = tflite_section(float_model, out_dir, shape, calib, xt, yt, progress, cfg.seed) \
+                if cfg.tflite else {"written": False, "note": "not asked for (--format onnx)"}
+            for err in tfl.get("errors", []):
+                run.log(f"LiteRT: {err}; the ONNX files are written")
+            card = {
+                "candidate": cand.key,
+                "trial": win.number,
+                "pick": cfg.pick,
+                "folder": cfg.folder,
+                "num_classes": data.num_classes,
+                "trained_at": {"proxy_side": proxy_side, "proxy_side_test_accuracy": proxy_acc,
+                               "start": f"continued from the search's rung-{win.rung} weights for "
+                                        f"{cfg.continue_epochs:g} epochs" if start is not None else "from scratch",
+                               "own_side": cand.resolution, "own_side_epochs": cfg.own_side_epochs
+                               if proxy_side != cand.resolution else 0},
+                "device": profile.name,
+                "device_summary": f"{profile.name}, {profile.provenance} ({profile.source_sentence()}); "
+                                  f"{profile.validation_text()}",
+                "provenance": profile.provenance,
+                "device_label": profile.label,
+                "device_source": profile.source,
+                "predicted_latency_ms": profile.latency_ms(cand, num_classes=data.num_classes,
+                                                           in_channels=data.in_channels),
+                "latency_budget_ms": budget_ms,
+                "latency_budget_source": ctx.budget_source,
+                "latency_note": f"predicted for the candidate at "
+                                f"{cand.resolution}x{cand.resolution}x{data.in_channels} "
+                                f"with {data.num_classes} classes",
+                **host,
+                "macs": win.macs, "params": win.params, "bytes": win.bytes, "bits": win.bits, "keep": win.keep,
+                "memory": {"at_bit_widths": memory_bytes(cand, win.bytes or 0, data.num_classes, data.in_channels),
+                           "fp32_file": memory_bytes(cand, float_bytes(float_model), data.num_classes,
+                                                     data.in_channels, float_model=True),
+                           "note": "peak bytes at batch 1: the largest live activations plus the weights, "
+                                   "computed from the operator list (nas.space._memory)"},
+                "proxy_accuracy": win.accuracy,
+                "test_accuracy_torch": acc_torch,
+                "test_accuracy_fp32": acc_fp32,
+                "test_accuracy_int8": acc_int8,
+                "teacher": tinfo["key"],
+                "teacher_source": tinfo["source"],
+                "teacher_accuracy": tinfo.get("test_accuracy"),
+                "distillation": {"kd": teacher is not None, "temperature": cfg.temperature, "alpha": cfg.alpha,
+                                 "epochs": cfg.epochs, "teacher_epochs": cfg.teacher_train_epochs,
+                                 "teacher_net": cfg.teacher_net if teacher is not None and not cfg.teacher else None,
+                                 "batch_size": cfg.batch_size, "lr": cfg.lr, "threads": cfg.threads,
+                                 "trained_on": describe_device(resolve_accelerator(cfg.accelerator))},
+                "training_seconds": {"teacher": tinfo["seconds"], "student": secs,
+                                     "total": time.perf_counter() - t_start},
+                "input": {"shape": [1, data.in_channels, res, res], "dtype": "float32", "layout": "NCHW",
+                          "resize": f"{res}x{res}, bilinear (antialiased), the whole image (no crop)",
+                          "channels": "grayscale (1)" if data.in_channels == 1 else "RGB (3)",
+                          "normalisation": "x / 255, minus mean, divided by std, per channel",
+                          "mean": [float(m) for m in data.mean], "std": [float(s) for s in data.std]},
+                "dataset": dataset.describe(),
+                "class_names": list(data.class_names),
+                "files": {"model.pt": "state dict + key (torch.load(weights_only=True))",
+                          "model.onnx": "fp32, outputs checked against torch (1e-4)",
+                          "model.int8.onnx": "onnxruntime static QDQ int8, calibrated on "
+                                             f"{len(calib)} training images", **tfl.get("files", {})},
+                "calibration_images": int(len(calib)),
+                "tflite": tfl,
+                "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            }
+            card["ship"] = ship_advice(card)
+            card["python_snippet"] = python_snippet(card)
+            run.write(f"{cfg.folder}/card.json", json.dumps(card, indent=1))
+            run.write(f"{cfg.folder}/card.md", card_markdown(card))
+            run.log(f"winner exported to {out_dir}: test accuracy fp32 {acc_fp32:.4f}, int8 {acc_int8:.4f}")
+    finally:
+        torch.set_num_threads(prev_threads)
+    return card
+
+
+def _host_latency(out_dir: Path, shape: list[int], cand: Candidate, num_classes: int,
+                  progress: Progress | None) -> dict:
+    """The exported files themselves timed in onnxruntime on this host (1 thread, fastest of
+    repeated runs), next to the host profile's prediction of the same networks."""
+    host = load_device("host")
+    x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+    measured = []
+    for i, name in enumerate(("model.onnx", "model.int8.onnx")):
+        if progress:
+            progress("timing the exported files on this host", i, 2)
+        measured.append(time_session(ort_session(out_dir / name), {"input": x}, min_runs=20, min_seconds=0.4))
+    if progress:
+        progress("timing the exported files on this host", 2, 2)
+    m32, m8 = measured
+    f32, i8 = cand.replace_bits(32), cand.replace_bits(8)
+    ch = shape[1]
+    return {"host_latency_ms": {
+        "label": host.label,
+        "measured_fp32": m32, "predicted_fp32": host.latency_ms(f32, num_classes, ch),
+        "measured_int8": m8, "predicted_int8": host.latency_ms(i8, num_classes, ch),
+        "speedup_int8": m32 / m8 if m8 > 0 else math.nan,
+        "note": f"model.onnx and model.int8.onnx timed on input {shape} in onnxruntime, 1 thread, fastest of "
+                f"repeated runs; predictions priced for the same input"}}

@@ -1,0 +1,54 @@
+"""The ``--pick`` rules that choose a run's winner among its trials."""
+
+from __future__ import annotations
+
+import re
+
+from nas.errors import DistillError
+from nas.search import TrialRow, pareto_front
+
+__all__ = ["parse_rule", "pick_winner"]
+
+
+def parse_rule(rule: str) -> tuple[str, float | None]:
+    rule = rule.strip().replace(" ", "")
+    if rule in ("best", "knee"):
+        return rule, None
+    m = re.fullmatch(r"(latency<=|trial=)([0-9]*\.?[0-9]+)", rule)
+    if not m:
+        raise DistillError(f"unknown --pick rule {rule!r}: use best, knee, latency<=MS or trial=N")
+    return ("latency" if m.group(1) == "latency<=" else "trial"), float(m.group(2))
+
+
+def pick_winner(rows: list[TrialRow], budget_ms: float, rule: str = "best") -> TrialRow:
+    """The trial that ``rule`` picks among trained trials within the budget: ``best`` most
+    accurate at its highest rung (ties: lower latency, then the earlier trial; with successive
+    halving that is the best of the top rung, as Hyperband picks); ``latency<=X`` most accurate at or
+    below X ms; ``knee`` the front point farthest from the line through the front's ends
+    (accuracy and latency normalised); ``trial=N`` that trial."""
+    kind, value = parse_rule(rule)
+    trained = [r for r in rows if r.status == "evaluated" and r.accuracy is not None]
+    if kind == "trial":
+        for r in trained:
+            if r.number == int(value):
+                return r
+        raise DistillError(f"trial {int(value)} is not a trained trial of this run")
+    pool = [r for r in trained if r.latency_ms <= budget_ms]
+    if kind == "latency":
+        pool = [r for r in pool if r.latency_ms <= value]
+    if not pool:
+        where = f"at or below {value} ms" if kind == "latency" else f"within the {budget_ms:.2f} ms budget"
+        raise DistillError(f"no trained trial {where}")
+    if kind == "knee":
+        front = pareto_front(pool, budget_ms)
+        if len(front) <= 2:
+            return max(front, key=lambda r: (r.accuracy, -r.latency_ms))
+        a0, a1 = front[0].accuracy, front[-1].accuracy
+        l0, l1 = front[0].latency_ms, front[-1].latency_ms
+
+        def dist(r) -> float:
+            x = (r.latency_ms - l0) / max(l1 - l0, 1e-12)
+            y = (r.accuracy - a0) / max(a1 - a0, 1e-12)
+            return y - x  # distance above the diagonal (up to a constant factor)
+        return max(front, key=dist)
+    return max(pool, key=lambda r: (r.accuracy, -r.latency_ms, -r.number))
