@@ -65,7 +65,7 @@ def read_yaml(path: Path, error: Callable[[str], Exception]) -> Any:
 
 
 @contextmanager
-def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """A temporary path beside ``path`` for a writer to fill; renamed onto ``path`` when the
     block ends without an error, removed otherwise. The one way hwnas writes a file: a crash
     or a full disk mid-write leaves the previous version intact."""
@@ -83,7 +83,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
             os.unlink(tmp)
 
 
-def atomic_write(path: str | os.PathLike, data: bytes | str) -> None:
+def atomic_write(path: str | os.PathLike[str], data: bytes | str) -> None:
     """Write ``data`` to ``path`` via a temporary file and a rename (same folder)."""
     raw = data.encode() if isinstance(data, str) else data
     with atomic_path(path) as tmp:

@@ -8,7 +8,7 @@ from typing import Any, Callable
 __all__ = ["expect"]
 
 
-def expect(value: Any, typ, where: str, error: Callable[[str], Exception]) -> Any:
+def expect(value: Any, typ: type | tuple[type, ...], where: str, error: Callable[[str], Exception]) -> Any:
     """``value`` if it is a ``typ`` (a type or a tuple of types), else ``error(message)``.
     Booleans never pass as numbers; an int passes as (and becomes) a float where a float is
     expected."""

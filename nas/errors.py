@@ -9,6 +9,8 @@ Ray's ``UnserializableException`` and the real reason is lost).
 
 from __future__ import annotations
 
+from typing import Any
+
 __all__ = [
     "NasError",
     "CandidateError",
@@ -31,7 +33,7 @@ __all__ = [
 ]
 
 
-def _rebuild(cls: type, args: tuple, state: dict) -> "NasError":
+def _rebuild(cls: type[NasError], args: tuple[Any, ...], state: dict[str, Any]) -> NasError:
     """Unpickle an error without calling its ``__init__`` (whose signature may differ from
     ``args``)."""
     exc = cls.__new__(cls)
@@ -43,12 +45,14 @@ def _rebuild(cls: type, args: tuple, state: dict) -> "NasError":
 class NasError(Exception):
     """Base class of every error the library raises on purpose."""
 
-    def __reduce__(self):
+    def __reduce__(self) -> tuple[Any, ...]:
         return _rebuild, (type(self), self.args, dict(self.__dict__))
 
 
 class _Message:
     """For errors that also derive from KeyError, whose ``str`` would quote the message."""
+
+    args: tuple[Any, ...]
 
     def __str__(self) -> str:
         return str(self.args[0]) if self.args else ""
@@ -124,7 +128,7 @@ class BudgetError(SearchError):
 class SearchInterrupted(NasError, KeyboardInterrupt):
     """The search was stopped (Ctrl-C); finished trials are kept and the run can resume."""
 
-    def __init__(self, run_dir, done: int, total: int):
+    def __init__(self, run_dir: object, done: int, total: int):
         super().__init__(f"search interrupted after {done}/{total} trials; continue with "
                          f"`nas search --resume {run_dir}`")
         self.run_dir = run_dir

@@ -40,9 +40,16 @@ def module_name(path: Path) -> str:
 
 
 def imports(path: Path) -> list[tuple[int, str]]:
-    """(line, module) of every import of nas code in a file, at any depth (lazy imports too)."""
+    """(line, module) of every import of nas code in a file, at any depth (lazy imports too; not
+    the ones under ``if TYPE_CHECKING``)."""
     out = []
-    for node in ast.walk(ast.parse(path.read_text())):
+    tree = ast.parse(path.read_text())
+    typing_only = {id(n) for branch in ast.walk(tree) if isinstance(branch, ast.If)
+                   and isinstance(branch.test, ast.Name) and branch.test.id == "TYPE_CHECKING"
+                   for stmt in branch.body for n in ast.walk(stmt)}  # annotations only: not an import at run time
+    for node in ast.walk(tree):
+        if id(node) in typing_only:
+            continue
         if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "nas" and node.level == 0:
             for a in node.names:  # `from nas import x` may import a submodule: judge the submodule
                 full = f"{node.module}.{a.name}"
@@ -93,3 +100,35 @@ def test_packages_publish_names(pkg):
 
 def test_at_most_eight_modules_at_the_top():
     assert len([p for p in NAS.glob("*.py")]) <= 8
+
+
+def test_no_import_cycles_between_modules():
+    """Inside a package too (imports inside functions count; package ``__init__`` files, which
+    only re-export, are left out), as ../shared/tools/import_graph.py counts them."""
+    mods = {module_name(p): p for p in NAS.rglob("*.py") if p.name != "__init__.py"}
+    graph = {m: {t for _, t in imports(p) if t in mods and t != m} for m, p in mods.items()}
+    # a lazy `from nas.pkg import name` resolves to the module that defines it: follow the package's __init__
+    for m, p in mods.items():
+        for _, t in imports(p):
+            init = NAS.parent / (t.replace(".", "/") + "/__init__.py")
+            if init.is_file():
+                graph[m] |= {u for _, u in imports(init) if u in mods and u != m}
+    seen: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(m: str) -> list[str] | None:  # depth-first: a back edge to a module on the stack is a cycle
+        seen[m] = 1
+        stack.append(m)
+        for t in sorted(graph[m]):
+            if seen.get(t) == 1:
+                return stack[stack.index(t):] + [t]
+            if t not in seen and (cyc := visit(t)):
+                return cyc
+        seen[m] = 2
+        stack.pop()
+        return None
+
+    for m in sorted(graph):
+        if m not in seen:
+            cyc = visit(m)
+            assert cyc is None, " -> ".join(cyc)

@@ -27,17 +27,20 @@ import math
 import re
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from nas.errors import CandidateError, CandidateSyntaxError
 from nas.space._opspec import FLOAT_BITS, OpSpec
+
+if TYPE_CHECKING:
+    from nas.space._space import SearchSpace
 
 __all__ = ["Block", "Candidate", "make_divisible", "format_number"]
 
 DEFAULT_SKELETON = "default"
 
 
-_INTERNED: dict[tuple, "Block"] = {}
+_INTERNED: dict[tuple[Any, ...], Block] = {}
 
 
 def make_divisible(value: float, divisor: int = 8, min_value: int | None = None) -> int:
@@ -85,9 +88,9 @@ class Block:
                                                 self.groups, self.keep, self.bits)))
 
     def __hash__(self) -> int:
-        return self._hash
+        return self._hash  # type: ignore[attr-defined,no-any-return]  # set in __post_init__
 
-    def __reduce__(self):
+    def __reduce__(self) -> tuple[Any, ...]:
         # re-intern on unpickling (in a Ray worker): the cached hash mixes in str hashes, which
         # differ between processes, so it must be recomputed there, never copied
         return _interned_block, (self.kind, self.kernel, self.expansion, self.groups, self.keep, self.bits)
@@ -146,7 +149,7 @@ class Candidate:
     resolution: int
     width: float
     stages: tuple[tuple[Block, ...], ...]
-    space_def: Any = field(default=None, compare=False, repr=False)  # the SearchSpace, if bound
+    space_def: SearchSpace | None = field(default=None, compare=False, repr=False)  # the SearchSpace, if bound
 
     def __post_init__(self) -> None:
         # normalise lists to tuples so that equal candidates compare and hash equal
@@ -184,7 +187,7 @@ class Candidate:
         return cand if space is None else space.bind(cand)
 
     @property
-    def search_space(self) -> Any:
+    def search_space(self) -> SearchSpace:
         """The SearchSpace this candidate belongs to (CandidateError if unbound)."""
         if self.space_def is None:
             raise CandidateError(f"{self.key}: candidate is not bound to a search space; parse it with "
@@ -207,10 +210,10 @@ class Candidate:
         """The same network with every keep ratio at 1 (bits unchanged): its unpruned parent."""
         return self._map_blocks(lambda b: Block.of(b.kind, b.kernel, b.expansion, b.groups, 1.0, b.bits))
 
-    def _map_blocks(self, fn) -> "Candidate":
+    def _map_blocks(self, fn: Callable[[Block], Block]) -> Candidate:
         return dataclasses.replace(self, stages=tuple(tuple(fn(b) for b in s) for s in self.stages))
 
-    def replace(self, **changes) -> "Candidate":
+    def replace(self, **changes: Any) -> Candidate:
         return dataclasses.replace(self, **changes)
 
 

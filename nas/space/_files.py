@@ -74,7 +74,7 @@ class _SpaceReader:
     def err(self, where: str, msg: str) -> SpaceError:
         return SpaceError(f"{self.path}: {where}: {msg}")
 
-    def get(self, d: Any, key: str, where: str, typ, default: Any = ...) -> Any:
+    def get(self, d: Any, key: str, where: str, typ: type | tuple[type, ...], default: Any = ...) -> Any:
         if not isinstance(d, dict):
             raise self.err(where, f"expected a mapping, got {type(d).__name__}")
         if key not in d:
@@ -83,7 +83,8 @@ class _SpaceReader:
             return default
         return expect(d[key], typ, f"{self.path}: {where}.{key}", SpaceError)
 
-    def num_list(self, d: dict, key: str, where: str, typ, default: Any = ...) -> tuple:
+    def num_list(self, d: dict[str, Any], key: str, where: str, typ: type | tuple[type, ...],
+                 default: Any = ...) -> Any:
         v = self.get(d, key, where, list, default)
         if v is default and default is not ...:
             return tuple(v) if v is not None else None
@@ -100,7 +101,7 @@ class _SpaceReader:
             raise self.err("family", f"{family!r} is not one of {', '.join(FAMILIES)}")
         widths_raw = self.get(raw, "widths", "top level", dict)
         mode = self.get(widths_raw, "mode", "widths", str)
-        table: dict[float, dict] = {}
+        table: dict[float, dict[str, Any]] = {}
         if mode == "multiplier":
             widths = self.num_list(widths_raw, "choices", "widths", float)
         elif mode == "table":
@@ -190,13 +191,13 @@ class _SpaceReader:
                                      "params_m": self.get(fig, "params_m", f"published.{ref}", float)}
         return space
 
-    def _act(self, d: dict, where: str) -> str:
+    def _act(self, d: dict[str, Any], where: str) -> str:
         act = self.get(d, "act", where, str, "none")
         if act not in ACTIVATIONS:
             raise self.err(f"{where}.act", f"{act!r} is not one of {', '.join(ACTIVATIONS)}")
-        return act
+        return str(act)
 
-    def _ops(self, d: dict, where: str, family: str, default: tuple | None) -> tuple[str, ...]:
+    def _ops(self, d: dict[str, Any], where: str, family: str, default: tuple[Any, ...] | None) -> tuple[str, ...]:
         """Op choices: an explicit ``ops`` list, or ``kernels`` x ``expansions``."""
         if "ops" in d:
             ops = [str(o) for o in self.get(d, "ops", where, list)]
@@ -212,7 +213,7 @@ class _SpaceReader:
             try:
                 blk = Block.parse(op)
             except CandidateError as exc:
-                raise self.err(f"{where}.ops", f"bad op {op!r}: {exc.reason}") from None
+                raise self.err(f"{where}.ops", f"bad op {op!r}: {getattr(exc, 'reason', exc)}") from None
             if blk.keep != 1 or blk.bits != FLOAT_BITS:
                 raise self.err(f"{where}.ops", f"op {op!r} must not carry keep or bits")
             want = ("mb", "skip") if family == "mbconv" else ("shuffle", "xception")
@@ -222,7 +223,7 @@ class _SpaceReader:
             raise self.err(f"{where}.ops", "empty list")
         return tuple(dict.fromkeys(ops))
 
-    def _references(self, raw: dict, space: SearchSpace) -> dict[str, Candidate]:
+    def _references(self, raw: dict[str, Any], space: SearchSpace) -> dict[str, Candidate]:
         refs: dict[str, Candidate] = {}
         for i, rd in enumerate(self.get(raw, "references", "top level", list, []), start=1):
             where = f"references[{i}]"
@@ -252,7 +253,7 @@ def _ref_width(w: float) -> str:
     return s if "." in s else f"{s}.0"
 
 
-def _tokens_field(default: tuple | None, which: str) -> list:
+def _tokens_field(default: tuple[Any, ...] | None, which: str) -> list[int | float]:
     if not default:
         return []
     vals = []

@@ -14,6 +14,8 @@ profiler measures for the float network.
 
 from __future__ import annotations
 
+from typing import Any
+
 from nas.space._candidate import Candidate
 from nas.space._opspec import FLOAT_BITS, OpSpec
 
@@ -60,7 +62,7 @@ def memory_bytes(candidate: Candidate, weight_bytes: int, num_classes: int = 100
     return peak_activation_bytes(ops) + int(weight_bytes)
 
 
-def float_bytes(model) -> int:
+def float_bytes(model: Any) -> int:
     """Weights of a float module as an fp32 file stores them: 4 bytes per weight, plus a 4-byte
     bias per output channel of every convolution and linear layer."""
     from torch import nn

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from functools import cached_property
+from typing import Any
 
 __all__ = ["OpSpec", "FLOAT_BITS"]
 
@@ -67,7 +68,7 @@ class OpSpec:
             kind, hw, io = parts[0], parts[1], parts[2]
             h, w = (int(v) for v in hw.split("x"))
             cin, cout = (int(v) for v in io.split("-"))
-            kw: dict = {}
+            kw: dict[str, Any] = {}
             for p in parts[3:]:
                 if p.startswith("h") and p[1:].isdigit():
                     kw["hidden"] = int(p[1:])

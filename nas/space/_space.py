@@ -16,11 +16,14 @@ import math
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from nas.errors import CandidateError, ReferenceNotFoundError
 from nas.space._candidate import Block, Candidate, format_number, make_divisible, pruned_channels
 from nas.space._opspec import FLOAT_BITS, OpSpec
+
+if TYPE_CHECKING:
+    import optuna
 
 __all__ = ["SearchSpace", "Stage", "Skeleton", "FAMILIES", "ACTIVATIONS"]
 
@@ -44,10 +47,10 @@ class Stage:
 @dataclass(frozen=True)
 class Skeleton:
     name: str
-    stem: dict
+    stem: dict[str, Any]
     stages: tuple[Stage, ...]
-    head: dict | None
-    classifier: tuple[dict, ...]
+    head: dict[str, Any] | None
+    classifier: tuple[dict[str, Any], ...]
     maxpool: bool
     resolutions: tuple[int, ...]
 
@@ -60,7 +63,7 @@ class SearchSpace:
     skeletons: dict[str, Skeleton]
     width_mode: str  # "multiplier" | "table"
     widths: tuple[float, ...]
-    width_table: dict[float, dict]
+    width_table: dict[float, dict[str, Any]]
     expand_when_e1: bool
     bits_choices: tuple[int, ...]
     source: Path | None = None
@@ -107,7 +110,7 @@ class SearchSpace:
         """A uniformly chosen candidate (each gene uniform among its choices)."""
         return self._build(lambda _name, choices: rng.choice(list(choices)))
 
-    def suggest(self, trial) -> Candidate:
+    def suggest(self, trial: optuna.trial.BaseTrial) -> Candidate:
         """Ask an Optuna trial for every gene (define-by-run, conditional on depth and op)."""
         return self._build(lambda name, choices: trial.suggest_categorical(name, list(choices)))
 
@@ -319,8 +322,8 @@ class SearchSpace:
         if self.width_mode == "table":
             row = self.width_table[w]
             if kind == "stage":
-                return row["stages"][index]
-            return row[kind]
+                return int(row["stages"][index])
+            return int(row[kind])
         return make_divisible(base * (w if shrink else max(1.0, w)), 8)
 
     def _block_op(self, b: Block, h: int, cin: int, cout: int, st: Stage,
