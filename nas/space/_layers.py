@@ -10,6 +10,7 @@ convolution and linear layer of a built network against it, in order).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -23,7 +24,7 @@ __all__ = ["Layer", "LAYER_KINDS", "op_layers"]
 LAYER_KINDS = ("conv", "depthwise", "linear", "maxpool", "gap", "scale", "add", "shuffle")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Layer:
     """One primitive layer. ``h``/``w`` are its input side, ``oh``/``ow`` its output side.
     ``branch``: "" on the operator's only path, "main" / "proj" for the two branches of a
@@ -70,8 +71,11 @@ class Layer:
         return self.oh * self.ow * self.cout
 
 
+@lru_cache(maxsize=1 << 16)
 def op_layers(op: OpSpec) -> tuple[Layer, ...]:
-    """The layers of ``op`` (an OpSpec), in the order the model builder registers them."""
+    """The layers of ``op`` (an OpSpec), in the order the model builder registers them. Cached
+    by value: candidates share most of their operators, and the driver sums the MACs of every
+    candidate it asks for (each ``cand.ops()`` makes new, equal OpSpecs)."""
     h, w = op.h, op.w
     oh, ow = op.out_hw
     k, s = op.kernel, op.stride
