@@ -1,7 +1,7 @@
 """Latency estimator: a linear model over the primitive layers of an operator.
 
-Each OpSpec is decomposed into primitive layers (dense/pointwise convs, depthwise convs,
-pooling and element-wise work). Its features, per executed precision (float or int8), are:
+Each OpSpec is decomposed into primitive layers (``OpSpec.layers()``: dense/pointwise convs,
+depthwise convs, pooling and element-wise work). Its features, per executed precision (float or int8), are:
 
 - ``layers``   number of primitive layers (fixed per-layer overhead: dispatch, packing)
 - ``dense``    MACs of dense / pointwise / grouped convs and linear layers (millions)
@@ -28,63 +28,7 @@ __all__ = ["Estimator", "FEATURES", "op_features", "nnls", "loo_errors"]
 
 BASE = ("layers", "dense", "dw", "act", "weights")
 FEATURES = tuple(f"{p}.{b}" for p in ("f32", "i8") for b in BASE)
-
-
-def _prims(op: OpSpec) -> list[tuple[str, float, float, float, float]]:
-    """(kind, macs, input elements, output elements, weight elements) per primitive layer."""
-    ho, wo = op.out_hw
-    hw, ohw, k2 = op.h * op.w, ho * wo, op.kernel * op.kernel
-    P: list[tuple[str, float, float, float, float]] = []
-
-    def dense(cin, cout, in_hw, out_hw, k2_=1, groups=1):
-        P.append(("dense", out_hw * cout * (cin // groups) * k2_, in_hw * cin, out_hw * cout,
-                  cout * (cin // groups) * k2_))
-
-    def dw(c, in_hw, out_hw, k2_):
-        P.append(("dw", out_hw * c * k2_, in_hw * c, out_hw * c, c * k2_))
-
-    def elem(elems_in, elems_out):
-        P.append(("elem", 0.0, elems_in, elems_out, 0.0))
-
-    if op.kind == "conv":
-        dense(op.cin, op.cout, hw, ohw, k2, op.groups)
-    elif op.kind == "linear":
-        dense(op.cin, op.cout, 1, 1)
-    elif op.kind in ("gap", "maxpool"):
-        elem(hw * op.cin, ohw * op.cout if op.kind == "maxpool" else op.cout)
-    elif op.kind == "mbconv":
-        if op.expand:
-            dense(op.cin, op.hidden, hw, hw, 1, op.groups)
-        dw(op.hidden, hw, ohw, k2)
-        if op.se:
-            elem(ohw * op.hidden, op.hidden)  # pool
-            dense(op.hidden, op.se, 1, 1)
-            dense(op.se, op.hidden, 1, 1)
-            elem(ohw * op.hidden, ohw * op.hidden)  # scale
-        dense(op.hidden, op.cout, ohw, ohw, 1, op.groups)
-        if op.residual:
-            elem(2 * ohw * op.cout, ohw * op.cout)
-    elif op.kind in ("shuffle", "shuffle_x"):
-        bf, mid = op.cout // 2, op.hidden
-        cin = op.cin if op.stride > 1 else op.cin // 2
-        if op.kind == "shuffle":
-            dense(cin, mid, hw, hw)
-            dw(mid, hw, ohw, k2)
-            dense(mid, bf, ohw, ohw)
-        else:
-            dw(cin, hw, ohw, 9)
-            dense(cin, mid, ohw, ohw)
-            dw(mid, ohw, ohw, 9)
-            dense(mid, mid, ohw, ohw)
-            dw(mid, ohw, ohw, 9)
-            dense(mid, bf, ohw, ohw)
-        if op.stride > 1:
-            dw(op.cin, hw, ohw, k2)
-            dense(op.cin, bf, ohw, ohw)
-        elem(ohw * op.cout, ohw * op.cout)  # concat + shuffle
-    else:
-        raise ValueError(f"no latency features for op kind {op.kind!r}")
-    return P
+_DENSE = ("conv", "linear")  # dense, grouped and pointwise convolutions, linear layers
 
 
 def op_features(op: OpSpec, exec_bits: int | None = None) -> np.ndarray:
@@ -96,14 +40,14 @@ def op_features(op: OpSpec, exec_bits: int | None = None) -> np.ndarray:
     w_bytes = bits / 8 if integer else 4
     v = np.zeros(len(FEATURES))
     off = len(BASE) if integer else 0
-    for kind, macs, ein, eout, wel in _prims(op):
+    for layer in op.layers():
         v[off + 0] += 1
-        if kind == "dense":
-            v[off + 1] += macs / 1e6
-        elif kind == "dw":
-            v[off + 2] += macs / 1e6
-        v[off + 3] += (ein + eout) * act_bytes / 1e6
-        v[off + 4] += wel * w_bytes / 1e6
+        if layer.kind in _DENSE:
+            v[off + 1] += layer.macs / 1e6
+        elif layer.kind == "depthwise":
+            v[off + 2] += layer.macs / 1e6
+        v[off + 3] += (layer.in_elems + layer.out_elems) * act_bytes / 1e6
+        v[off + 4] += layer.weight_elems * w_bytes / 1e6
     return v
 
 

@@ -1,12 +1,15 @@
-"""Torch modules, one per OpSpec kind. Every module keeps its OpSpec (``.spec``) and its bit
-width (``.bits``), which fake quantization reads; there is no other architecture state."""
+"""Torch modules, one per OpSpec kind, built from the op's anatomy (``OpSpec.layers()``: the
+same convolutions, shapes and order that MACs, latency features and memory are computed from;
+tests/test_anatomy.py checks every built network against it). Every module keeps its OpSpec
+(``.spec``) and its bit width (``.bits``), which fake quantization reads; there is no other
+architecture state."""
 
 from __future__ import annotations
 
 import torch
 from torch import nn
 
-from nas.space import OpSpec
+from nas.space import Layer, OpSpec
 
 __all__ = ["build_op", "ChannelShuffle"]
 
@@ -60,30 +63,37 @@ class Op(nn.Module):
         self.bits = spec.bits
 
 
+def _conv_bn(layer: Layer) -> nn.Sequential:
+    """A conv or depthwise layer of the anatomy as conv -> batch norm -> activation."""
+    return conv_bn(layer.cin, layer.cout, layer.kernel, layer.stride, layer.groups, layer.act)
+
+
 class ConvOp(Op):
     def __init__(self, spec: OpSpec):
         super().__init__(spec)
-        self.body = conv_bn(spec.cin, spec.cout, spec.kernel, spec.stride, spec.groups, spec.act)
+        (layer,) = spec.layers()
+        self.body = _conv_bn(layer)
 
     def forward(self, x):
         return self.body(x)
 
 
 class MBConvOp(Op):
-    """Inverted residual: [1x1 expand (groups) + shuffle] -> depthwise -> [SE] -> 1x1 project."""
+    """Inverted residual, built from ``spec.layers()``: [1x1 expand (groups) + shuffle] ->
+    depthwise -> [SE] -> 1x1 project, plus the skip connection (the anatomy's add)."""
 
     def __init__(self, spec: OpSpec):
         super().__init__(spec)
-        layers: list[nn.Module] = []
-        if spec.expand:
-            layers.append(conv_bn(spec.cin, spec.hidden, 1, 1, spec.groups, spec.act))
-            if spec.groups > 1:
-                layers.append(ChannelShuffle(spec.groups))
-        layers.append(conv_bn(spec.hidden, spec.hidden, spec.kernel, spec.stride, spec.hidden, spec.act))
-        if spec.se:
-            layers.append(SqueezeExcite(spec.hidden, spec.se))
-        layers.append(conv_bn(spec.hidden, spec.cout, 1, 1, spec.groups))
-        self.body = nn.Sequential(*layers)
+        mods: list[nn.Module] = []
+        for layer in spec.layers():
+            if layer.branch == "se":
+                if layer.kind == "gap":  # the SE's pool opens it: one module for its four layers
+                    mods.append(SqueezeExcite(spec.hidden, spec.se))
+            elif layer.kind in ("conv", "depthwise"):
+                mods.append(_conv_bn(layer))
+                if len(mods) == 1 and layer.kind == "conv" and layer.groups > 1:
+                    mods.append(ChannelShuffle(layer.groups))  # after a grouped 1x1 expansion
+        self.body = nn.Sequential(*mods)
 
     def forward(self, x):
         out = self.body(x)
@@ -91,34 +101,16 @@ class MBConvOp(Op):
 
 
 class ShuffleOp(Op):
-    """ShuffleNetV2 unit (kind 'shuffle') or its Xception-style variant ('shuffle_x').
-    Stride 1: half the channels pass through; stride 2: a depthwise+1x1 projection branch."""
+    """ShuffleNetV2 unit (kind 'shuffle') or its Xception-style variant ('shuffle_x'), built
+    from ``spec.layers()``. Stride 1: half the channels pass through; stride 2: a depthwise+1x1
+    projection branch."""
 
     def __init__(self, spec: OpSpec):
         super().__init__(spec)
-        bf, mid, k = spec.cout // 2, spec.hidden, spec.kernel
-        cin = spec.cin if spec.stride > 1 else spec.cin // 2
-        if spec.kind == "shuffle":
-            self.main = nn.Sequential(
-                conv_bn(cin, mid, 1, act=spec.act),
-                conv_bn(mid, mid, k, spec.stride, groups=mid),
-                conv_bn(mid, bf, 1, act=spec.act),
-            )
-        else:
-            self.main = nn.Sequential(
-                conv_bn(cin, cin, 3, spec.stride, groups=cin),
-                conv_bn(cin, mid, 1, act=spec.act),
-                conv_bn(mid, mid, 3, groups=mid),
-                conv_bn(mid, mid, 1, act=spec.act),
-                conv_bn(mid, mid, 3, groups=mid),
-                conv_bn(mid, bf, 1, act=spec.act),
-            )
-        self.proj = None
-        if spec.stride > 1:
-            self.proj = nn.Sequential(
-                conv_bn(spec.cin, spec.cin, k, spec.stride, groups=spec.cin),
-                conv_bn(spec.cin, bf, 1, act=spec.act),
-            )
+        layers = spec.layers()
+        self.main = nn.Sequential(*(_conv_bn(la) for la in layers if la.branch == "main"))
+        proj = [_conv_bn(la) for la in layers if la.branch == "proj"]
+        self.proj = nn.Sequential(*proj) if proj else None
         self.shuffle = ChannelShuffle(2)
 
     def forward(self, x):
@@ -133,7 +125,8 @@ class ShuffleOp(Op):
 class MaxPoolOp(Op):
     def __init__(self, spec: OpSpec):
         super().__init__(spec)
-        self.pool = nn.MaxPool2d(spec.kernel, spec.stride, spec.kernel // 2)
+        (layer,) = spec.layers()
+        self.pool = nn.MaxPool2d(layer.kernel, layer.stride, layer.kernel // 2)
 
     def forward(self, x):
         return self.pool(x)
@@ -147,8 +140,9 @@ class GapOp(Op):
 class LinearOp(Op):
     def __init__(self, spec: OpSpec):
         super().__init__(spec)
-        self.fc = nn.Linear(spec.cin, spec.cout)
-        self.act = _act(spec.act)
+        (layer,) = spec.layers()
+        self.fc = nn.Linear(layer.cin, layer.cout)
+        self.act = _act(layer.act)
 
     def forward(self, x):
         return self.act(self.fc(x))

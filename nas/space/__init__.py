@@ -1,8 +1,10 @@
-"""What a network is: ``Candidate`` (its genes and key), ``OpSpec`` (one operator), ``SearchSpace``
-(loaded from YAML) and what follows from the op list alone (memory)."""
+"""What a network is: ``Candidate`` (its genes and key), ``OpSpec`` (one operator) and its
+``Layer``s (the one anatomy of an op), ``SearchSpace`` (loaded from YAML) and what follows
+from the op list alone (memory)."""
 
 from nas.space._candidate import Block, Candidate, format_number, make_divisible, pruned_channels
 from nas.space._files import load_space, parse_candidate, space_names
+from nas.space._layers import LAYER_KINDS, Layer
 from nas.space._memory import activation_bytes, float_bytes, memory_bytes, peak_activation_bytes
 from nas.space._opspec import FLOAT_BITS, OpSpec
 from nas.space._space import PROXY_MIN_FEATURE, SearchSpace
@@ -11,6 +13,8 @@ __all__ = [
     "Block",
     "Candidate",
     "FLOAT_BITS",
+    "LAYER_KINDS",
+    "Layer",
     "OpSpec",
     "PROXY_MIN_FEATURE",
     "SearchSpace",

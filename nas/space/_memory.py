@@ -1,8 +1,9 @@
 """Peak memory of a candidate at batch 1, from its operator list: what a phone runtime that
 frees each tensor after its last use (TFLite's arena planner) must hold at once.
 
-Activations: walking the operators in order, the peak of the tensors live at each step: an
-operator's input and output, and inside a block the maps its layers pass between them (an
+Activations: walking the operators in order, and inside each the layers of its anatomy
+(``OpSpec.layers()``), the peak of the tensors live at each step: an operator's input and
+output, and inside a block the maps its layers pass between them (an
 inverted residual's expanded map, the depthwise output, and the block input kept for the skip
 connection). Element size: 1 byte for a block at 8 bits or fewer (an int8 runtime's activations),
 4 bytes at float. Weights: every convolution and linear weight at its block's bit width plus a
@@ -27,25 +28,31 @@ def _elem(op: OpSpec) -> int:
 
 
 def activation_bytes(op: OpSpec) -> int:
-    """The most bytes of activations live at once while ``op`` runs (its input included)."""
-    ho, wo = op.out_hw
-    hw, ohw = op.h * op.w, ho * wo
-    x, y = hw * op.cin, ohw * op.cout
+    """The most bytes of activations live at once while ``op`` runs (its input included), walking
+    ``op.layers()``: each layer holds its input and output, plus what the operator keeps beside
+    them (an inverted residual's block input for the skip; a ShuffleNet unit's whole input and,
+    at stride 2, its projection branch's output). Squeeze-excite works on the depthwise output
+    in place (its vectors are negligible); the residual add writes into one of its inputs."""
+    layers = op.layers()
     if op.kind == "mbconv":
-        e = hw * op.hidden if op.expand else 0  # expanded map
-        d = ohw * op.hidden  # depthwise output
-        keep = x if op.residual else 0  # the skip connection holds the block input to the end
-        steps = [x + e, (e or x) + d + (keep if op.expand else 0), d + y + keep]
-        if op.residual:
-            steps.append(x + y)  # the add
+        keep = layers[0].in_elems if op.residual else 0  # the skip connection holds the block input
+        steps = [layers[0].in_elems + layers[0].out_elems]
+        for layer in layers[1:]:
+            if layer.branch == "se":
+                continue
+            steps.append(layer.in_elems if layer.kind == "add" else layer.in_elems + layer.out_elems + keep)
         return max(steps) * _elem(op)
     if op.kind in ("shuffle", "shuffle_x"):
-        main_in = op.cin if op.stride > 1 else op.cin // 2
-        mid = hw * op.hidden if op.kind == "shuffle" else ohw * op.hidden
-        branch = [hw * main_in + mid, mid + ohw * op.hidden, ohw * op.hidden + ohw * (op.cout // 2)]
+        main = [la for la in layers if la.branch == "main"]
+        proj = [la for la in layers if la.branch == "proj"]
+        if op.kind == "shuffle":
+            branch = [la.in_elems + la.out_elems for la in main]
+        else:  # each depthwise conv runs into the 1x1 after it: their maps count as one step
+            branch = [dw.in_elems + pw.out_elems for dw, pw in zip(main[::2], main[1::2])]
         # the whole input stays live (the other half, or the projection branch's input)
-        return (x + max(branch) + (ohw * (op.cout // 2) if op.stride > 1 else 0)) * _elem(op)
-    return (x + y) * _elem(op)
+        x = op.h * op.w * op.cin
+        return (x + max(branch) + (proj[-1].out_elems if proj else 0)) * _elem(op)
+    return (layers[0].in_elems + layers[-1].out_elems) * _elem(op)
 
 
 def peak_activation_bytes(ops: list[OpSpec]) -> int:

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
+from nas.space._layers import Layer, op_layers
+
 __all__ = ["OpSpec", "FLOAT_BITS"]
 
 FLOAT_BITS = 32
@@ -94,31 +96,17 @@ class OpSpec:
             raise ValueError(f"malformed op key {key!r} (canonical form: {op.key!r})")
         return op
 
+    def layers(self) -> tuple[Layer, ...]:
+        """The layers this operator consists of, in order, with their shapes (``nas.space._layers``):
+        the one anatomy that MACs, latency features, memory and the torch modules follow."""
+        return self._layers
+
+    @cached_property
+    def _layers(self) -> tuple[Layer, ...]:
+        return op_layers(self)
+
     @property
     def macs(self) -> int:
         """Multiply-accumulates of the convolutions and linear layers (what fvcore counts with
-        batch norm and pooling excluded)."""
-        ho, wo = self.out_hw
-        hw, ohw, k2 = self.h * self.w, ho * wo, self.kernel * self.kernel
-        if self.kind == "conv":
-            return ohw * self.cout * (self.cin // self.groups) * k2
-        if self.kind == "linear":
-            return self.cin * self.cout
-        if self.kind == "mbconv":
-            m = hw * self.hidden * (self.cin // self.groups) if self.expand else 0
-            m += ohw * self.hidden * k2
-            m += 2 * self.hidden * self.se
-            m += ohw * self.cout * (self.hidden // self.groups)
-            return m
-        if self.kind in ("shuffle", "shuffle_x"):
-            bf, mid = self.cout // 2, self.hidden
-            main_in = self.cin if self.stride > 1 else self.cin // 2
-            if self.kind == "shuffle":
-                m = hw * mid * main_in + ohw * mid * k2 + ohw * bf * mid
-            else:  # dw(s) -> pw -> dw -> pw -> dw -> pw, all 3x3 depthwise
-                m = ohw * main_in * 9 + ohw * mid * main_in + ohw * mid * 9 + ohw * mid * mid
-                m += ohw * mid * 9 + ohw * bf * mid
-            if self.stride > 1:  # projection branch: dw(s) + pw
-                m += ohw * self.cin * k2 + ohw * self.cin * bf
-            return m
-        return 0
+        batch norm and pooling excluded), summed over ``layers()``."""
+        return sum(layer.macs for layer in self._layers)
