@@ -80,19 +80,27 @@ def available_memory_bytes() -> int:
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
+TRAINING_OVERHEAD_BYTES = 24 << 20  # allocator and thread workspaces of a step, beside the maps (benchmarks/training_bytes.py)
+
+
 def estimate_training_bytes(candidate: Candidate, dataset: Dataset, batch_size: int) -> int:
-    """Rough peak memory of one training step: every activation a backward pass keeps (op
-    inputs and outputs, plus expanded hidden maps, pre- and post-activation), its gradient,
-    and the weights with their gradients and momentum, in float32."""
+    """Peak memory of one fake-quantized training step in float32, folded over the operators'
+    layers (``OpSpec.layers()``, the one anatomy): every map the backward pass keeps (a weighted
+    layer's quantized input, its output and the batch norm's, and the activation's output; a
+    pooling or element-wise layer's output), and the weights with their gradients and momentum.
+    Against the measured peak of a training step: 0.90-1.28x over MobileNet, FBNet and
+    ShuffleNet networks at 32-96 px (the per-op bound it replaced: 0.75-2.15x; BENCHMARKS.md,
+    benchmarks/training_bytes.py)."""
     ops = candidate.ops(resolution=dataset.resolution, num_classes=dataset.num_classes,
                         in_channels=dataset.in_channels)
-    act = 0
+    maps = weights = 0
     for op in ops:
-        ho, wo = op.out_hw
-        act += op.h * op.w * op.cin + ho * wo * op.cout + 4 * op.hidden * max(ho * wo, 1)
-    weights = sum(op.cin * op.cout * op.kernel ** 2 // max(op.groups, 1) + op.hidden * (op.cin + op.cout)
-                  for op in ops)
-    return int(batch_size * act * 4 * 2 + weights * 4 * 3)
+        for layer in op.layers():
+            kept = 2 if layer.has_weights else 1  # a weighted layer's output and its batch norm's
+            maps += layer.out_elems * kept + (layer.out_elems if layer.act != "none" else 0) + \
+                (layer.in_elems if layer.has_weights else 0)
+            weights += layer.weight_elems
+    return int(batch_size * maps * 4 + weights * 4 * 3 + TRAINING_OVERHEAD_BYTES)
 
 
 def proxy_resolution(candidate: Candidate, dataset_resolution: int) -> int:
