@@ -231,7 +231,7 @@ class _Search:
                     cons.append(value / 1024 - budget)
                     if value / 1024 > budget:
                         over.append(f"{name} {value / 1024:.0f} KB > {budget:g} KB")
-        set_constraints(trial, cons)  # order: config.constraint_names()
+        set_constraints(trial, cfg.constraint_names(), cons)
         if over:
             trial.set_user_attr("info", {**info, "over": "; ".join(over)})
             trial.set_user_attr("status", "over_budget")
