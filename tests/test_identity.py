@@ -92,6 +92,12 @@ def test_an_edited_profile_does_not_change_what_the_run_prices(made, tmp_path):
             assert ctx.latency_ms(cand) == pytest.approx(r.latency_ms)  # what the trials were ranked by
             now = load_device(str(profile.parent / edited.name)).latency_ms(cand, 10, in_channels=1)
             assert now > 1.5 * r.latency_ms
+        # the winner's card, trained from the run folder while the profile stays edited
+        from nas.winner import DistillConfig, distill_run
+
+        card = distill_run(run, DistillConfig(epochs=0.05, own_side_epochs=0, measure_host=False, tflite=False))
+        ranked = next(r for r in read_trials(study) if r.number == card["trial"])
+        assert card["predicted_latency_ms"] == pytest.approx(ranked.latency_ms)
     finally:
         profile.write_text(original)
     # the copy itself edited: one line naming it
