@@ -82,7 +82,7 @@ def data_identity(data: str) -> tuple[str, str]:
 def profile_digest(yaml_path: str | os.PathLike) -> str:
     """sha256 over a profile's files (``nas.latency.profile_files``), each with its name."""
     h = hashlib.sha256()
-    for name, p in profile_files(yaml_path).items():
+    for name, p in profile_files(Path(yaml_path)).items():
         if not p.is_file():
             raise SearchError(f"device profile file {p} is missing")
         h.update(f"{name}\n{sha256_file(p)}\n".encode())
@@ -93,7 +93,7 @@ def copy_profile(yaml_path: str | os.PathLike, dest: Path) -> Path:
     """Copy a profile (its YAML and the files it names) into ``dest``; returns the copy's YAML.
     A file named outside the YAML's folder (``../x`` or absolute) is copied beside it and the
     copy's YAML names it there."""
-    files = profile_files(yaml_path)
+    files = profile_files(Path(yaml_path))
     (yaml_name, yaml_src), *parts = files.items()
     dest.mkdir(parents=True, exist_ok=True)
     renamed = {}
