@@ -23,6 +23,8 @@ def run_search(config: SearchConfig | RunContext, progress: Callable[[SearchProg
 
 def resume_search(run_dir: str | os.PathLike | RunContext, progress: Callable[[SearchProgress], None] | None = None,
                   data_progress: Callable[[str, int, int], None] | None = None,
-                  observers: Sequence[SearchObserver] = (), **overrides) -> SearchResult:
+                  observers: Sequence[SearchObserver] = (), allow_changed: bool = False,
+                  **overrides) -> SearchResult:
     """Continue a run (``nas.search.resume_search``) with its report kept up to date."""
-    return _resume(run_dir, progress, data_progress, (ReportWriter(), *observers), **overrides)
+    return _resume(run_dir, progress, data_progress, (ReportWriter(), *observers), allow_changed=allow_changed,
+                   **overrides)

@@ -25,6 +25,7 @@ __all__ = [
     "DatasetError",
     "SearchError",
     "BudgetError",
+    "RunChangedError",
     "SearchInterrupted",
     "RunLockedError",
     "ReportError",
@@ -123,6 +124,11 @@ class SearchError(NasError, ValueError):
 
 class BudgetError(SearchError):
     """No candidate of the space meets the latency budget."""
+
+
+class RunChangedError(SearchError):
+    """What a run was made from (its space file, its data) is not what it was when the run
+    started; ``--allow-changed`` accepts it."""
 
 
 class SearchInterrupted(NasError, KeyboardInterrupt):

@@ -134,3 +134,34 @@ def test_a_search_without_distillation_ends_with_the_command_that_trains_the_win
     assert r.exit_code == 0, r.output
     assert "latency budget 3.45 ms for 10 classes" in r.output
     assert r.output.strip().splitlines()[-1].startswith(f"next: nas distill {tmp_path / 's'}")
+
+
+def test_the_cli_defaults_are_the_config_dataclasses_defaults():
+    """Single-sourced defaults: every option of `nas search` / `nas distill` named after a
+    SearchConfig / DistillConfig / ProxyBudget field defaults to that field's default."""
+    import typer
+
+    from nas.run import SearchConfig
+    from nas.train import ProxyBudget
+    from nas.winner import DistillConfig
+
+    command = typer.main.get_command(app)
+    aliases = {"out_dir": "out", "out_name": "out", "images": "max_train_images"}
+    checked = 0
+    for cmd, sources in (("search", (SearchConfig, ProxyBudget)), ("distill", (DistillConfig,))):
+        for p in command.commands[cmd].params:
+            field = aliases.get(p.name, p.name)
+            src = next((c for c in sources if field in getattr(c, "__dataclass_fields__", {})), None)
+            if src is None:
+                continue
+            want = getattr(src, field)
+            got = p.default
+            if field == "objectives":
+                want = ",".join(want)
+            if field == "out" and cmd == "search":
+                got, want = str(got), str(want)
+            assert got == want, (cmd, p.name, got, want)
+            checked += 1
+    no_distill = next(p for p in command.commands["search"].params if p.name == "no_distill")
+    assert no_distill.default is (not SearchConfig.distill)
+    assert checked >= 30

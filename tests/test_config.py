@@ -51,3 +51,17 @@ def test_proxy_settings_are_type_checked():
     for bad in ({"batch_size": "32"}, {"batch_size": 3.5}, {"lr": True}, {"epochs": None}):
         with pytest.raises(SearchError, match="proxy setting"):
             SearchConfig(proxy=bad).validate()
+
+
+def test_the_storage_is_kept_relative_to_the_run_folder(tmp_path):
+    from nas.run._config import storage_in_run, storage_on_disk
+
+    run = tmp_path / "run"
+    run.mkdir()
+    inside = f"sqlite:///{run / 'study.db'}"
+    assert storage_on_disk(inside, run) == "sqlite:///study.db"
+    assert storage_in_run("sqlite:///study.db", tmp_path / "moved") == f"sqlite:///{(tmp_path / 'moved').resolve() / 'study.db'}"
+    outside = f"sqlite:///{tmp_path / 'shared.db'}"
+    assert storage_on_disk(outside, run) == outside == storage_in_run(outside, run)  # not the run's: as given
+    for url in ("postgresql://user@db/hwnas", "sqlite:///:memory:"):
+        assert storage_on_disk(url, run) == url == storage_in_run(url, run)

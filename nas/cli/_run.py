@@ -11,9 +11,33 @@ import typer
 
 from nas.api import resume_search, run_search
 from nas.cli._app import app, err, ms, out, progress_printer, user_errors
+from nas.errors import SearchError
 from nas.report import regenerate
 from nas.run import RunContext, SearchConfig, resolve_run
+from nas.train import ProxyBudget
 from nas.winner import PICK_HELP, DistillConfig, distill_run
+
+S, D, P = SearchConfig, DistillConfig, ProxyBudget  # the defaults live in the config dataclasses
+# what `--resume` may change (nas.run.RESUME_OVERRIDES); any other option given is refused
+RESUME_OPTIONS = ("resume", "trials", "workers", "ray_address", "no_distill", "allow_changed")
+
+
+def _given(ctx: typer.Context, names=None) -> list:
+    """The options of the command the user gave (on the command line or in the environment),
+    not left at their defaults (click's parameter source)."""
+    return [p for p in ctx.command.params if (names is None or p.name in names)
+            and getattr(ctx.get_parameter_source(p.name), "name", "") in ("COMMANDLINE", "ENVIRONMENT")]
+
+
+def _flag(p) -> str:
+    return max(p.opts, key=len)
+
+
+def _refuse_on_resume(ctx: typer.Context) -> None:
+    bad = [_flag(p) for p in _given(ctx) if p.name not in RESUME_OPTIONS]
+    if bad:
+        raise SearchError(f"--resume continues a run as it was made: {', '.join(bad)} cannot change (only --trials, "
+                          f"--workers, --ray-address, --no-distill and --allow-changed can; start a new run for the rest)")
 
 
 def _per_stage_printer(unit: str):
@@ -82,50 +106,65 @@ def _print_result(res, ctx: RunContext) -> None:
 @app.command("search")
 @user_errors
 def search_cmd(
-    device: str = typer.Option("pixel7", "--device", "-d", help="Device profile name or YAML path."),
-    space: str = typer.Option("mobilenetv3", "--space", "-s", help="Search space name or YAML path."),
-    latency_ms: Optional[float] = typer.Option(None, "--latency-ms",
+    cli: typer.Context,
+    device: str = typer.Option(S.device, "--device", "-d", help="Device profile name or YAML path."),
+    space: str = typer.Option(S.space, "--space", "-s", help="Search space name or YAML path."),
+    latency_ms: Optional[float] = typer.Option(S.latency_ms, "--latency-ms",
                                                help="Latency budget; default: the device's latency of "
                                                     "MobileNetV3-Small 1.0 (printed)."),
-    memory_kb: Optional[float] = typer.Option(None, "--memory-kb", help="Peak memory budget at batch 1 (activations "
-                                              "+ weights, KB); over it, a candidate is not trained."),
-    size_kb: Optional[float] = typer.Option(None, "--size-kb", help="Model size budget (weights at their bit widths, KB)."),
-    trials: int = typer.Option(40, "--trials", "-n", help="Candidates to train (over-budget ones are free)."),
-    workers: int = typer.Option(2, "--workers", "-w", help="Parallel Ray workers (1 CPU each)."),
-    data: str = typer.Option("builtin", "--data", help="builtin, cifar10, or a path (.npz, folder, archive)."),
-    sampler: str = typer.Option("tpe", "--sampler", help="tpe, nsga2 or random."),
-    objectives: str = typer.Option("acc,latency", "--objectives", help="acc,latency, then size and/or memory (e.g. acc,latency,memory)."),  # noqa: E501
-    seed: int = typer.Option(0, "--seed"),
-    out_dir: Path = typer.Option(Path("results"), "--out", help="Folder that holds run folders."),
-    name: Optional[str] = typer.Option(None, "--name", help="Run folder name (default: space-device-time)."),
-    resume: Optional[Path] = typer.Option(None, "--resume", help="Continue the run in this folder."),
-    ray_address: Optional[str] = typer.Option(None, "--ray-address", help="Join an existing Ray cluster."),
-    storage: Optional[str] = typer.Option(None, "--storage", help="Optuna RDB URL (default: study.db in the run)."),
-    references: int = typer.Option(4, "--references", help="Reference networks to train for the report."),
-    epochs: Optional[float] = typer.Option(None, "--proxy-epochs", help="Proxy training epochs (default 1)."),
-    images: Optional[int] = typer.Option(None, "--proxy-images", help="Proxy training images per epoch (default 4000)."),
-    fidelity: str = typer.Option("single", "--fidelity",
+    memory_kb: Optional[float] = typer.Option(S.memory_kb, "--memory-kb", help="Peak memory budget at batch 1 "
+                                              "(activations + weights, KB); over it, a candidate is not trained."),
+    size_kb: Optional[float] = typer.Option(S.size_kb, "--size-kb", help="Model size budget (weights at their bit "
+                                            "widths, KB)."),
+    trials: int = typer.Option(S.trials, "--trials", "-n", help="Candidates to train (over-budget ones are free); "
+                               "with --resume: more than the run has finished extends it."),
+    workers: int = typer.Option(S.workers, "--workers", "-w", help="Parallel Ray workers (1 CPU each)."),
+    data: str = typer.Option(S.data, "--data", help="builtin, cifar10, or a path (.npz, folder, archive)."),
+    sampler: str = typer.Option(S.sampler, "--sampler", help="tpe, nsga2 or random."),
+    objectives: str = typer.Option(",".join(S.objectives), "--objectives", help="acc,latency, then size and/or "
+                                   "memory (e.g. acc,latency,memory)."),
+    seed: int = typer.Option(S.seed, "--seed"),
+    out_dir: Path = typer.Option(Path(S.out), "--out", help="Folder that holds run folders."),
+    name: Optional[str] = typer.Option(S.name, "--name", help="Run folder name (default: space-device-time)."),
+    resume: Optional[Path] = typer.Option(None, "--resume", help="Continue the run in this folder (only --trials, "
+                                          "--workers, --ray-address, --no-distill and --allow-changed may be given "
+                                          "with it)."),
+    ray_address: Optional[str] = typer.Option(S.ray_address, "--ray-address", help="Join an existing Ray cluster."),
+    storage: Optional[str] = typer.Option(S.storage, "--storage", help="Optuna RDB URL (default: study.db in the "
+                                          "run)."),
+    references: int = typer.Option(S.references, "--references", help="Reference networks to train for the report."),
+    epochs: float = typer.Option(P.epochs, "--proxy-epochs", help="Proxy training epochs."),
+    images: Optional[int] = typer.Option(P.max_train_images, "--proxy-images", help="Proxy training images per "
+                                         "epoch."),
+    fidelity: str = typer.Option(S.fidelity, "--fidelity",
                                  help="halving: asynchronous successive halving (the best 1/eta of each rung "
                                       "train eta x longer, from their checkpoint); single: one proxy budget."),
-    eta: int = typer.Option(3, "--eta", help="Halving: budget ratio between rungs, and 1/eta promoted."),
-    rungs: int = typer.Option(3, "--rungs", help="Halving: rungs, the base one included."),
-    rank_by: str = typer.Option("accuracy", "--rank-by", help="What a rung ranks by: accuracy or val_loss."),
-    promote: str = typer.Option("pareto", "--promote", help="Halving: promotion order, pareto (Pareto rank, then "
+    eta: int = typer.Option(S.eta, "--eta", help="Halving: budget ratio between rungs, and 1/eta promoted."),
+    rungs: int = typer.Option(S.rungs, "--rungs", help="Halving: rungs, the base one included."),
+    rank_by: str = typer.Option(S.rank_by, "--rank-by", help="What a rung ranks by: accuracy or val_loss."),
+    promote: str = typer.Option(S.promote, "--promote", help="Halving: promotion order, pareto (Pareto rank, then "
                                 "crowding) or bands (the signal within latency bands)."),
-    accelerator: str = typer.Option("auto", "--accelerator", help="Where trials train: auto (CUDA when torch "
-                                    "sees a GPU), cpu or cuda."),
-    trials_per_gpu: int = typer.Option(1, "--trials-per-gpu", help="Trials sharing one GPU (each asks Ray for "
-                                       "1/K of it)."),
-    no_distill: bool = typer.Option(False, "--no-distill", help="Stop after the search."),
+    accelerator: str = typer.Option(S.accelerator, "--accelerator", help="Where trials train: auto (CUDA when "
+                                    "torch sees a GPU), cpu or cuda."),
+    trials_per_gpu: int = typer.Option(S.trials_per_gpu, "--trials-per-gpu", help="Trials sharing one GPU (each "
+                                       "asks Ray for 1/K of it)."),
+    no_distill: bool = typer.Option(not S.distill, "--no-distill", help="Stop after the search."),
+    allow_changed: bool = typer.Option(False, "--allow-changed", help="With --resume: use the run's space file "
+                                       "and data even where they changed since it started (refused otherwise)."),
 ) -> None:
     """Search a space for the most accurate candidates within a latency budget on a device."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     logging.getLogger("ray").setLevel(logging.ERROR)
     if resume is not None:
+        _refuse_on_resume(cli)
         ctx = None
         run = resume
     else:
-        proxy = {k: v for k, v in (("epochs", epochs), ("max_train_images", images)) if v is not None}
+        if allow_changed:
+            raise SearchError("--allow-changed goes with --resume (a new run records what it is made from)")
+        given = {p.name for p in _given(cli, ("epochs", "images"))}
+        proxy = {k: v for k, v, n in (("epochs", epochs, "epochs"), ("max_train_images", images, "images"))
+                 if n in given}
         cfg = SearchConfig(device=device, space=space, latency_ms=latency_ms, memory_kb=memory_kb, size_kb=size_kb,
                            trials=trials, workers=workers,
                            data=data, sampler=sampler,
@@ -141,8 +180,11 @@ def search_cmd(
     update, stop = _search_progress()
     try:
         if ctx is None:
-            res = resume_search(run, progress=update, data_progress=_per_stage_printer("images"), trials=None,
-                                workers=None, ray_address=ray_address)
+            given = {p.name for p in _given(cli)}
+            res = resume_search(run, progress=update, data_progress=_per_stage_printer("images"),
+                                allow_changed=allow_changed, trials=trials if "trials" in given else None,
+                                workers=workers if "workers" in given else None, ray_address=ray_address,
+                                distill=False if no_distill else None)
         else:
             res = run_search(ctx, progress=update)
     finally:
@@ -151,7 +193,7 @@ def search_cmd(
     _print_result(res, ctx)
     if ctx.config.distill:
         # the search's own winner: a resumed search replaces the winner it trained before
-        _distill(ctx, "best", None, None, None, False, force=True)
+        _distill(ctx, DistillConfig(accelerator=ctx.config.accelerator, force=True))
         out.print(f"done. model: {res.run_dir / 'winner' / 'model.onnx'} (int8: model.int8.onnx, card: card.md); "
                   f"report: {res.files['report.html']}")
     else:
@@ -192,23 +234,11 @@ def _stage_progress():
     return update, stop
 
 
-def _distill(run: Path | RunContext, pick: str, teacher: Optional[Path], epochs: Optional[float],
-             teacher_epochs: Optional[float], kd: bool, kd_teacher: Optional[str] = None,
-             out_name: Optional[str] = None, force: bool = False, own_side_epochs: Optional[float] = None,
-             start: Optional[str] = None, continue_epochs: Optional[float] = None,
-             accelerator: Optional[str] = None, own_side_lr: Optional[float] = None) -> None:
-    if accelerator is None and isinstance(run, RunContext):
-        accelerator = run.config.accelerator  # the search's choice carries over to its winner
-    kw = {k: v for k, v in (("epochs", epochs), ("teacher_epochs", teacher_epochs), ("accelerator", accelerator),
-                            ("teacher_net", kd_teacher), ("out", out_name),
-                            ("own_side_epochs", own_side_epochs), ("own_side_lr", own_side_lr), ("start", start),
-                            ("continue_epochs", continue_epochs)) if v is not None}
-    cfg = DistillConfig(pick=pick, teacher=str(teacher) if teacher else None, kd=kd or kd_teacher is not None,
-                        force=force, **kw)
+def _distill(run: Path | RunContext, cfg: DistillConfig, allow_changed: bool = False) -> None:
     cfg.validate()
     update, stop = _stage_progress()
     try:
-        card = distill_run(run, cfg, progress=update)
+        card = distill_run(run, cfg, progress=update, allow_changed=allow_changed)
     finally:
         stop()
     pct = lambda v: "n/a" if v is None else f"{v * 100:.2f}%"  # noqa: E731
@@ -246,6 +276,8 @@ def export_cmd(
     formats: str = typer.Option("onnx,tflite", "--format", help="onnx, tflite or both (comma-separated)."),
     folder: str = typer.Option("winner", "--folder", help="The winner's folder in the run (winners/<pick> for "
                                                           "other picks)."),
+    allow_changed: bool = typer.Option(False, "--allow-changed", help="Use the run's data even where it changed "
+                                       "since the run started (refused otherwise)."),
 ) -> None:
     """Re-export a run's trained winner (its model.pt) as ONNX and/or LiteRT, and update its card."""
     from nas.winner import export_run, parse_formats
@@ -253,7 +285,7 @@ def export_cmd(
     fmts = parse_formats(formats)
     update, stop = _stage_progress()
     try:
-        card = export_run(run_dir, folder, fmts, progress=update)
+        card = export_run(run_dir, folder, fmts, progress=update, allow_changed=allow_changed)
     finally:
         stop()
     win = Path(run_dir) / folder
@@ -268,35 +300,42 @@ def export_cmd(
 @user_errors
 def distill_cmd(
     run_dir: Path = typer.Argument(..., help="A run folder (results/<name>)."),
-    pick: str = typer.Option("best", "--pick", help=PICK_HELP),
+    pick: str = typer.Option(D.pick, "--pick", help=PICK_HELP),
     teacher: Optional[Path] = typer.Option(None, "--teacher", help="A teacher checkpoint (model.pt format)."),
-    epochs: Optional[float] = typer.Option(None, "--epochs", help="Student epochs (default 5; 10 gained 9.3 points on CIFAR, BENCHMARKS.md)."),  # noqa: E501
-    teacher_epochs: Optional[float] = typer.Option(None, "--teacher-epochs",
+    epochs: float = typer.Option(D.epochs, "--epochs", help="Student epochs (10 gained 9.3 points over 5 on CIFAR, "
+                                 "BENCHMARKS.md)."),
+    teacher_epochs: Optional[float] = typer.Option(D.teacher_epochs, "--teacher-epochs",
                                                    help="Teacher epochs (default twice the student's)."),
-    kd: bool = typer.Option(False, "--kd", help="Distil from a teacher trained in the run (off by default: at equal "
-                                                "compute, longer student training won in the benchmark)."),
-    kd_teacher: Optional[str] = typer.Option(None, "--kd-teacher", help="The teacher --kd trains: largest (the "
-                                             "space's largest candidate, default) or parent (the winner unpruned, "
-                                             "float). Implies --kd."),
-    out_name: Optional[str] = typer.Option(None, "--out", help="Folder in the run for this winner (default: winner/ "
+    kd: bool = typer.Option(D.kd, "--kd", help="Distil from a teacher trained in the run (off by default: at equal "
+                                               "compute, longer student training won in the benchmark)."),
+    kd_teacher: Optional[str] = typer.Option(None, "--kd-teacher", help=f"The teacher --kd trains: largest (the "
+                                             f"space's largest candidate) or parent (the winner unpruned, float); "
+                                             f"default {D.teacher_net}. Implies --kd."),
+    out_name: Optional[str] = typer.Option(D.out, "--out", help="Folder in the run for this winner (default: winner/ "
                                            "for best, winners/<pick>/ for the other rules)."),
-    force: bool = typer.Option(False, "--force", help="Replace that folder if it holds a winner already."),
-    own_side_epochs: Optional[float] = typer.Option(None, "--own-side-epochs", help="Fine-tuning epochs at the "
-                                                    "candidate's own input side before export (default 1; 0: only "
-                                                    "batch-norm statistics are re-estimated there)."),
-    start: Optional[str] = typer.Option(None, "--start", help="scratch: train --epochs from scratch (default); auto: continue "
-                                        "from the weights a --fidelity halving search kept for the trial (cheaper; "
-                                        "3.9 points lower on the CIFAR benchmark)."),
-    continue_epochs: Optional[float] = typer.Option(None, "--continue-epochs",
-                                                    help="Epochs when continuing from search weights (default 2)."),
-    accelerator: Optional[str] = typer.Option(None, "--accelerator", help="Where the winner (and teacher) train: "
-                                              "auto (CUDA when torch sees a GPU; default), cpu or cuda."),
-    own_side_lr: Optional[float] = typer.Option(None, "--own-side-lr", help="Learning rate of the fine-tuning at "
-                                                "the candidate's own side (default 0.05)."),
+    force: bool = typer.Option(D.force, "--force", help="Replace that folder if it holds a winner already."),
+    own_side_epochs: float = typer.Option(D.own_side_epochs, "--own-side-epochs", help="Fine-tuning epochs at the "
+                                          "candidate's own input side before export (0: only batch-norm statistics "
+                                          "are re-estimated there)."),
+    start: str = typer.Option(D.start, "--start", help="scratch: train --epochs from scratch; auto: continue "
+                              "from the weights a --fidelity halving search kept for the trial (cheaper; "
+                              "3.9 points lower on the CIFAR benchmark)."),
+    continue_epochs: float = typer.Option(D.continue_epochs, "--continue-epochs",
+                                          help="Epochs when continuing from search weights."),
+    accelerator: str = typer.Option(D.accelerator, "--accelerator", help="Where the winner (and teacher) train: "
+                                    "auto (CUDA when torch sees a GPU), cpu or cuda."),
+    own_side_lr: float = typer.Option(D.own_side_lr, "--own-side-lr", help="Learning rate of the fine-tuning at "
+                                      "the candidate's own side."),
+    allow_changed: bool = typer.Option(False, "--allow-changed", help="Use the run's space file and data even where "
+                                       "they changed since the run started (refused otherwise)."),
 ) -> None:
     """Train the run's winner (with --kd or --teacher: distilled), quantize and export it, and write its card."""
-    _distill(run_dir, pick, teacher, epochs, teacher_epochs, kd, kd_teacher, out_name, force, own_side_epochs,
-             start, continue_epochs, accelerator, own_side_lr)
+    cfg = DistillConfig(pick=pick, teacher=str(teacher) if teacher else None, epochs=epochs,
+                        teacher_epochs=teacher_epochs, kd=kd or kd_teacher is not None,
+                        teacher_net=kd_teacher or D.teacher_net, out=out_name, force=force,
+                        own_side_epochs=own_side_epochs, start=start, continue_epochs=continue_epochs,
+                        accelerator=accelerator, own_side_lr=own_side_lr)
+    _distill(run_dir, cfg, allow_changed)
 
 
 @app.command("report")

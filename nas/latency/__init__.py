@@ -5,7 +5,7 @@ from nas.latency._estimator import FEATURES, Estimator, nnls, op_features
 from nas.latency._fit import error_stats
 from nas.latency._host import measure_candidate
 from nas.latency._onboard import export_ops, fit_measurements, import_results
-from nas.latency._profile import DeviceProfile, OpLatency, device_names, load_device, read_table
+from nas.latency._profile import DeviceProfile, OpLatency, device_names, load_device, profile_files, read_table
 from nas.latency._validate import calibrate_host, end_to_end, kendall_tau, validate_profile
 
 __all__ = [
@@ -26,6 +26,7 @@ __all__ = [
     "measure_candidate",
     "nnls",
     "op_features",
+    "profile_files",
     "read_table",
     "validate_profile",
 ]

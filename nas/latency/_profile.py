@@ -315,6 +315,22 @@ def _read_profile(path: Path) -> DeviceProfile:
         calibration=calib, validation=validation, path=path, measure_missing=measure)
 
 
+def profile_files(path: str | Path) -> dict[str, Path]:
+    """The files a profile YAML is made of, by the name the YAML gives them (relative to its
+    folder): the YAML itself first (under its own name), then its latency table and the
+    measurements its estimator is fitted to, when it names them. A host profile's measurements
+    live in the host cache, not in files it names."""
+    path = Path(path)
+    raw = read_yaml(path, DeviceError)
+    files = {path.name: path}
+    if isinstance(raw, dict):
+        est = raw.get("estimator")
+        for ref in (raw.get("table"), est.get("fit_lut") if isinstance(est, dict) else None):
+            if ref:
+                files[str(ref)] = path.parent / str(ref)
+    return files
+
+
 def read_table(path: Path) -> dict[str, float]:
     """A latency table: JSON or YAML mapping of op key -> milliseconds (> 0)."""
     if not path.is_file():

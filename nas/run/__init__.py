@@ -18,6 +18,7 @@ from nas.run._context import (
     default_budget,
     open_run,
     prepare_proxy_sides,
+    record_inputs,
     resolve_run,
 )
 from nas.run._folder import RunFolder
@@ -38,6 +39,7 @@ __all__ = [
     "open_run",
     "prepare_proxy_sides",
     "read_run_config",
+    "record_inputs",
     "resolve_run",
     "write_run_config",
 ]

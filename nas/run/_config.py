@@ -22,7 +22,7 @@ from nas.train import ProxyBudget
 
 __all__ = ["Rungs", "FIDELITIES", "PROMOTIONS", "SearchConfig", "RunMeta", "SAMPLERS", "OBJECTIVES", "CONFIG_FILE",
            "write_run_config",
-           "read_run_config", "load_config"]
+           "read_run_config", "load_config", "storage_on_disk", "storage_in_run"]
 
 SAMPLERS = ("tpe", "nsga2", "random")
 OBJECTIVES = ("acc", "latency", "size", "memory")
@@ -181,14 +181,49 @@ class RunMeta:
     accelerator: str = ""  # what the trials trained on when the run started (nas.train._accel)
     hwnas_version: str = ""
     created: str = ""
+    # what the run was made from (nas.run._identity); empty in runs written before they were recorded
+    space_sha256: str = ""  # of space_source
+    data_path: str = ""  # absolute: the file or image folder read (the shipped file, the cifar10 cache)
+    data_digest: str = ""  # sha256:<content> of a file, files:<list, sizes, mtimes> of a folder
+    device_path: str = ""  # the profile YAML the run started from (absolute)
+    profile_copy: str = ""  # the run's copy of it, relative to the run folder: what prices candidates
+    profile_digest: str = ""  # of the copy (its YAML and table files)
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
+def _is_sqlite_file(url: str) -> bool:
+    return url.startswith("sqlite:///") and url != "sqlite:///:memory:"
+
+
+def storage_on_disk(url: str, run_dir: Path) -> str:
+    """The storage URL as config.yaml keeps it: a SQLite file inside the run folder relative to
+    it (``sqlite:///study.db``), so that a copied folder reads its own database and a moved one
+    still finds it; anything else as it is."""
+    if _is_sqlite_file(url):
+        path = Path(url[len("sqlite:///"):])
+        if path.is_absolute():
+            try:
+                return f"sqlite:///{path.resolve().relative_to(Path(run_dir).resolve()).as_posix()}"
+            except ValueError:
+                pass
+    return url
+
+
+def storage_in_run(url: str, run_dir: Path) -> str:
+    """The storage URL a process opens: a relative SQLite path in config.yaml is relative to the
+    run folder wherever it is now; an absolute one (runs written before this rule, or --storage
+    outside the run) as it is."""
+    if _is_sqlite_file(url) and not Path(url[len("sqlite:///"):]).is_absolute():
+        return f"sqlite:///{Path(run_dir).resolve() / url[len('sqlite:///'):]}"
+    return url
+
+
 def write_run_config(run_dir: Path, config: SearchConfig, meta: RunMeta) -> Path:
     """Write ``config.yaml`` (atomically)."""
     path = Path(run_dir) / CONFIG_FILE
+    meta = replace(meta, storage=storage_on_disk(meta.storage, Path(run_dir)))
     atomic_write(path, yaml.safe_dump({"config": config.to_dict(), **meta.to_dict()}, sort_keys=False))
     return path
 
@@ -231,7 +266,7 @@ def read_run_config(run_dir: str | Path) -> tuple[SearchConfig, RunMeta]:
     meta = RunMeta(**values)
     for k, typ in (("study_name", str), ("storage", str), ("latency_budget_ms", float), ("num_classes", int)):
         expect(getattr(meta, k), typ, f"{path}: {k}", SearchError)
-    return config, meta
+    return config, replace(meta, storage=storage_in_run(meta.storage, run_dir))
 
 
 def load_config(path: Path) -> tuple[SearchConfig, dict]:

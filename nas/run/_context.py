@@ -17,14 +17,23 @@ from pathlib import Path
 
 from nas._paths import is_path_like
 from nas._version import __version__
-from nas.data import Dataset, decode_threads, load_dataset
+from nas.data import CIFAR10_FILE, Dataset, datasets_cache, decode_threads, load_dataset
 from nas.errors import BudgetError, SearchError
 from nas.latency import DeviceProfile, load_device
 from nas.run._config import RunMeta, SearchConfig, read_run_config
+from nas.run._identity import (
+    PROFILE_DIR,
+    check_unchanged,
+    copy_profile,
+    data_digest,
+    data_identity,
+    profile_digest,
+    sha256_file,
+)
 from nas.space import Candidate, SearchSpace, load_space
 from nas.train import ProxyBudget, describe_device, proxy_resolution, proxy_sides, resolve_accelerator
 
-__all__ = ["RunContext", "resolve_run", "open_run", "default_budget", "fastest_sampled",
+__all__ = ["RunContext", "resolve_run", "open_run", "record_inputs", "default_budget", "fastest_sampled",
            "BUDGET_REFERENCE", "FEASIBILITY_SAMPLES", "RESUME_OVERRIDES"]
 
 BUDGET_REFERENCE = ("mobilenetv3", "mobilenet_v3_small_1.0_224")
@@ -121,21 +130,89 @@ def resolve_run(config: SearchConfig, progress=None) -> RunContext:
     device = resolve_accelerator(config.accelerator)  # "cuda" without a GPU fails here, before any work
     proxy = replace(config.budget(), device=device, trials_per_device=config.trials_per_gpu)
     prepare_proxy_sides(space, dataset, progress)  # after the checks above
+    data_path, data_sum = data_identity(config.data)
+    space_path = str(Path(space.source).resolve()) if space.source else ""
+    storage = config.storage or f"sqlite:///{run_dir / 'study.db'}"
+    if storage.startswith("sqlite:///") and not Path(storage[len("sqlite:///"):]).is_absolute():
+        storage = f"sqlite:///{Path(storage[len('sqlite:///'):]).resolve()}"  # relative to where it was given
     meta = RunMeta(
-        study_name=name, storage=config.storage or f"sqlite:///{run_dir / 'study.db'}",
+        study_name=name, storage=storage,
         latency_budget_ms=budget_ms, latency_budget_source=source, device_label=profile.label,
         device_provenance=profile.provenance, device_source=profile.source,
         dataset=dataset.describe(), num_classes=dataset.num_classes,
         proxy_budget=asdict(proxy), accelerator=describe_device(device),
-        space_source=str(Path(space.source).resolve()) if space.source else "",
+        space_source=space_path, space_sha256=sha256_file(space_path) if space_path else "",
+        data_path=data_path, data_digest=data_sum,
+        device_path=str(Path(profile.path).resolve()) if profile.path else "",
         hwnas_version=__version__, created=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
     return RunContext(config, space, profile, dataset, proxy, budget_ms, source, run_dir, meta)
 
 
-def open_run(run_dir: str | Path, progress=None, **overrides) -> RunContext:
-    """The context of an existing run folder, from its config.yaml. ``overrides`` may change
-    ``RESUME_OVERRIDES`` only (None leaves a value as it was). ``progress(what, done, total)``:
-    as for ``resolve_run``, where the image folder's cache has to be made again."""
+def record_inputs(ctx: RunContext) -> RunContext:
+    """Copy the device profile into the new run's folder (``profile/``) and record the copy and
+    its digest: a resume, ``nas distill`` and ``nas export`` price candidates with it."""
+    if ctx.profile.path is None:
+        return ctx
+    copy = copy_profile(ctx.profile.path, ctx.run_dir / PROFILE_DIR)
+    meta = replace(ctx.meta, profile_copy=copy.relative_to(ctx.run_dir).as_posix(),
+                   profile_digest=profile_digest(copy))
+    return replace(ctx, meta=meta)
+
+
+def _open_space(config: SearchConfig, meta: RunMeta, allow_changed: bool) -> SearchSpace:
+    # a space given as a path is read from where the run found it, whatever the current folder
+    space_ref = meta.space_source if is_path_like(config.space) and meta.space_source else config.space
+    space = load_space(space_ref)
+    if meta.space_sha256 and space.source:
+        path = Path(space.source).resolve()
+        check_unchanged("space file", path, meta.space_sha256, sha256_file(path), allow_changed)
+    return space
+
+
+def _open_profile(run_dir: Path, config: SearchConfig, meta: RunMeta, allow_changed: bool) -> DeviceProfile:
+    """The run's copy of its profile (runs written before the copy was kept: by name)."""
+    if not meta.profile_copy:
+        return load_device(config.device)
+    copy = run_dir / meta.profile_copy
+    if not copy.is_file():
+        raise SearchError(f"the run's copy of its device profile, {copy}, is missing")
+    check_unchanged("device profile copy", copy, meta.profile_digest, profile_digest(copy), allow_changed)
+    return load_device(str(copy))
+
+
+def _open_data(config: SearchConfig, meta: RunMeta, allow_changed: bool, download: bool, progress) -> Dataset:
+    """The data the run was made from: by its recorded absolute path (a relative --data works
+    from any folder), checked to be what it was before it is read. ``cifar10``: the cache, where
+    it is now (downloaded again only where ``download``)."""
+    if not meta.data_path:  # a run written before the data was recorded
+        return load_dataset(config.data, seed=config.seed, progress=progress, download=download)
+    named = config.data == "cifar10"
+    path = (datasets_cache() / CIFAR10_FILE).resolve() if named else Path(meta.data_path)
+    if not path.exists():
+        if not named:
+            raise SearchError(f"the run's data {path} is gone")
+        if not download:
+            raise SearchError(f"the run's CIFAR-10 cache {path} is gone; nas distill and nas export never "
+                              f"download: put {CIFAR10_FILE} back there (or resume the search, which downloads it)")
+    fetched = not path.exists()
+    if not fetched:
+        check_unchanged("data", path, meta.data_digest, data_digest(path), allow_changed)
+    dataset = load_dataset("cifar10" if named else str(path), seed=config.seed, progress=progress,
+                           download=download)
+    if fetched:  # downloaded again just now
+        check_unchanged("data", path, meta.data_digest, data_digest(path), allow_changed)
+    return dataset
+
+
+def open_run(run_dir: str | Path, progress=None, allow_changed: bool = False, download: bool = True,
+             **overrides) -> RunContext:
+    """The context of an existing run folder, from its config.yaml: the space and data it
+    recorded (checked unchanged unless ``allow_changed``: else ``RunChangedError`` naming the
+    file) and its own copy of the device profile. ``overrides`` may change ``RESUME_OVERRIDES``
+    only (None leaves a value as it was). ``download=False``: a ``cifar10`` run whose cache is
+    gone is one clear error, never a download (``nas distill``, ``nas export``).
+    ``progress(what, done, total)``: as for ``resolve_run``, where the image folder's cache has
+    to be made again."""
     bad = sorted(k for k, v in overrides.items() if v is not None and k not in RESUME_OVERRIDES)
     if bad:
         raise SearchError(f"cannot change {', '.join(bad)} when resuming (only {', '.join(RESUME_OVERRIDES)})")
@@ -143,11 +220,9 @@ def open_run(run_dir: str | Path, progress=None, **overrides) -> RunContext:
     config, meta = read_run_config(run_dir)
     config = replace(config, **{k: v for k, v in overrides.items() if v is not None})
     config.validate()
-    # a space given as a path is read from where the run found it, whatever the current folder
-    space_ref = meta.space_source if is_path_like(config.space) and meta.space_source else config.space
-    space = load_space(space_ref)
-    profile = load_device(config.device)
-    dataset = load_dataset(config.data, seed=config.seed, progress=progress)
+    space = _open_space(config, meta, allow_changed)
+    profile = _open_profile(run_dir, config, meta, allow_changed)
+    dataset = _open_data(config, meta, allow_changed, download, progress)
     # the device is resolved again where the run is opened (a resume may run on another machine)
     proxy = replace(config.budget(), device=resolve_accelerator(config.accelerator),
                     trials_per_device=config.trials_per_gpu)

@@ -10,7 +10,9 @@ by observers (``SearchObserver``: the report subscribes, ``nas.api`` wires it) a
 regenerated.
 
 ``trials`` counts trained trials only: ``trials=N`` trains N candidates (failures included).
-Over-budget and repeated candidates are recorded but not counted; at most
+Over-budget candidates are recorded but not counted; a repeated candidate reuses its result and
+counts, except in a resumed search when it was trained before the resume (the resumed sampler,
+seeded anew, should find new candidates: ``trials`` above the finished count extends a run); at most
 ``OVER_BUDGET_FACTOR * N`` over-budget candidates are drawn before the search gives up. A
 search whose every trained trial failed raises ``SearchError`` (after writing its report).
 """
@@ -35,6 +37,7 @@ from nas.run import (
     SearchConfig,
     open_run,
     prepare_proxy_sides,
+    record_inputs,
     resolve_run,
     write_run_config,
 )
@@ -95,19 +98,37 @@ class SearchResult:
     context: RunContext | None = field(default=None, repr=False)
 
 
+def resumed_seed(seed: int, trials_so_far: int) -> int:
+    """The sampler's seed when a run resumes with ``trials_so_far`` trials in its study: derived
+    from both, so that a resume neither repeats the first session's proposals nor depends on
+    anything but the study (the same resume of the same run proposes the same candidates)."""
+    import numpy as np
+
+    return int(np.random.SeedSequence([seed, trials_so_far]).generate_state(1)[0])
+
+
 def _median(xs: list[float]) -> float:
     return float(sorted(xs)[len(xs) // 2]) if xs else float("nan")
 
 
 class _Search:
     def __init__(self, ctx: RunContext, run: RunFolder, progress: Callable[[SearchProgress], None] | None,
-                 observers: Sequence[SearchObserver] = ()):
+                 observers: Sequence[SearchObserver] = (), resume: bool = False):
         self.ctx, self.run, self.config = ctx, run, ctx.config
         self.observers = tuple(observers)
         self.progress = progress or (lambda p: None)
         self.study = optuna.load_study(study_name=ctx.meta.study_name, storage=open_storage(ctx.meta.storage),
                                        sampler=make_sampler(self.config.sampler, self.config.seed,
                                                             self.config.trials))
+        self.resumed = resume
+        if resume:  # the first seed would propose again what the run proposed first
+            self.study.sampler = make_sampler(self.config.sampler,
+                                              resumed_seed(self.config.seed, len(self.study.get_trials(deepcopy=False))),
+                                              self.config.trials)
+        # duplicates of candidates trained before a resume: recorded, not counted (bounded)
+        self.uncounted = sum(1 for t in self.study.get_trials(deepcopy=False)
+                             if t.user_attrs.get("info", {}).get("uncounted"))
+        self.earlier: set[str] = set()  # keys trained before this resume
         self.t0 = time.perf_counter()
         self.worker_seconds: list[float] = []
         self.ask_ms: dict[int, float] = {}  # driver time per trial: ask, suggest, price, submit
@@ -121,6 +142,10 @@ class _Search:
     # ---- reading the study
     def counts(self) -> dict[str, int]:
         return status_counts(read_trials(self.study))
+
+    def counted(self, c: dict[str, int]) -> int:
+        """Trials counted against ``trials``: trained, failed, and the duplicates that count."""
+        return c["evaluated"] + c["failed"] + c["duplicate"] - self.uncounted
 
     def best(self, rows: list | None = None) -> tuple[float | None, str | None]:
         """The trial ``best_trial`` names (the winner's default ``--pick best``), so the summary
@@ -195,7 +220,7 @@ class _Search:
     def _progress(self, running: int, message: str = "") -> SearchProgress:
         rows = read_trials(self.study)  # once per refresh: the loop calls this every second
         c = status_counts(rows)
-        done = c["evaluated"] + c["failed"] + c["duplicate"]
+        done = self.counted(c)
         best = self.best(rows)
         eta = None
         if self.worker_seconds and done < self.config.trials:
@@ -231,7 +256,7 @@ class _Search:
                     cons.append(value / 1024 - budget)
                     if value / 1024 > budget:
                         over.append(f"{name} {value / 1024:.0f} KB > {budget:g} KB")
-        set_constraints(trial, cons)  # order: config.constraint_names()
+        set_constraints(trial, cfg.constraint_names(), cons)
         if over:
             trial.set_user_attr("info", {**info, "over": "; ".join(over)})
             trial.set_user_attr("status", "over_budget")
@@ -239,12 +264,17 @@ class _Search:
             return "over"
         if cand.key in known:
             prev = trial_attrs(known[cand.key])
+            again = cand.key in self.earlier  # trained before this resume: not counted
             trial.set_user_attr("info", {**info, **{k: prev[k] for k in ("params", "bytes", "memory", "proxy_seconds")
-                                                    if k in prev}, "duplicate_of": known[cand.key].number})
+                                                    if k in prev}, "duplicate_of": known[cand.key].number,
+                                         **({"uncounted": True} if again else {})})
             trial.set_user_attr("accuracy", prev["accuracy"])
             trial.set_user_attr("status", "duplicate")
             self.study.tell(trial, _values(cfg.objectives, prev["accuracy"], lat, prev.get("bytes", 0),
                                            prev.get("memory", 0)))
+            if again:
+                self.uncounted += 1
+                return "repeat"
             return "duplicate"
         ref = pool.submit(cand, self.data_ref, cfg.seed, ctx.proxy, ctx.proxy_side(cand),
                           keep_state=self.ladder is not None)
@@ -286,11 +316,13 @@ class _Search:
         and nothing is due."""
         cfg = self.config
         known = self._known_results()
+        if self.resumed:
+            self.earlier = set(known)
         pending: dict[Any, tuple] = {}
-        c = self.counts()
-        counted = c["evaluated"] + c["failed"] + c["duplicate"]
-        over = c["over_budget"]
+        counted = self.counted(self.counts())
+        over = self.counts()["over_budget"]
         max_over = OVER_BUDGET_FACTOR * cfg.trials
+        repeats = 0
 
         def new_pending() -> int:
             return sum(1 for v in pending.values() if v[0] != "rung")
@@ -314,6 +346,11 @@ class _Search:
                                                           cfg.memory_kb or cfg.size_kb else ""))
                     elif what == "duplicate":
                         counted += 1
+                    elif what == "repeat":
+                        repeats += 1
+                        if repeats >= max_over:
+                            raise SearchError(f"the resumed sampler proposed {repeats} candidates trained before "
+                                              f"the resume; the space may hold no new candidate within the budget")
                 self.progress(self._progress(len(pending)))
                 if not pending:
                     break
@@ -404,6 +441,7 @@ def run_search(config: SearchConfig | RunContext,
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             study.set_metric_names(ctx.config.metric_names())
         study.set_user_attr(CONSTRAINT_NAMES_ATTR, ctx.config.constraint_names())
+        ctx = record_inputs(ctx)  # the device profile copied into the run: what prices candidates from now on
         write_run_config(run.path, ctx.config, ctx.meta)
         run.log(f"new run {ctx.meta.study_name}: {ctx.space.name} on {ctx.profile.label}, budget "
                 f"{ctx.budget_ms:.2f} ms ({ctx.budget_source}), {ctx.config.trials} trials, "
@@ -414,25 +452,30 @@ def run_search(config: SearchConfig | RunContext,
 def resume_search(run_dir: str | os.PathLike | RunContext,
                   progress: Callable[[SearchProgress], None] | None = None,
                   data_progress: Callable[[str, int, int], None] | None = None,
-                  observers: Sequence[SearchObserver] = (), **overrides) -> SearchResult:
+                  observers: Sequence[SearchObserver] = (), allow_changed: bool = False,
+                  **overrides) -> SearchResult:
     """Continue a run: finished trials are kept, interrupted ones run again, up to the
     original trial count (``trials``, ``workers``, ``ray_address`` or ``distill`` may be
-    overridden). ``data_progress(what, done, total)``: an image folder decoded or resized again
-    (its cache was cleared, or the run moved to another machine)."""
+    overridden: ``trials`` above the finished count extends a finished run; the new values are
+    written to config.yaml). A changed space file or data is refused unless ``allow_changed``
+    (``nas.run.open_run``). ``data_progress(what, done, total)``: an image folder decoded or
+    resized again (its cache was cleared, or the run moved to another machine)."""
     folder = run_dir.run_dir if isinstance(run_dir, RunContext) else Path(run_dir)
     if not folder.is_dir():
         raise SearchError(f"{folder} is not a run folder (no such directory)")
     with RunFolder(folder) as run:  # the lock first: another process may be running it
-        ctx = run_dir if isinstance(run_dir, RunContext) else open_run(folder, data_progress, **overrides)
+        ctx = run_dir if isinstance(run_dir, RunContext) else \
+            open_run(folder, data_progress, allow_changed=allow_changed, **overrides)
         prepare_proxy_sides(ctx.space, ctx.dataset, data_progress)
-        run.log(f"resuming {ctx.config.name}")
+        write_run_config(run.path, ctx.config, ctx.meta)  # the overrides given (e.g. more trials)
+        run.log(f"resuming {ctx.config.name}" + "".join(f", {k} {v}" for k, v in overrides.items() if v is not None))
         return _drive(ctx, run, progress, observers, resume=True)
 
 
 def _drive(ctx: RunContext, run: RunFolder, progress, observers: Sequence[SearchObserver],
            resume: bool = False) -> SearchResult:
     config = ctx.config
-    search = _Search(ctx, run, progress, observers)
+    search = _Search(ctx, run, progress, observers, resume=resume)
     if resume:
         n = search.requeue_interrupted()
         if n:
@@ -449,7 +492,7 @@ def _drive(ctx: RunContext, run: RunFolder, progress, observers: Sequence[Search
             c = search.counts()
             run.log("interrupted")
             search.ended()
-            raise SearchInterrupted(run.path, c["evaluated"] + c["failed"] + c["duplicate"], config.trials) from None
+            raise SearchInterrupted(run.path, search.counted(c), config.trials) from None
     files = search.ended()
     c = search.counts()
     best = search.best()

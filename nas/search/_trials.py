@@ -23,17 +23,24 @@ __all__ = ["STATUSES", "TrialRow", "trial_attrs", "trial_row", "read_trials", "s
 CONSTRAINT_NAMES_ATTR = "constraint_names"  # study user attribute: what each constraint value is
 
 
-def set_constraints(trial, values: list[float]) -> None:
-    """Record a trial's constraint values (feasible when all are <= 0) as the list under the
-    system attribute "constraints": the one place both Optuna's samplers (which read it as
-    constraints "0", "1", ...) and optuna-dashboard 0.21 (which reads only this list, not
-    Optuna 5's per-name ``set_constraint`` keys) look. Their names are the study's
-    ``CONSTRAINT_NAMES_ATTR``, in the same order. This is what Optuna 3-4 itself stored."""
-    trial.storage.set_trial_system_attr(trial._trial_id, "constraints", [float(v) for v in values])
+def set_constraints(trial, names: list[str], values: list[float]) -> None:
+    """Record a trial's constraint values (feasible when all are <= 0) through Optuna's public
+    ``Trial.set_constraint``, one per name (``SearchConfig.constraint_names()``, also kept in the
+    study's ``CONSTRAINT_NAMES_ATTR``). Optuna 5's samplers (TPE, NSGA-II) read them as
+    ``FrozenTrial.constraints``. optuna-dashboard 0.21 draws only the unnamed list Optuna 3-4
+    stored, so it shows no constraint for these trials (runs written before keep theirs)."""
+    if len(names) != len(values):
+        raise SearchError(f"{len(values)} constraint values for {len(names)} names ({', '.join(names)})")
+    for name, v in zip(names, values):
+        trial.set_constraint(name, float(v))
 
 
 def constraints_of(trial, names: list[str]) -> dict[str, float]:
-    """A frozen trial's constraints by name (``names``: the study's CONSTRAINT_NAMES_ATTR)."""
+    """A frozen trial's constraints by name (``names``: the study's CONSTRAINT_NAMES_ATTR): the
+    named ones, or for a run written before Optuna 5 the unnamed list, in ``names`` order."""
+    cons = trial.constraints
+    if any(n in cons for n in names):
+        return {n: cons[n] for n in names if n in cons}
     return dict(zip(names, trial.system_attrs.get("constraints", [])))
 
 _RESOLUTION = re.compile(r":r(\d+):")

@@ -243,14 +243,17 @@ def _teacher(space, dataset, cfg: DistillConfig, cache: Path, progress: Progress
 # ----------------------------------------------------------------------------- the run
 
 def distill_run(run: str | Path | RunContext, cfg: DistillConfig | None = None,
-                progress: Progress | None = None) -> dict:
+                progress: Progress | None = None, allow_changed: bool = False) -> dict:
     """Pick, distil, export and document the winner of a run (a run folder, or the context of
-    the search that just made it); returns the card."""
+    the search that just made it); returns the card. A run folder is opened with its own copy
+    of the device profile and its recorded data, which must be unchanged unless
+    ``allow_changed``; a ``cifar10`` run whose cache is gone fails, it never downloads."""
     cfg = cfg or DistillConfig()
     cfg.validate()
     if cfg.teacher and not Path(cfg.teacher).is_file():
         raise DistillError(f"checkpoint {cfg.teacher} not found")
-    ctx = run if isinstance(run, RunContext) else open_run(run, progress)
+    ctx = run if isinstance(run, RunContext) else open_run(run, progress, allow_changed=allow_changed,
+                                                            download=False)
     run_dir, config, meta = ctx.run_dir, ctx.config, ctx.meta
     cfg = replace(cfg, seed=config.seed if cfg.seed is None else cfg.seed)
     study = open_study(meta.study_name, meta.storage)

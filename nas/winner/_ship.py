@@ -68,14 +68,15 @@ def tflite_section(float_model, out_dir: Path, shape: list[int], calib: np.ndarr
 
 
 def export_run(run_dir: str | Path, folder: str = "winner", formats: tuple[str, ...] = FORMATS,
-               progress: Progress | None = None) -> dict:
+               progress: Progress | None = None, allow_changed: bool = False) -> dict:
     """Re-export ``run_dir/folder``'s trained winner (its model.pt) in ``formats``; update its
-    card. Returns the card."""
+    card. Returns the card. The run's data must be unchanged unless ``allow_changed``; a
+    ``cifar10`` run whose cache is gone fails, it never downloads."""
     from nas.export import export_onnx, onnx_accuracy
     from nas.run import RunFolder, open_run
     from nas.train import load_checkpoint
 
-    ctx = open_run(run_dir)
+    ctx = open_run(run_dir, allow_changed=allow_changed, download=False)
     out_dir = ctx.run_dir / folder
     card_path = out_dir / "card.json"
     if not card_path.is_file() or not (out_dir / "model.pt").is_file():
