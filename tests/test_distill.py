@@ -14,7 +14,7 @@ from nas.errors import DistillError
 from nas.export import _litert as litert
 from nas.run import SearchConfig
 from nas.train import load_checkpoint
-from nas.winner import DistillConfig, distill_run
+from nas.winner import DistillConfig, TfliteSection, WinnerCard, distill_run
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 FAST = dict(epochs=0.3, teacher_epochs=0.1, kd=True, own_side_epochs=0.1, tflite=False)  # LiteRT: its own test
@@ -41,11 +41,12 @@ def distilled(run_dir):
 
 @pytest.mark.slow
 def test_distill_exports_a_checked_winner_with_its_card(run_dir, distilled):
-    card = json.loads(json.dumps(distilled))
+    card = json.loads(distilled.to_json())
     win = run_dir / "winner"
     for f in ("model.pt", "model.onnx", "model.int8.onnx", "card.json", "card.md"):
         assert (win / f).is_file(), f
-    assert json.loads((win / "card.json").read_text()) == json.loads(json.dumps(card))
+    assert json.loads((win / "card.json").read_text()) == card
+    assert WinnerCard.load(win / "card.json") == distilled  # card.json round-trips to the record
     for k in ("candidate", "device", "provenance", "predicted_latency_ms", "latency_budget_ms", "macs", "params",
               "bytes", "proxy_accuracy", "test_accuracy_fp32", "test_accuracy_int8", "teacher_accuracy", "dataset",
               "training_seconds", "host_latency_ms"):
@@ -73,11 +74,11 @@ def test_distill_exports_a_checked_winner_with_its_card(run_dir, distilled):
     # a teacher checkpoint can be passed; the cached teacher is one
     teacher = next((run_dir / "teachers").glob("teacher-*.pt"))
     card2 = distill_run(run_dir, DistillConfig(**FAST, teacher=str(teacher), measure_host=False, out="winner2"))
-    assert card2["teacher_source"] == str(teacher) and card2["teacher"] == card["teacher"]
+    assert card2.teacher_source == str(teacher) and card2.teacher == card["teacher"]
     # winners never overwrite each other: the same folder again needs --force
     with pytest.raises(DistillError, match=r"already holds the winner of trial .* --force"):
         distill_run(run_dir, DistillConfig(**FAST, measure_host=False))
-    assert json.loads((win / "card.json").read_text()) == json.loads(json.dumps(card))  # untouched
+    assert json.loads((win / "card.json").read_text()) == card  # untouched
 
 
 @pytest.mark.slow
@@ -117,8 +118,8 @@ def test_litert_files_run_in_the_interpreter_with_the_accuracy_on_the_card(run_d
     from nas.cli import app
 
     win = run_dir / "tfl"  # a copy of the distilled winner, exported to LiteRT by `nas export`
-    shutil.copytree(run_dir / distilled["folder"], win)
-    assert distilled["tflite"]["written"] is False and not (win / "model.tflite").exists()  # tflite=False
+    shutil.copytree(run_dir / distilled.folder, win)
+    assert distilled.tflite.written is False and not (win / "model.tflite").exists()  # tflite=False
     r = CliRunner().invoke(app, ["export", str(run_dir), "--folder", "tfl", "--format", "tflite"])
     assert r.exit_code == 0 and "LiteRT:" in r.output, r.output
     card = json.loads((win / "card.json").read_text())
@@ -169,7 +170,7 @@ def test_without_the_litert_extra_the_card_says_how_to_get_tflite(monkeypatch, t
     monkeypatch.setattr(litert, "available", lambda: False)  # the extra absent, as on a plain install
     sec = tflite_section(torch.nn.Identity(), tmp_path, [1, 1, 8, 8], np.zeros((1, 1, 8, 8), np.float32),
                          np.zeros((1, 1, 8, 8), np.float32), np.zeros(1, np.int64))
-    assert sec == {"written": False, "note": litert.INSTALL_HINT} and not any(tmp_path.iterdir())
+    assert sec == TfliteSection(written=False, note=litert.INSTALL_HINT) and not any(tmp_path.iterdir())
     with pytest.raises(nas.errors.ExportError, match=r"litert extra: pip install \"hwnas\[litert\]\""):
         litert.require()
 
@@ -179,10 +180,10 @@ def test_parent_teacher_is_the_winner_unpruned_and_float(run_dir):
 
     card = distill_run(run_dir, DistillConfig(**{**FAST, "teacher_epochs": None}, teacher_net="parent",
                                               measure_host=False, out="winner-parent"))
-    want = nas.parse_candidate(card["candidate"]).unpruned().replace_bits(32).key
-    assert card["teacher"] == want and "unpruned" in card["teacher_source"]
-    assert card["distillation"]["teacher_net"] == "parent"
-    assert card["distillation"]["teacher_epochs"] == 2 * FAST["epochs"]  # default: twice the student's
+    want = nas.parse_candidate(card.candidate).unpruned().replace_bits(32).key
+    assert card.teacher == want and "unpruned" in card.teacher_source
+    assert card.distillation.teacher_net == "parent"
+    assert card.distillation.teacher_epochs == 2 * FAST["epochs"]  # default: twice the student's
     cached = list((run_dir / "teachers").glob("teacher-parent-*.pt"))
     assert len(cached) == 1 and load_checkpoint(cached[0])[1]["key"] == want
     with pytest.raises(DistillError, match="unknown teacher"):
@@ -229,18 +230,18 @@ def test_a_photo_folder_goes_from_search_to_a_shipped_winner(tmp_path, ray_sessi
     stages = set()
     card = distill_run(res.run_dir, DistillConfig(**FAST, measure_host=False),
                        progress=lambda stage, done, total: stages.add(stage))
-    assert "image folder" in card["dataset"] and card["num_classes"] == 2
-    own = nas.parse_candidate(card["candidate"]).resolution  # 128-224: never a proxy side of 40 px photos
+    assert "image folder" in card.dataset and card.num_classes == 2
+    own = nas.parse_candidate(card.candidate).resolution  # 128-224: never a proxy side of 40 px photos
     assert {f"resizing photos/train images to {own} px", f"resizing photos/test images to {own} px"} <= stages
     assert not any(s.startswith(("decoding", "counting")) for s in stages)  # the search's cache is used
     win = res.run_dir / "winner"
-    _assert_the_shipped_network_is_the_priced_one(win / "model.onnx", card)
+    _assert_the_shipped_network_is_the_priced_one(win / "model.onnx", card.to_dict())
     ds = nas.load_dataset(root)
     x, y = ds.test_arrays(resolution=own)
     assert not isinstance(x, np.ndarray)  # read from the disk cache a batch at a time
     sess = ort.InferenceSession(str(win / "model.onnx"), providers=["CPUExecutionProvider"])
     pred = np.concatenate([sess.run(None, {"input": x[i:i + 5]})[0].argmax(1) for i in range(0, len(x), 5)])
-    assert card["test_accuracy_fp32"] == pytest.approx(float((pred == y).mean()))
+    assert card.test_accuracy_fp32 == pytest.approx(float((pred == y).mean()))
 
 
 def _assert_the_shipped_network_is_the_priced_one(path, card):
