@@ -10,10 +10,11 @@ A trial left RUNNING, or FAIL without a status, was cut off by a stopped driver:
 
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from nas.errors import CandidateSyntaxError, ReportError, SearchError
+from nas.errors import CandidateError, ReportError, SearchError
 from nas.search._halving import RUNGS_ATTR
 from nas.space import Candidate
 
@@ -54,12 +55,13 @@ def _upgrade(a: dict) -> dict:
     return a
 
 
+@lru_cache(maxsize=4096)  # read_trials runs every second during a search
 def own_side(key: str) -> int | None:
     """The candidate's own input side (what is priced and shipped), read with the candidate
     key grammar; None for a trial without a readable key (killed while being asked)."""
     try:
         return Candidate.parse(key).resolution if key else None
-    except CandidateSyntaxError:
+    except CandidateError:
         return None
 
 
