@@ -192,11 +192,11 @@ def main() -> None:
                         card = distill_run(res.run_dir, DistillConfig(start=start, own_side_epochs=0,
                                                                       measure_host=False, out=f"w-{start}",
                                                                       continue_epochs=args.continue_epochs))
-                        results["winners"].append({"tag": list(tag), "start": card["trained_at"]["start"],
-                                                   "test_acc": card["trained_at"]["proxy_side_test_accuracy"],
-                                                   "train_s": card["training_seconds"]["student"],
-                                                   "total_s": time.perf_counter() - t1, "key": card["candidate"],
-                                                   "proxy_acc": card["proxy_accuracy"]})
+                        results["winners"].append({"tag": list(tag), "start": card.trained_at.start,
+                                                   "test_acc": card.trained_at.proxy_side_test_accuracy,
+                                                   "train_s": card.training_seconds.student,
+                                                   "total_s": time.perf_counter() - t1, "key": card.candidate,
+                                                   "proxy_acc": card.proxy_accuracy})
                         out.write_text(portable(json.dumps(results, indent=1)))
                         print(f"  winner ({start}): test {results['winners'][-1]['test_acc']:.4f} "
                               f"in {results['winners'][-1]['train_s']:.0f} s", flush=True)
@@ -276,9 +276,9 @@ def equal_time_winners(results: dict, out: Path, root: Path, seeds: list[int], r
                     t1 = time.perf_counter()
                     card = distill_run(root / run_name, DistillConfig(pick=f"trial={pick[0]}", own_side_epochs=0,
                                                                      measure_host=False, out=f"w-T-{pick[0]}"))
-                    prior = {"run": run_name, "trial": pick[0], "key": card["candidate"],
-                             "test_acc": card["trained_at"]["proxy_side_test_accuracy"],
-                             "train_s": card["training_seconds"]["student"], "total_s": time.perf_counter() - t1}
+                    prior = {"run": run_name, "trial": pick[0], "key": card.candidate,
+                             "test_acc": card.trained_at.proxy_side_test_accuracy,
+                             "train_s": card.training_seconds.student, "total_s": time.perf_counter() - t1}
                     trained[(run_name, pick[0])] = prior
                 row = {**prior, "data": data, "arm": arm, "seed": seed, "T": T, "search_acc": pick[1]}
                 done.append(row)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import sys
 import tempfile
 import time
@@ -56,10 +57,10 @@ def main() -> None:
             continue
         card = distill_run(run_dir, DistillConfig(**{**base.__dict__, "pick": f"latency<={lat}",
                                                      "out": f"winner-{ref}"}))
-        res["winners"][ref] = card
+        res["winners"][ref] = card.to_dict()
         out.write_text(portable(json.dumps(res, indent=1)))
-        print(f"winner at <= {lat:.3f} ms ({ref}): test fp32 {card['test_accuracy_fp32']:.4f} "
-              f"int8 {card['test_accuracy_int8']:.4f} (trial {card['trial']}, {card['predicted_latency_ms']:.3f} ms)",
+        print(f"winner at <= {lat:.3f} ms ({ref}): test fp32 {card.test_accuracy_fp32:.4f} "
+              f"int8 {card.test_accuracy_int8:.4f} (trial {card.trial}, {card.predicted_latency_ms:.3f} ms)",
               flush=True)
     res.setdefault("references", {})
     torch.set_num_threads(2)
@@ -80,7 +81,7 @@ def main() -> None:
         lat = next(lat for r, _, lat in refs if r == first)
         card = distill_run(run_dir, DistillConfig(**{**base.__dict__, "pick": f"latency<={lat}", "kd": False,
                                                      "measure_host": False, "out": "winner-no-kd"}))
-        res["no_kd"] = card
+        res["no_kd"] = card.to_dict()
         out.write_text(portable(json.dumps(res, indent=1)))
     summarize(res)
 
@@ -135,12 +136,13 @@ def summarize(res: dict) -> None:
     for ref, card in res["winners"].items():
         r = res["references"].get(ref, {})
         gain = (card["test_accuracy_fp32"] - r["test_accuracy"]) * 100 if r else float("nan")
-        h = card.get("host_latency_ms", {})
+        h = card.get("host_latency_ms") or {}
+        speedup = h.get("speedup_int8", h.get("measured_fp32", math.nan) / h.get("measured_int8", math.nan))
         rows.append([ref, f"{r.get('latency_ms', float('nan')):.3f}", f"{r.get('test_accuracy', float('nan')) * 100:.2f}",
                      f"trial {card['trial']}, {card['predicted_latency_ms']:.3f}", f"{card['test_accuracy_fp32'] * 100:.2f}",
                      f"{card['test_accuracy_int8'] * 100:.2f}", f"{gain:+.2f}",
                      f"{h.get('measured_fp32', float('nan')):.2f} / {h.get('measured_int8', float('nan')):.2f} "
-                     f"({h.get('speedup_int8', float('nan')):.2f}x)"])
+                     f"({speedup:.2f}x)"])
     print(table(["reference", "ref. pixel7 ms", "ref. test %", "winner (pixel7 ms)", "winner fp32 %",
                  "winner int8 %", "winner - ref (points)", "host ms fp32 / int8"], rows))
     if "no_kd" in res:

@@ -1,5 +1,4 @@
 import json
-from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
@@ -14,7 +13,7 @@ from nas.errors import DistillError
 from nas.export import _litert as litert
 from nas.run import SearchConfig
 from nas.train import load_checkpoint
-from nas.winner import DistillConfig, distill_run
+from nas.winner import DistillConfig, TfliteSection, WinnerCard, distill_run
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 FAST = dict(epochs=0.3, teacher_epochs=0.1, kd=True, own_side_epochs=0.1, tflite=False)  # LiteRT: its own test
@@ -41,11 +40,12 @@ def distilled(run_dir):
 
 @pytest.mark.slow
 def test_distill_exports_a_checked_winner_with_its_card(run_dir, distilled):
-    card = json.loads(json.dumps(distilled))
+    card = json.loads(distilled.to_json())
     win = run_dir / "winner"
     for f in ("model.pt", "model.onnx", "model.int8.onnx", "card.json", "card.md"):
         assert (win / f).is_file(), f
-    assert json.loads((win / "card.json").read_text()) == json.loads(json.dumps(card))
+    assert json.loads((win / "card.json").read_text()) == card
+    assert WinnerCard.load(win / "card.json") == distilled  # card.json round-trips to the record
     for k in ("candidate", "device", "provenance", "predicted_latency_ms", "latency_budget_ms", "macs", "params",
               "bytes", "proxy_accuracy", "test_accuracy_fp32", "test_accuracy_int8", "teacher_accuracy", "dataset",
               "training_seconds", "host_latency_ms"):
@@ -73,37 +73,140 @@ def test_distill_exports_a_checked_winner_with_its_card(run_dir, distilled):
     # a teacher checkpoint can be passed; the cached teacher is one
     teacher = next((run_dir / "teachers").glob("teacher-*.pt"))
     card2 = distill_run(run_dir, DistillConfig(**FAST, teacher=str(teacher), measure_host=False, out="winner2"))
-    assert card2["teacher_source"] == str(teacher) and card2["teacher"] == card["teacher"]
+    assert card2.teacher_source == str(teacher) and card2.teacher == card["teacher"]
     # winners never overwrite each other: the same folder again needs --force
     with pytest.raises(DistillError, match=r"already holds the winner of trial .* --force"):
         distill_run(run_dir, DistillConfig(**FAST, measure_host=False))
-    assert json.loads((win / "card.json").read_text()) == json.loads(json.dumps(card))  # untouched
+    assert json.loads((win / "card.json").read_text()) == card  # untouched
 
 
-@pytest.mark.slow
-def test_the_cards_snippet_classifies_an_image_file_with_the_shipped_model(run_dir, tmp_path):
-    """The card's 10-line Python runs as written, in the winner folder, on a PNG of a test image,
-    and says what the shipped model says."""
+def _card_snippets(md: str) -> dict[str, str]:
+    """The card's Python blocks as written in card.md, by the file each one runs."""
+    blocks = [b.split("\n```", 1)[0] for b in md.split("```python\n")[1:]]
+    return {("model.tflite" if "model.tflite" in b else "model.onnx"): b for b in blocks}
+
+
+def _tflite_predictions(path, x) -> np.ndarray:
+    from ai_edge_litert.interpreter import Interpreter
+
+    it = Interpreter(model_path=str(path), num_threads=1)
+    it.allocate_tensors()
+    i, o = it.get_input_details()[0], it.get_output_details()[0]
+    out = []
+    for k in range(len(x)):
+        it.set_tensor(i["index"], np.asarray(x[k:k + 1], np.float32))
+        it.invoke()
+        out.append(int(it.get_tensor(o["index"]).argmax()))
+    return np.array(out)
+
+
+def _assert_the_cards_snippets_reproduce_the_exported_files(win, card, ds, tmp_path):
+    """Every Python block of card.md, run as written in the winner folder on every image of the
+    test split (saved as PNG at the model's input side: the pixels the test split feeds it), prints
+    the class the exported file predicts for that image."""
     import subprocess
     import sys
 
     from PIL import Image
 
-    card = distill_run(run_dir, DistillConfig(**{**FAST, "kd": False}, pick="knee", measure_host=False))
-    win = run_dir / card["folder"]
-    assert card["folder"] == "winners/knee" and (win / "model.onnx").is_file()
-    assert "```python" in (win / "card.md").read_text() and "Classes (output index: name): 0: " in (win / "card.md").read_text()
+    snippets = _card_snippets((win / "card.md").read_text())
+    assert set(snippets) == {"model.onnx", "model.tflite"}, list(snippets)
+    side, ch = card.input.side, card.input.channels
+    x, _ = ds.test_arrays(resolution=side)
+    mean, std = np.asarray(card.input.mean, np.float32), np.asarray(card.input.std, np.float32)
+    paths = []
+    for k in range(len(x)):  # the test split's pixels back to uint8 (exact: they were uint8 before)
+        img = np.rint((np.asarray(x[k]).transpose(1, 2, 0) * std + mean) * 255).clip(0, 255).astype(np.uint8)
+        paths.append(tmp_path / f"test-{k}.png")
+        Image.fromarray(img[..., 0] if ch == 1 else img, "L" if ch == 1 else "RGB").save(paths[-1])
+    sess = ort.InferenceSession(str(win / "model.onnx"), providers=["CPUExecutionProvider"])
+    want = {"model.onnx": np.concatenate([sess.run(None, {"input": np.asarray(x[i:i + 50])})[0].argmax(1)
+                                          for i in range(0, len(x), 50)]),
+            "model.tflite": _tflite_predictions(win / "model.tflite", x)}
+    for name, code in snippets.items():
+        # the snippet's own image(path) gives exactly the test split's input (all channels, the side,
+        # the normalisation): a grayscale reading of a colour image would broadcast and still run
+        ns: dict = {}
+        exec(compile(code.split("\n\n\nimport onnxruntime")[0].split("\n\n\nfrom ai_edge_litert")[0], name, "exec"), ns)
+        for k, path in enumerate(paths):
+            got = ns["image"](path)
+            ref = np.asarray(x[k:k + 1])
+            assert got.shape == (ref.shape if card.tflite.fp32_input_layout == "NCHW" or name == "model.onnx"
+                                 else ref.transpose(0, 2, 3, 1).shape), (name, got.shape)
+            if got.shape != ref.shape:
+                got = got.transpose(0, 3, 1, 2)
+            assert np.allclose(got, ref, atol=1e-5), (name, k)
+        script = tmp_path / f"classify-{name}.py"
+        script.write_text(code)
+        p = subprocess.run([sys.executable, str(script), *map(str, paths)], cwd=win, capture_output=True, text=True,
+                           timeout=600)
+        assert p.returncode == 0, p.stderr[-2000:]
+        got = p.stdout.split()
+        assert got == [card.class_names[i] for i in want[name]], name
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not litert.available(), reason='needs pip install "hwnas[litert]"')
+def test_the_cards_snippets_classify_grayscale_images_as_the_exported_files_do(run_dir, tmp_path):
+    from typer.testing import CliRunner
+
+    from nas.cli import app
+
+    r = CliRunner().invoke(app, ["distill", str(run_dir), "--pick", "knee", "--epochs", str(FAST["epochs"]),
+                                 "--own-side-epochs", str(FAST["own_side_epochs"])])
+    assert r.exit_code == 0, r.output
+    card = WinnerCard.load(run_dir / "winners" / "knee" / "card.json")
+    assert f"winner: trial {card.trial} {card.candidate}" in r.output and "LiteRT: " in r.output
+    assert f"(x{card.host_latency_ms.speedup_int8:.2f})" in r.output
+    win = run_dir / card.folder
+    assert card.folder == "winners/knee" and card.input.channels == 1 and card.tflite.fp32_input_layout == "NCHW"
+    assert "Classes (output index: name): 0: " in (win / "card.md").read_text()
     ds = _run_data(run_dir)
-    img = Path(tmp_path) / "image.png"
-    Image.fromarray(ds.x_test[0].squeeze(-1)).save(img)
-    (tmp_path / "classify.py").write_text(card["python_snippet"])
-    p = subprocess.run([sys.executable, str(tmp_path / "classify.py"), str(img)], cwd=win, capture_output=True,
-                       text=True, timeout=120)
-    assert p.returncode == 0, p.stderr
-    side = card["input"]["shape"][-1]
-    x = ds.test_arrays(resolution=side)[0][:1]  # what the card tells a user to run
-    want = card["class_names"][int(ort.InferenceSession(str(win / "model.onnx")).run(None, {"input": x})[0].argmax())]
-    assert p.stdout.strip() == want
+    assert len(ds.y_test) == 300
+    _assert_the_cards_snippets_reproduce_the_exported_files(win, card, ds, tmp_path)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not litert.available(), reason='needs pip install "hwnas[litert]"')
+def test_a_colour_winners_card_classifies_as_its_files_and_export_refreshes_its_advice(tmp_path, ray_session):
+    """Issue 25: on an RGB folder the snippet converted to grayscale (it read the channels from
+    the batch dimension) and numpy broadcasting hid it. Issue 24: `nas export` rewrote the
+    accuracies of a card but not the advice derived from them."""
+    import html
+
+    from typer.testing import CliRunner
+
+    from nas.cli import app
+    from nas.winner._card import ship_advice
+
+    root = png_folder(tmp_path / "photos", n=20, size=24)
+    res = run_search(SearchConfig(trials=1, workers=1, out=str(tmp_path / "out"), name="rgb", references=0,
+                                  proxy=dict(TINY_PROXY), data=str(root), distill=False))
+    card = distill_run(res.run_dir, DistillConfig(**{**FAST, "kd": False, "tflite": True}, measure_host=False))
+    win = res.run_dir / "winner"
+    md = (win / "card.md").read_text()
+    assert card.input.channels == 3 and f"Input: [1, 3, {card.input.side}, {card.input.side}]" in md and "RGB (3)" in md
+    ds = nas.load_dataset(root)
+    assert len(ds.y_test) == 8
+    _assert_the_cards_snippets_reproduce_the_exported_files(win, card, ds, tmp_path)
+    # a card.json in the old format (derived text stored, bits as a string), its advice stale
+    old = card.to_dict()
+    old.update(test_accuracy_int8=card.test_accuracy_int8 - 0.5, ship="model.int8.onnx: stale advice",
+               python_snippet="print('stale')", bits=",".join(f"{b}:{n}" for b, n in card.bits),
+               latency_note="stale")
+    old["input"].update(channels="RGB (3)", normalisation="x / 255, minus mean, divided by std, per channel")
+    (win / "card.json").write_text(json.dumps(old, indent=1))
+    r = CliRunner().invoke(app, ["export", str(res.run_dir), "--format", "onnx"])
+    assert r.exit_code == 0, r.output
+    again = WinnerCard.load(win / "card.json")
+    assert again.test_accuracy_int8 == pytest.approx(card.test_accuracy_int8) and again.bits == card.bits
+    assert "ship" not in json.loads((win / "card.json").read_text())
+    md = (win / "card.md").read_text()
+    drop = (again.test_accuracy_fp32 - again.test_accuracy_int8) * 100
+    assert f"**Ship {ship_advice(again)}.**" in md and f"{drop:+.2f} points" in md and "stale" not in md
+    r = CliRunner().invoke(app, ["report", str(res.run_dir)])  # the report's decision box reads the card
+    assert r.exit_code == 0, r.output
+    assert f"Ship {html.escape(ship_advice(again))}." in (res.run_dir / "report.html").read_text()
 
 
 @pytest.mark.slow
@@ -117,8 +220,8 @@ def test_litert_files_run_in_the_interpreter_with_the_accuracy_on_the_card(run_d
     from nas.cli import app
 
     win = run_dir / "tfl"  # a copy of the distilled winner, exported to LiteRT by `nas export`
-    shutil.copytree(run_dir / distilled["folder"], win)
-    assert distilled["tflite"]["written"] is False and not (win / "model.tflite").exists()  # tflite=False
+    shutil.copytree(run_dir / distilled.folder, win)
+    assert distilled.tflite.written is False and not (win / "model.tflite").exists()  # tflite=False
     r = CliRunner().invoke(app, ["export", str(run_dir), "--folder", "tfl", "--format", "tflite"])
     assert r.exit_code == 0 and "LiteRT:" in r.output, r.output
     card = json.loads((win / "card.json").read_text())
@@ -169,7 +272,7 @@ def test_without_the_litert_extra_the_card_says_how_to_get_tflite(monkeypatch, t
     monkeypatch.setattr(litert, "available", lambda: False)  # the extra absent, as on a plain install
     sec = tflite_section(torch.nn.Identity(), tmp_path, [1, 1, 8, 8], np.zeros((1, 1, 8, 8), np.float32),
                          np.zeros((1, 1, 8, 8), np.float32), np.zeros(1, np.int64))
-    assert sec == {"written": False, "note": litert.INSTALL_HINT} and not any(tmp_path.iterdir())
+    assert sec == TfliteSection(written=False, note=litert.INSTALL_HINT) and not any(tmp_path.iterdir())
     with pytest.raises(nas.errors.ExportError, match=r"litert extra: pip install \"hwnas\[litert\]\""):
         litert.require()
 
@@ -179,10 +282,10 @@ def test_parent_teacher_is_the_winner_unpruned_and_float(run_dir):
 
     card = distill_run(run_dir, DistillConfig(**{**FAST, "teacher_epochs": None}, teacher_net="parent",
                                               measure_host=False, out="winner-parent"))
-    want = nas.parse_candidate(card["candidate"]).unpruned().replace_bits(32).key
-    assert card["teacher"] == want and "unpruned" in card["teacher_source"]
-    assert card["distillation"]["teacher_net"] == "parent"
-    assert card["distillation"]["teacher_epochs"] == 2 * FAST["epochs"]  # default: twice the student's
+    want = nas.parse_candidate(card.candidate).unpruned().replace_bits(32).key
+    assert card.teacher == want and "unpruned" in card.teacher_source
+    assert card.distillation.teacher_net == "parent"
+    assert card.distillation.teacher_epochs == 2 * FAST["epochs"]  # default: twice the student's
     cached = list((run_dir / "teachers").glob("teacher-parent-*.pt"))
     assert len(cached) == 1 and load_checkpoint(cached[0])[1]["key"] == want
     with pytest.raises(DistillError, match="unknown teacher"):
@@ -229,18 +332,18 @@ def test_a_photo_folder_goes_from_search_to_a_shipped_winner(tmp_path, ray_sessi
     stages = set()
     card = distill_run(res.run_dir, DistillConfig(**FAST, measure_host=False),
                        progress=lambda stage, done, total: stages.add(stage))
-    assert "image folder" in card["dataset"] and card["num_classes"] == 2
-    own = nas.parse_candidate(card["candidate"]).resolution  # 128-224: never a proxy side of 40 px photos
+    assert "image folder" in card.dataset and card.num_classes == 2
+    own = nas.parse_candidate(card.candidate).resolution  # 128-224: never a proxy side of 40 px photos
     assert {f"resizing photos/train images to {own} px", f"resizing photos/test images to {own} px"} <= stages
     assert not any(s.startswith(("decoding", "counting")) for s in stages)  # the search's cache is used
     win = res.run_dir / "winner"
-    _assert_the_shipped_network_is_the_priced_one(win / "model.onnx", card)
+    _assert_the_shipped_network_is_the_priced_one(win / "model.onnx", card.to_dict())
     ds = nas.load_dataset(root)
     x, y = ds.test_arrays(resolution=own)
     assert not isinstance(x, np.ndarray)  # read from the disk cache a batch at a time
     sess = ort.InferenceSession(str(win / "model.onnx"), providers=["CPUExecutionProvider"])
     pred = np.concatenate([sess.run(None, {"input": x[i:i + 5]})[0].argmax(1) for i in range(0, len(x), 5)])
-    assert card["test_accuracy_fp32"] == pytest.approx(float((pred == y).mean()))
+    assert card.test_accuracy_fp32 == pytest.approx(float((pred == y).mean()))
 
 
 def _assert_the_shipped_network_is_the_priced_one(path, card):

@@ -159,7 +159,7 @@ def test_the_winner_continues_from_its_top_rung_weights(halving_run):
     pick = min(kept, key=lambda r: (r.resolution, r.number))  # the cheapest to export at its own side
     card = distill_run(tmp / "h", DistillConfig(pick=f"trial={pick.number}", start="auto", continue_epochs=0.2, tflite=False,
                                                 own_side_epochs=0, measure_host=False, out="w1"))
-    assert card["trained_at"]["start"] == f"continued from the search's rung-{pick.rung} weights for 0.2 epochs"
-    assert card["test_accuracy_fp32"] > 0.1
+    assert card.trained_at.start == f"continued from the search's rung-{pick.rung} weights for 0.2 epochs"
+    assert card.test_accuracy_fp32 > 0.1
     # the default trains from scratch (tests/test_distill.py exports that path in full)
     assert DistillConfig().start == "scratch"

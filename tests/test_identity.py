@@ -96,8 +96,8 @@ def test_an_edited_profile_does_not_change_what_the_run_prices(made, tmp_path):
         from nas.winner import DistillConfig, distill_run
 
         card = distill_run(run, DistillConfig(epochs=0.05, own_side_epochs=0, measure_host=False, tflite=False))
-        ranked = next(r for r in read_trials(study) if r.number == card["trial"])
-        assert card["predicted_latency_ms"] == pytest.approx(ranked.latency_ms)
+        ranked = next(r for r in read_trials(study) if r.number == card.trial)
+        assert card.predicted_latency_ms == pytest.approx(ranked.latency_ms)
     finally:
         profile.write_text(original)
     # the copy itself edited: one line naming it

@@ -242,31 +242,31 @@ def _distill(run: Path | RunContext, cfg: DistillConfig, allow_changed: bool = F
     finally:
         stop()
     pct = lambda v: "n/a" if v is None else f"{v * 100:.2f}%"  # noqa: E731
-    out.print(f"winner: trial {card['trial']} {card['candidate']}")
-    qual = "ESTIMATED " if card["provenance"] == "estimated" else ""
-    out.print(f"{qual}predicted latency on {card['device_label']}: {card['predicted_latency_ms']:.3f} ms "
-              f"(budget {card['latency_budget_ms']:.3f} ms; {card['num_classes']} classes)")
-    teacher = "" if card["teacher"] is None else f"; teacher {pct(card['teacher_accuracy'])}"
-    out.print(f"test accuracy: fp32 {pct(card['test_accuracy_fp32'])}, int8 {pct(card['test_accuracy_int8'])}{teacher}")
-    h = card.get("host_latency_ms")
+    out.print(f"winner: trial {card.trial} {card.candidate}")
+    qual = "ESTIMATED " if card.provenance == "estimated" else ""
+    out.print(f"{qual}predicted latency on {card.device_label}: {card.predicted_latency_ms:.3f} ms "
+              f"(budget {card.latency_budget_ms:.3f} ms; {card.num_classes} classes)")
+    teacher = "" if card.teacher is None else f"; teacher {pct(card.teacher_accuracy)}"
+    out.print(f"test accuracy: fp32 {pct(card.test_accuracy_fp32)}, int8 {pct(card.test_accuracy_int8)}{teacher}")
+    h = card.host_latency_ms
     if h:
-        out.print(f"this host: fp32 {h['measured_fp32']:.2f} ms, int8 {h['measured_int8']:.2f} ms "
-                  f"(x{h['speedup_int8']:.2f})")
-    win = (run.run_dir if isinstance(run, RunContext) else Path(run)) / card["folder"]
+        out.print(f"this host: fp32 {h.measured_fp32:.2f} ms, int8 {h.measured_int8:.2f} ms "
+                  f"(x{h.speedup_int8:.2f})")
+    win = (run.run_dir if isinstance(run, RunContext) else Path(run)) / card.folder
     out.print(f"model: {win / 'model.onnx'} and {win / 'model.int8.onnx'} (card: {win / 'card.md'})")
     _print_tflite(card, win)
 
 
-def _print_tflite(card: dict, win: Path) -> None:
-    tfl = card.get("tflite") or {}
+def _print_tflite(card, win: Path) -> None:
+    tfl = card.tflite
     pct = lambda v: "n/a" if v is None else f"{v * 100:.2f}%"  # noqa: E731
-    for e in tfl.get("errors", []):
+    for e in tfl.errors:
         err.print(f"LiteRT export failed: {e}", markup=False)
-    if tfl.get("written"):
-        out.print(f"LiteRT: {', '.join(str(win / f) for f in tfl['files'])}; test accuracy fp32 "
-                  f"{pct(tfl.get('test_accuracy_fp32'))}, int8 {pct(tfl.get('test_accuracy_int8'))}", markup=False)
-    elif tfl.get("note"):
-        out.print(f"LiteRT: {tfl['note']}", markup=False)
+    if tfl.written:
+        out.print(f"LiteRT: {', '.join(str(win / f) for f in tfl.files)}; test accuracy fp32 "
+                  f"{pct(tfl.test_accuracy_fp32)}, int8 {pct(tfl.test_accuracy_int8)}", markup=False)
+    elif tfl.note:
+        out.print(f"LiteRT: {tfl.note}", markup=False)
 
 
 @app.command("export")
@@ -291,7 +291,7 @@ def export_cmd(
     win = Path(run_dir) / folder
     if "onnx" in fmts:
         out.print(f"ONNX: {win / 'model.onnx'}, {win / 'model.int8.onnx'}; test accuracy fp32 "
-                  f"{card['test_accuracy_fp32'] * 100:.2f}%, int8 {card['test_accuracy_int8'] * 100:.2f}%", markup=False)
+                  f"{card.test_accuracy_fp32 * 100:.2f}%, int8 {card.test_accuracy_int8 * 100:.2f}%", markup=False)
     if "tflite" in fmts:
         _print_tflite(card, win)
 

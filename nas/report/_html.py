@@ -48,7 +48,7 @@ def title(data) -> str:
 def marked_trial(data) -> tuple[Any, str] | None:
     """(row, label) of the model the page recommends: the exported winner, else the best pick."""
     if data.winner is not None:
-        row = next((r for r in data.trials if r.number == data.winner.get("trial")), None)
+        row = next((r for r in data.trials if r.number == data.winner.trial), None)
         if row is not None and row.accuracy is not None:
             return row, "exported winner"
     if data.recommended is not None:
@@ -79,16 +79,16 @@ def _decision(data) -> str:
              f"<li>Predicted latency on {html.escape(data.device_label)}: <b>{r.latency_ms:.3f} ms</b> "
              f"({html.escape(data.provenance)}), budget {data.budget_ms:.2f} ms</li>",
              f"<li>Proxy accuracy (search): {_pct(r.accuracy)}"
-             + (f"; test accuracy fp32 {_pct(w.get('test_accuracy_fp32'))}, int8 {_pct(w.get('test_accuracy_int8'))}"
+             + (f"; test accuracy fp32 {_pct(w.test_accuracy_fp32)}, int8 {_pct(w.test_accuracy_int8)}"
                 if w else "") + "</li>",
              f"<li>Size: {size} at its bit widths ({html.escape(r.bits)}), "
              f"{(r.params or 0) / 1e6:.2f}M parameters, {(r.macs or 0) / 1e6:.1f}M MACs</li>",
              f"<li>Peak memory at batch 1: {mem} (largest live activations at its bit widths, plus weights; "
              f"computed from its operators)</li>"]
     if w:
-        folder = f"{run}/{w.get('folder', 'winner')}"
+        folder = f"{run}/{w.folder}"
         lines.append(f"<li>Files: <code>{html.escape(folder)}/model.onnx</code>, <code>model.int8.onnx</code>, "
-                     f"card <code>card.md</code>. Ship {html.escape(str(w.get('ship', 'model.onnx')))}.</li></ul>")
+                     f"card <code>card.md</code>. Ship {html.escape(w.ship)}.</li></ul>")
         again = _cmd('nas', 'distill', run, '--pick', f'trial={r.number}', '--force')
         lines.append(f"<p>Re-export it: <code>{html.escape(again)}</code></p>")
     else:

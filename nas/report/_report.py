@@ -14,10 +14,11 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from nas._paths import atomic_write
-from nas.errors import ReportError, SearchError
+from nas.errors import NasError, ReportError, SearchError
 from nas.report._html import marked_trial, render_html
 from nas.run import RunMeta, SearchConfig, read_run_config
 from nas.search import RunView, TrialRow, best_trial, hypervolume_2d, open_study, pareto_front, read_trials
+from nas.winner import WinnerCard
 
 __all__ = ["ReportData", "ReportWriter", "report_data", "write_tables", "write_report", "load_run", "regenerate"]
 
@@ -37,16 +38,16 @@ class ReportData(NamedTuple):
     hypervolume: list[tuple[int, float]]  # (trial number, normalised HV of the front so far)
     run_dir: str = ""  # for the commands the page shows
     recommended: TrialRow | None = None  # the default pick (best) among trained trials
-    winner: dict | None = None  # winner/card.json when the winner was exported
+    winner: WinnerCard | None = None  # winner/card.json when the winner was exported
     fidelity: str = ""  # "" (single budget) or how successive halving's rungs were run
 
 
-def _winner_card(run_dir: Path | None) -> dict | None:
-    if run_dir is None:
+def _winner_card(run_dir: Path | None) -> WinnerCard | None:
+    if run_dir is None or not (Path(run_dir) / "winner" / "card.json").is_file():
         return None
     try:
-        return json.loads((Path(run_dir) / "winner" / "card.json").read_text())
-    except (OSError, ValueError):
+        return WinnerCard.load(Path(run_dir) / "winner" / "card.json")
+    except NasError:  # unreadable: the page is written without it
         return None
 
 

@@ -13,16 +13,19 @@ from nas.search._halving import (
     pareto_order,
     trial_weights,
 )
+from nas.search._sampler import bit_counts
 from nas.search._trials import (
     CONSTRAINT_NAMES_ATTR,
     TrialRow,
     constraints_of,
     open_study,
+    own_side,
     read_trials,
     status_counts,
     trial_attrs,
     trial_row,
 )
+from nas.search._worker import WorkerResult
 
 __all__ = [
     "CONSTRAINT_NAMES_ATTR",
@@ -34,13 +37,16 @@ __all__ = [
     "SearchProgress",
     "SearchResult",
     "TrialRow",
+    "WorkerResult",
     "accuracy_at",
     "band_order",
     "best_trial",
+    "bit_counts",
     "checkpoint_path",
     "constraints_of",
     "hypervolume_2d",
     "open_study",
+    "own_side",
     "pareto_front",
     "pareto_order",
     "read_trials",

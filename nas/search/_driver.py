@@ -56,7 +56,7 @@ from nas.search._trials import (
     status_counts,
     trial_attrs,
 )
-from nas.search._worker import RayPool, candidate_size, one_line
+from nas.search._worker import RayPool, WorkerResult, candidate_size, one_line
 from nas.space import Candidate, memory_bytes
 
 __all__ = ["SearchProgress", "SearchResult", "run_search", "resume_search"]
@@ -206,10 +206,10 @@ class _Search:
                 row = {"name": name, "key": cand.key, "latency_ms": ctx.latency_ms(cand),
                        "macs": sum(op.macs for op in cand.ops(num_classes=ctx.num_classes))}
                 try:
-                    out = pool.ray.get(r)
-                    row.update(accuracy=None if out["failed"] else out["accuracy"], params=out["params"],
-                               bytes=out["bytes"], failed=out["failed"], reason=out["reason"],
-                               seconds=out["seconds"])
+                    out: WorkerResult = pool.ray.get(r)
+                    row.update(accuracy=None if out.failed else out.proxy.accuracy, params=out.params,
+                               bytes=out.bytes, failed=out.failed, reason=out.proxy.reason,
+                               seconds=out.proxy.seconds)
                 except Exception as exc:
                     row.update(accuracy=None, failed=True, reason=one_line(exc))
                 done[name] = row
@@ -285,28 +285,27 @@ class _Search:
     def _collect(self, pool: RayPool, ref, trial, cand: Candidate, info: dict, known: dict) -> None:
         t_tell = time.perf_counter()
         try:
-            out = pool.ray.get(ref)
+            out: WorkerResult = pool.ray.get(ref)
         except Exception as exc:  # the task raised, or its worker died
             self._fail(trial, one_line(exc), info)
             return
-        self.worker_seconds.append(out["seconds"])
-        info.update({k: out[k] for k in ("params", "bytes", "memory", "host", "node", "pid", "steps",
-                                         "train_seconds", "images_per_second", "loss", "val_loss")},
-                    proxy_seconds=out["seconds"], proxy_side=out["resolution"])
-        if out["failed"] or not math.isfinite(out["accuracy"]):
-            self._fail(trial, out["reason"] or "accuracy is not finite", info)
+        res = out.proxy
+        self.worker_seconds.append(res.seconds)
+        info.update(out.trial_facts())
+        if res.failed or not math.isfinite(res.accuracy):
+            self._fail(trial, res.reason or "accuracy is not finite", info)
             return
         trial.set_user_attr("info", info)
-        trial.set_user_attr("accuracy", out["accuracy"])
+        trial.set_user_attr("accuracy", res.accuracy)
         trial.set_user_attr("status", "evaluated")
-        frozen = self.study.tell(trial, _values(self.config.objectives, out["accuracy"],
-                                                trial.user_attrs["latency_ms"], out["bytes"], out["memory"]))
+        frozen = self.study.tell(trial, _values(self.config.objectives, res.accuracy,
+                                                trial.user_attrs["latency_ms"], out.bytes, out.memory))
         known.setdefault(cand.key, frozen)
         if self.ladder is not None:
-            self.ladder.add_base(trial.number, cand.key, out["accuracy"], out["val_loss"],
-                                 frozen.user_attrs["latency_ms"], out.get("state"))
-        self.run.log(f"trial {trial.number}: {cand.key} acc {out['accuracy']:.4f} "
-                     f"latency {frozen.user_attrs['latency_ms']:.2f} ms ({out['seconds']:.1f} s)")
+            self.ladder.add_base(trial.number, cand.key, res.accuracy, res.val_loss,
+                                 frozen.user_attrs["latency_ms"], res.state)
+        self.run.log(f"trial {trial.number}: {cand.key} acc {res.accuracy:.4f} "
+                     f"latency {frozen.user_attrs['latency_ms']:.2f} ms ({res.seconds:.1f} s)")
         self.on_trial()
         self.tell_ms[trial.number] = (time.perf_counter() - t_tell) * 1e3
 

@@ -226,21 +226,26 @@ class Ladder:
 
     def collect(self, search, pool, ref, number: int, rung: int, epochs: float) -> None:
         """Record a finished promotion (a failure leaves the lower rung as it was)."""
-        from nas.search._worker import one_line
+        from nas.search._worker import WorkerResult, one_line
 
         try:
-            out = pool.ray.get(ref)
+            out: WorkerResult = pool.ray.get(ref)
         except Exception as exc:  # the task raised, or its worker died
-            out = {"failed": True, "reason": one_line(exc)}
-        if out["failed"] or not math.isfinite(out.get("accuracy", math.nan)):
-            self.record(number, rung, {"status": "failed", "reason": out["reason"] or "accuracy is not finite"})
-            search.run.log(f"trial {number} rung {rung}: FAILED: {out['reason']} (rung {rung - 1} result kept)")
+            self._record_failure(search, number, rung, one_line(exc))
             return
-        self.record(number, rung, {"status": "evaluated", "accuracy": out["accuracy"], "val_loss": out["val_loss"],
-                                   "seconds": out["seconds"], "epochs": epochs}, out.get("state"))
-        search.worker_seconds.append(out["seconds"] / self.rungs.segment(rung, 1.0))
-        search.run.log(f"trial {number} rung {rung} ({epochs:g} epochs): acc {out['accuracy']:.4f} "
-                       f"({out['seconds']:.1f} s)")
+        res = out.proxy
+        if res.failed or not math.isfinite(res.accuracy):
+            self._record_failure(search, number, rung, res.reason or "accuracy is not finite")
+            return
+        self.record(number, rung, {"status": "evaluated", "accuracy": res.accuracy, "val_loss": res.val_loss,
+                                   "seconds": res.seconds, "epochs": epochs}, res.state)
+        search.worker_seconds.append(res.seconds / self.rungs.segment(rung, 1.0))
+        search.run.log(f"trial {number} rung {rung} ({epochs:g} epochs): acc {res.accuracy:.4f} "
+                       f"({res.seconds:.1f} s)")
+
+    def _record_failure(self, search, number: int, rung: int, reason: str) -> None:
+        self.record(number, rung, {"status": "failed", "reason": reason})
+        search.run.log(f"trial {number} rung {rung}: FAILED: {reason} (rung {rung - 1} result kept)")
 
     def top_rung(self, number: int) -> int:
         ok = [r for r, res in self.results.get(number, {}).items() if res.get("status") == "evaluated"]

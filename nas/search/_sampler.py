@@ -15,7 +15,7 @@ from nas.errors import SearchError
 from nas.run import SAMPLERS
 from nas.space import Candidate
 
-__all__ = ["make_sampler", "objective_values", "bits_summary", "keep_summary"]
+__all__ = ["make_sampler", "objective_values", "bit_counts", "bits_summary", "keep_summary"]
 
 
 def make_sampler(name: str, seed: int, trials: int):
@@ -39,9 +39,15 @@ def objective_values(objectives, acc: float, latency: float, size_bytes: float, 
     return [acc, latency] + [extra[o] for o in objectives[2:]]
 
 
-def bits_summary(cand: Candidate) -> str:
+def bit_counts(cand: Candidate) -> tuple[tuple[int, int], ...]:
+    """((bit width, blocks at it), ...) by width: what the card states of a candidate's quantization."""
     bits = [b.bits for b in cand.blocks]
-    return ",".join(f"{b}:{bits.count(b)}" for b in sorted(set(bits)))
+    return tuple((b, bits.count(b)) for b in sorted(set(bits)))
+
+
+def bits_summary(cand: Candidate) -> str:
+    """The trial record's display form of ``bit_counts`` ("8:3,32:2"): shown, never parsed back."""
+    return ",".join(f"{b}:{n}" for b, n in bit_counts(cand))
 
 
 def keep_summary(cand: Candidate) -> str:

@@ -10,12 +10,13 @@ A trial left RUNNING, or FAIL without a status, was cut off by a stopped driver:
 
 from __future__ import annotations
 
-import re
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from nas.errors import ReportError, SearchError
+from nas.errors import CandidateError, ReportError, SearchError
 from nas.search._halving import RUNGS_ATTR
+from nas.space import Candidate
 
 __all__ = ["STATUSES", "TrialRow", "trial_attrs", "trial_row", "read_trials", "status_counts",
            "open_storage", "open_study", "set_constraints", "constraints_of", "CONSTRAINT_NAMES_ATTR"]
@@ -43,14 +44,32 @@ def constraints_of(trial, names: list[str]) -> dict[str, float]:
         return {n: cons[n] for n in names if n in cons}
     return dict(zip(names, trial.system_attrs.get("constraints", [])))
 
-_RESOLUTION = re.compile(r":r(\d+):")
 STATUSES = ("evaluated", "duplicate", "over_budget", "failed", "interrupted", "running")
 
 
 def trial_attrs(t) -> dict:
-    """A trial's user attributes with its "info" bundle flattened in."""
+    """A trial's user attributes with its "info" bundle flattened in, in today's names (a study
+    written by an older version is read through ``_upgrade``)."""
     a = dict(t.user_attrs)
-    return {**a.pop("info", {}), **a}
+    return _upgrade({**a.pop("info", {}), **a})
+
+
+def _upgrade(a: dict) -> dict:
+    """The one place older trial records are mapped to today's attribute names: runs before
+    0.1.1 stored the proxy's input side as "resolution" (now "proxy_side")."""
+    if "proxy_side" not in a and "resolution" in a:
+        a = {**a, "proxy_side": a.pop("resolution")}
+    return a
+
+
+@lru_cache(maxsize=4096)  # read_trials runs every second during a search
+def own_side(key: str) -> int | None:
+    """The candidate's own input side (what is priced and shipped), read with the candidate
+    key grammar; None for a trial without a readable key (killed while being asked)."""
+    try:
+        return Candidate.parse(key).resolution if key else None
+    except CandidateError:
+        return None
 
 
 class TrialRow(NamedTuple):
@@ -91,7 +110,6 @@ def trial_row(t, rungs: list[dict] | None = None) -> TrialRow:
     else:
         status = a.get("status") or "failed"
     key = a.get("key", "")
-    m = _RESOLUTION.search(key)
     acc, rung, per_rung = a.get("accuracy"), 0, ()
     if acc is not None and status == "evaluated":
         per_rung = [acc]
@@ -103,9 +121,8 @@ def trial_row(t, rungs: list[dict] | None = None) -> TrialRow:
         per_rung = tuple(per_rung)
     return TrialRow(t.number, t.state.name, status, key, acc,
                     a.get("latency_ms"), a.get("macs"), a.get("params"), a.get("bytes"),
-                    a.get("bits", ""), a.get("keep", ""), int(m.group(1)) if m else None, a.get("proxy_seconds"),
-                    str(a.get("node", ""))[:12], a.get("reason", a.get("over", "")),
-                    a.get("proxy_side", a.get("resolution")),  # runs before 0.1.1 stored it as "resolution"
+                    a.get("bits", ""), a.get("keep", ""), own_side(key), a.get("proxy_seconds"),
+                    str(a.get("node", ""))[:12], a.get("reason", a.get("over", "")), a.get("proxy_side"),
                     a.get("host", ""), rung, per_rung, a.get("memory"))
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+from dataclasses import dataclass
 
 import torch
 
@@ -18,9 +19,36 @@ from nas.data import Dataset
 from nas.errors import SearchError
 from nas.models import build_model, model_bytes
 from nas.space import Candidate, memory_bytes
-from nas.train import ProxyBudget, evaluate_proxy, gpus_here
+from nas.train import ProxyBudget, ProxyResult, evaluate_proxy, gpus_here
 
-__all__ = ["RayPool", "evaluate_candidate", "candidate_size", "one_line"]
+__all__ = ["RayPool", "WorkerResult", "evaluate_candidate", "candidate_size", "one_line"]
+
+
+@dataclass(frozen=True)
+class WorkerResult:
+    """What a worker task returns: the proxy training's result, the candidate counted (its
+    parameters, deployable bytes and peak memory at batch 1) and where it ran."""
+
+    proxy: ProxyResult
+    params: int
+    bytes: int
+    memory: int
+    host: str
+    node: str  # the Ray node id; "" outside Ray
+    pid: int
+
+    @property
+    def failed(self) -> bool:
+        return self.proxy.failed
+
+    def trial_facts(self) -> dict:
+        """The secondary facts a trial record stores of this result (its ``info`` mapping,
+        ``nas.search._trials``): JSON values, as Optuna stores user attributes."""
+        p = self.proxy
+        return {"params": self.params, "bytes": self.bytes, "memory": self.memory, "host": self.host,
+                "node": self.node, "pid": self.pid, "steps": p.steps, "train_seconds": p.train_seconds,
+                "images_per_second": p.images_per_second, "loss": p.loss, "val_loss": p.val_loss,
+                "proxy_seconds": p.seconds, "proxy_side": p.resolution}
 
 
 def candidate_size(cand: Candidate, num_classes: int, in_channels: int) -> tuple[int, int]:
@@ -30,23 +58,21 @@ def candidate_size(cand: Candidate, num_classes: int, in_channels: int) -> tuple
 
 
 def evaluate_candidate(cand: Candidate, dataset: Dataset, seed: int, budget: ProxyBudget,
-                       resolution: int, start: bytes | None = None, keep_state: bool = False) -> dict:
+                       resolution: int, start: bytes | None = None, keep_state: bool = False) -> WorkerResult:
     """Runs in a Ray worker: train the candidate briefly (from the checkpoint ``start`` when
     given: a rung of successive halving), count it, say where it ran."""
     torch.set_num_threads(budget.threads)
     res = evaluate_proxy(cand, dataset, seed=seed, budget=budget, resolution=resolution, start=start,
                          keep_state=keep_state)
     params, nbytes = candidate_size(cand, dataset.num_classes, dataset.in_channels)
-    out = res.to_dict()
-    out.update(params=params, bytes=nbytes, memory=memory_bytes(cand, nbytes, dataset.num_classes, dataset.in_channels),
-               host=socket.gethostname(), pid=os.getpid())
     try:
         import ray
 
-        out["node"] = ray.get_runtime_context().get_node_id()
+        node = ray.get_runtime_context().get_node_id() or ""
     except Exception:  # not inside Ray (direct call)
-        out["node"] = ""
-    return out
+        node = ""
+    return WorkerResult(res, params, nbytes, memory_bytes(cand, nbytes, dataset.num_classes, dataset.in_channels),
+                        socket.gethostname(), node, os.getpid())
 
 
 class RayPool:

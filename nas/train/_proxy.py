@@ -48,8 +48,11 @@ class ProxyBudget:
     trials_per_device: int = 1  # trials sharing the GPU: a resident split may take 1/K of its share
 
 
-@dataclass
+@dataclass(frozen=True)
 class ProxyResult:
+    """What one short proxy training of a candidate gave (a worker wraps it in
+    ``nas.search.WorkerResult``)."""
+
     key: str
     accuracy: float  # validation accuracy in [0, 1]; nan when failed
     loss: float  # final training loss (mean of the last 20 steps)

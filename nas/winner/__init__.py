@@ -1,11 +1,30 @@
-"""The winner of a run: the ``--pick`` rules, distillation, export of its files and its card."""
+"""The winner of a run: the ``--pick`` rules, distillation, export of its files and its card
+(``WinnerCard``, written as card.json and card.md)."""
 
+from nas.winner._card import (
+    Distillation,
+    HostLatency,
+    InputSpec,
+    MemoryFacts,
+    TfliteSection,
+    TrainedAt,
+    TrainingSeconds,
+    WinnerCard,
+)
 from nas.winner._distill import PICK_HELP, DistillConfig, distill_run, winner_folder
 from nas.winner._pick import parse_rule, pick_winner
 from nas.winner._ship import export_run, parse_formats, tflite_section
 
 __all__ = [
     "DistillConfig",
+    "Distillation",
+    "HostLatency",
+    "InputSpec",
+    "MemoryFacts",
+    "TfliteSection",
+    "TrainedAt",
+    "TrainingSeconds",
+    "WinnerCard",
     "PICK_HELP",
     "distill_run",
     "export_run",

@@ -15,8 +15,6 @@ what is exported, scored and timed: the network the device profile priced."""
 from __future__ import annotations
 
 import hashlib
-import json
-import math
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -30,7 +28,7 @@ from nas.export import export_onnx, onnx_accuracy, ort_session, time_session
 from nas.latency import load_device
 from nas.models import apply_fake_quant, build_model, strip_fake_quant
 from nas.run import RunContext, RunFolder, open_run
-from nas.search import open_study, read_trials, trial_weights
+from nas.search import bit_counts, open_study, read_trials, trial_weights
 from nas.space import Candidate, float_bytes, memory_bytes
 from nas.train import (
     ProxyBudget,
@@ -43,7 +41,16 @@ from nas.train import (
     save_checkpoint,
     train_model,
 )
-from nas.winner._card import card_markdown, python_snippet, ship_advice
+from nas.winner._card import (
+    Distillation,
+    HostLatency,
+    InputSpec,
+    MemoryFacts,
+    TfliteSection,
+    TrainedAt,
+    TrainingSeconds,
+    WinnerCard,
+)
 from nas.winner._pick import parse_rule, pick_winner
 from nas.winner._ship import calibration_images, tflite_section
 
@@ -243,7 +250,7 @@ def _teacher(space, dataset, cfg: DistillConfig, cache: Path, progress: Progress
 # ----------------------------------------------------------------------------- the run
 
 def distill_run(run: str | Path | RunContext, cfg: DistillConfig | None = None,
-                progress: Progress | None = None, allow_changed: bool = False) -> dict:
+                progress: Progress | None = None, allow_changed: bool = False) -> WinnerCard:
     """Pick, distil, export and document the winner of a run (a run folder, or the context of
     the search that just made it); returns the card. A run folder is opened with its own copy
     of the device profile and its recorded data, which must be unchanged unless
@@ -265,9 +272,9 @@ def distill_run(run: str | Path | RunContext, cfg: DistillConfig | None = None,
     out_dir = run_dir / cfg.folder
     if (out_dir / "card.json").is_file() and not cfg.force:
         try:
-            was = json.loads((out_dir / "card.json").read_text())
-            what = f"the winner of trial {was.get('trial')} (--pick {was.get('pick')})"
-        except (OSError, ValueError):
+            was = WinnerCard.load(out_dir / "card.json")
+            what = f"the winner of trial {was.trial} (--pick {was.pick})"
+        except DistillError:
             what = "a winner"
         raise DistillError(f"{out_dir} already holds {what}; pass --force to replace it, or --out NAME "
                            f"to keep both")
@@ -318,75 +325,60 @@ def distill_run(run: str | Path | RunContext, cfg: DistillConfig | None = None,
             acc_fp32 = onnx_accuracy(out_dir / "model.onnx", xt, yt)
             acc_int8 = onnx_accuracy(out_dir / "model.int8.onnx", xt, yt)
             shape = [1, data.in_channels, res, res]
-            host = _host_latency(out_dir, shape, cand, data.num_classes, progress) if cfg.measure_host else {}
+            host = _host_latency(out_dir, shape, cand, data.num_classes, progress) if cfg.measure_host else None
             tfl = tflite_section(float_model, out_dir, shape, calib, xt, yt, progress, cfg.seed) \
-                if cfg.tflite else {"written": False, "note": "not asked for (--format onnx)"}
-            for err in tfl.get("errors", []):
+                if cfg.tflite else TfliteSection(written=False, note="not asked for (--format onnx)")
+            for err in tfl.errors:
                 run.log(f"LiteRT: {err}; the ONNX files are written")
-            card = {
-                "candidate": cand.key,
-                "trial": win.number,
-                "pick": cfg.pick,
-                "folder": cfg.folder,
-                "num_classes": data.num_classes,
-                "trained_at": {"proxy_side": proxy_side, "proxy_side_test_accuracy": proxy_acc,
-                               "start": f"continued from the search's rung-{win.rung} weights for "
-                                        f"{cfg.continue_epochs:g} epochs" if start is not None else "from scratch",
-                               "own_side": cand.resolution, "own_side_epochs": cfg.own_side_epochs
-                               if proxy_side != cand.resolution else 0},
-                "device": profile.name,
-                "device_summary": f"{profile.name}, {profile.provenance} ({profile.source_sentence()}); "
-                                  f"{profile.validation_text()}",
-                "provenance": profile.provenance,
-                "device_label": profile.label,
-                "device_source": profile.source,
-                "predicted_latency_ms": profile.latency_ms(cand, num_classes=data.num_classes,
-                                                           in_channels=data.in_channels),
-                "latency_budget_ms": budget_ms,
-                "latency_budget_source": ctx.budget_source,
-                "latency_note": f"predicted for the candidate at "
-                                f"{cand.resolution}x{cand.resolution}x{data.in_channels} "
-                                f"with {data.num_classes} classes",
-                **host,
-                "macs": win.macs, "params": win.params, "bytes": win.bytes, "bits": win.bits, "keep": win.keep,
-                "memory": {"at_bit_widths": memory_bytes(cand, win.bytes or 0, data.num_classes, data.in_channels),
-                           "fp32_file": memory_bytes(cand, float_bytes(float_model), data.num_classes,
-                                                     data.in_channels, float_model=True),
-                           "note": "peak bytes at batch 1: the largest live activations plus the weights, "
-                                   "computed from the operator list (nas.space._memory)"},
-                "proxy_accuracy": win.accuracy,
-                "test_accuracy_torch": acc_torch,
-                "test_accuracy_fp32": acc_fp32,
-                "test_accuracy_int8": acc_int8,
-                "teacher": tinfo["key"],
-                "teacher_source": tinfo["source"],
-                "teacher_accuracy": tinfo.get("test_accuracy"),
-                "distillation": {"kd": teacher is not None, "temperature": cfg.temperature, "alpha": cfg.alpha,
-                                 "epochs": cfg.epochs, "teacher_epochs": cfg.teacher_train_epochs,
-                                 "teacher_net": cfg.teacher_net if teacher is not None and not cfg.teacher else None,
-                                 "batch_size": cfg.batch_size, "lr": cfg.lr, "threads": cfg.threads,
-                                 "trained_on": describe_device(resolve_accelerator(cfg.accelerator))},
-                "training_seconds": {"teacher": tinfo["seconds"], "student": secs,
-                                     "total": time.perf_counter() - t_start},
-                "input": {"shape": [1, data.in_channels, res, res], "dtype": "float32", "layout": "NCHW",
-                          "resize": f"{res}x{res}, bilinear (antialiased), the whole image (no crop)",
-                          "channels": "grayscale (1)" if data.in_channels == 1 else "RGB (3)",
-                          "normalisation": "x / 255, minus mean, divided by std, per channel",
-                          "mean": [float(m) for m in data.mean], "std": [float(s) for s in data.std]},
-                "dataset": dataset.describe(),
-                "class_names": list(data.class_names),
-                "files": {"model.pt": "state dict + key (torch.load(weights_only=True))",
-                          "model.onnx": "fp32, outputs checked against torch (1e-4)",
-                          "model.int8.onnx": "onnxruntime static QDQ int8, calibrated on "
-                                             f"{len(calib)} training images", **tfl.get("files", {})},
-                "calibration_images": int(len(calib)),
-                "tflite": tfl,
-                "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            }
-            card["ship"] = ship_advice(card)
-            card["python_snippet"] = python_snippet(card)
-            run.write(f"{cfg.folder}/card.json", json.dumps(card, indent=1))
-            run.write(f"{cfg.folder}/card.md", card_markdown(card))
+            card = WinnerCard(
+                candidate=cand.key, trial=win.number, pick=cfg.pick, folder=cfg.folder, num_classes=data.num_classes,
+                trained_at=TrainedAt(
+                    proxy_side=proxy_side, proxy_side_test_accuracy=proxy_acc,
+                    start=f"continued from the search's rung-{win.rung} weights for {cfg.continue_epochs:g} epochs"
+                    if start is not None else "from scratch",
+                    own_side=cand.resolution,
+                    own_side_epochs=cfg.own_side_epochs if proxy_side != cand.resolution else 0),
+                device=profile.name,
+                device_summary=f"{profile.name}, {profile.provenance} ({profile.source_sentence()}); "
+                               f"{profile.validation_text()}",
+                provenance=profile.provenance, device_label=profile.label, device_source=profile.source,
+                predicted_latency_ms=profile.latency_ms(cand, num_classes=data.num_classes,
+                                                        in_channels=data.in_channels),
+                latency_budget_ms=budget_ms, latency_budget_source=ctx.budget_source,
+                host_latency_ms=host,
+                macs=win.macs, params=win.params, bytes=win.bytes, bits=bit_counts(cand), keep=win.keep,
+                memory=MemoryFacts(
+                    at_bit_widths=memory_bytes(cand, win.bytes or 0, data.num_classes, data.in_channels),
+                    fp32_file=memory_bytes(cand, float_bytes(float_model), data.num_classes, data.in_channels,
+                                           float_model=True),
+                    note="peak bytes at batch 1: the largest live activations plus the weights, computed from "
+                         "the operator list (nas.space._memory)"),
+                proxy_accuracy=win.accuracy, test_accuracy_torch=acc_torch, test_accuracy_fp32=acc_fp32,
+                test_accuracy_int8=acc_int8,
+                teacher=tinfo["key"], teacher_source=tinfo["source"], teacher_accuracy=tinfo.get("test_accuracy"),
+                distillation=Distillation(
+                    kd=teacher is not None, temperature=cfg.temperature, alpha=cfg.alpha, epochs=cfg.epochs,
+                    teacher_epochs=cfg.teacher_train_epochs,
+                    teacher_net=cfg.teacher_net if teacher is not None and not cfg.teacher else None,
+                    batch_size=cfg.batch_size, lr=cfg.lr, threads=cfg.threads,
+                    trained_on=describe_device(resolve_accelerator(cfg.accelerator))),
+                training_seconds=TrainingSeconds(teacher=tinfo["seconds"], student=secs,
+                                                 total=time.perf_counter() - t_start),
+                input=InputSpec(shape=(1, data.in_channels, res, res), dtype="float32", layout="NCHW",
+                                resize=f"{res}x{res}, bilinear (antialiased), the whole image (no crop)",
+                                mean=tuple(float(m) for m in data.mean), std=tuple(float(v) for v in data.std)),
+                dataset=dataset.describe(),
+                class_names=tuple(data.class_names),
+                files={"model.pt": "state dict + key (torch.load(weights_only=True))",
+                       "model.onnx": "fp32, outputs checked against torch (1e-4)",
+                       "model.int8.onnx": "onnxruntime static QDQ int8, calibrated on "
+                                          f"{len(calib)} training images", **tfl.files},
+                calibration_images=int(len(calib)),
+                tflite=tfl,
+                created=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            )
+            run.write(f"{cfg.folder}/card.json", card.to_json())
+            run.write(f"{cfg.folder}/card.md", card.markdown())
             run.log(f"winner exported to {out_dir}: test accuracy fp32 {acc_fp32:.4f}, int8 {acc_int8:.4f}")
     finally:
         torch.set_num_threads(prev_threads)
@@ -394,7 +386,7 @@ def distill_run(run: str | Path | RunContext, cfg: DistillConfig | None = None,
 
 
 def _host_latency(out_dir: Path, shape: list[int], cand: Candidate, num_classes: int,
-                  progress: Progress | None) -> dict:
+                  progress: Progress | None) -> HostLatency:
     """The exported files themselves timed in onnxruntime on this host (1 thread, fastest of
     repeated runs), next to the host profile's prediction of the same networks."""
     host = load_device("host")
@@ -409,10 +401,7 @@ def _host_latency(out_dir: Path, shape: list[int], cand: Candidate, num_classes:
     m32, m8 = measured
     f32, i8 = cand.replace_bits(32), cand.replace_bits(8)
     ch = shape[1]
-    return {"host_latency_ms": {
-        "label": host.label,
-        "measured_fp32": m32, "predicted_fp32": host.latency_ms(f32, num_classes, ch),
-        "measured_int8": m8, "predicted_int8": host.latency_ms(i8, num_classes, ch),
-        "speedup_int8": m32 / m8 if m8 > 0 else math.nan,
-        "note": f"model.onnx and model.int8.onnx timed on input {shape} in onnxruntime, 1 thread, fastest of "
-                f"repeated runs; predictions priced for the same input"}}
+    return HostLatency(label=host.label, measured_fp32=m32, predicted_fp32=host.latency_ms(f32, num_classes, ch),
+                       measured_int8=m8, predicted_int8=host.latency_ms(i8, num_classes, ch),
+                       note=f"model.onnx and model.int8.onnx timed on input {shape} in onnxruntime, 1 thread, "
+                            f"fastest of repeated runs; predictions priced for the same input")

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
@@ -11,7 +11,7 @@ import numpy as np
 
 from nas.errors import ExportError, NasError
 from nas.export import _litert as litert
-from nas.winner._card import card_markdown
+from nas.winner._card import TfliteSection, WinnerCard
 
 __all__ = ["FORMATS", "parse_formats", "tflite_section", "export_run", "calibration_images"]
 
@@ -35,13 +35,16 @@ def calibration_images(data, n: int, seed: int) -> np.ndarray:
 
 
 def tflite_section(float_model, out_dir: Path, shape: list[int], calib: np.ndarray, xt: np.ndarray,
-                   yt: np.ndarray, progress: Progress | None = None, seed: int = 0) -> dict:
-    """Write model.tflite and model.int8.tflite; their test accuracy in the LiteRT interpreter
-    and their host latency (XNNPACK, 1 thread). Without the extra, or when the converter
-    fails, a dict that says so (the ONNX files are already written and stay)."""
+                   yt: np.ndarray, progress: Progress | None = None, seed: int = 0) -> TfliteSection:
+    """Write model.tflite and model.int8.tflite; their test accuracy in the LiteRT interpreter,
+    their host latency (XNNPACK, 1 thread) and model.tflite's input layout as read from the
+    file. Without the extra, or when the converter fails, a section that says so (the ONNX
+    files are already written and stay)."""
     if not litert.available():
-        return {"written": False, "note": litert.INSTALL_HINT}
-    out: dict = {"written": True, "files": {}}
+        return TfliteSection(written=False, note=litert.INSTALL_HINT)
+    files: dict[str, str] = {}
+    errors: list[str] = []
+    facts: dict = {}
     for i, (name, int8) in enumerate((("model.tflite", False), ("model.int8.tflite", True))):
         if progress:
             progress("exporting LiteRT fp32 and int8", i, 2)
@@ -49,29 +52,44 @@ def tflite_section(float_model, out_dir: Path, shape: list[int], calib: np.ndarr
             litert.export_tflite(float_model, out_dir / name, shape, int8=int8, calibration=calib if int8 else None,
                                  seed=seed)
         except ExportError as exc:
-            out.setdefault("errors", []).append(str(exc))
+            errors.append(str(exc))
             continue
         kind = "fp32" if not int8 else "int8"
-        out["files"][name] = ("fp32, input float32 NCHW as model.onnx" if not int8 else
-                              f"PT2E static int8 calibrated on {len(calib)} training images; int8 input and "
-                              f"output (scale and zero point under tflite.io_int8); blocks below 8 bits run at 8")
-        out[f"test_accuracy_{kind}"] = litert.tflite_accuracy(out_dir / name, xt, yt)
-        out[f"host_latency_{kind}_ms"] = litert.tflite_latency(out_dir / name)
+        io = litert.tflite_io(out_dir / name)
+        files[name] = (f"fp32, input float32 {_layout(io['input']['shape'], shape)} {io['input']['shape']}"
+                       if not int8 else
+                       f"PT2E static int8 calibrated on {len(calib)} training images; int8 input and "
+                       f"output (scale and zero point under tflite.io_int8); blocks below 8 bits run at 8")
+        facts[f"test_accuracy_{kind}"] = litert.tflite_accuracy(out_dir / name, xt, yt)
+        facts[f"host_latency_{kind}_ms"] = litert.tflite_latency(out_dir / name)
         if int8:
-            out["io_int8"] = litert.tflite_io(out_dir / name)
+            facts["io_int8"] = io
+        else:
+            facts["fp32_input_shape"] = tuple(io["input"]["shape"])
+            facts["fp32_input_layout"] = _layout(io["input"]["shape"], shape)
     if progress:
         progress("exporting LiteRT fp32 and int8", 2, 2)
-    out["written"] = bool(out["files"])
-    out["note"] = ("accuracy measured in the LiteRT interpreter, one image per call; host latency: median of "
-                   "repeated calls, XNNPACK, 1 thread, on this machine")
-    return out
+    return TfliteSection(written=bool(files), files=files, errors=tuple(errors),
+                         note="accuracy measured in the LiteRT interpreter, one image per call; host latency: "
+                              "median of repeated calls, XNNPACK, 1 thread, on this machine", **facts)
+
+
+def _layout(file_shape: list[int], nchw: list[int]) -> str:
+    """"NCHW" or "NHWC": how a .tflite file's input shape holds the model's [1, C, H, W] input."""
+    n, c, h, w = nchw
+    if list(file_shape) == [n, c, h, w]:
+        return "NCHW"
+    if list(file_shape) == [n, h, w, c]:
+        return "NHWC"
+    raise ExportError(f"the .tflite input shape {list(file_shape)} is neither NCHW nor NHWC of {nchw}")
 
 
 def export_run(run_dir: str | Path, folder: str = "winner", formats: tuple[str, ...] = FORMATS,
-               progress: Progress | None = None, allow_changed: bool = False) -> dict:
+               progress: Progress | None = None, allow_changed: bool = False) -> WinnerCard:
     """Re-export ``run_dir/folder``'s trained winner (its model.pt) in ``formats``; update its
-    card. Returns the card. The run's data must be unchanged unless ``allow_changed``; a
-    ``cifar10`` run whose cache is gone fails, it never downloads."""
+    card (its accuracies; the advice derived from them is computed when the card is rendered).
+    Returns the card. The run's data must be unchanged unless ``allow_changed``; a ``cifar10``
+    run whose cache is gone fails, it never downloads."""
     from nas.export import export_onnx, onnx_accuracy
     from nas.run import RunFolder, open_run
     from nas.train import load_checkpoint
@@ -84,24 +102,23 @@ def export_run(run_dir: str | Path, folder: str = "winner", formats: tuple[str, 
                        f"{ctx.run_dir}` first")
     if "tflite" in formats:
         litert.require()
-    card = json.loads(card_path.read_text())
+    card = WinnerCard.load(card_path)
     model, blob = load_checkpoint(out_dir / "model.pt", ctx.space)
     res = int(blob["resolution"])
     data = ctx.dataset.at_resolution(res)
     xt, yt = data.test_arrays()
-    n_calib = int(card.get("calibration_images", 256))
-    calib = calibration_images(data, n_calib, ctx.config.seed)
+    calib = calibration_images(data, card.calibration_images, ctx.config.seed)
     shape = [1, data.in_channels, res, res]
     with RunFolder(ctx.run_dir) as run:
         if "onnx" in formats:
             export_onnx(model, out_dir / "model.onnx", resolution=res)
             export_onnx(model, out_dir / "model.int8.onnx", resolution=res, int8=True, calibration=calib)
-            card["test_accuracy_fp32"] = onnx_accuracy(out_dir / "model.onnx", xt, yt)
-            card["test_accuracy_int8"] = onnx_accuracy(out_dir / "model.int8.onnx", xt, yt)
+            card = replace(card, test_accuracy_fp32=onnx_accuracy(out_dir / "model.onnx", xt, yt),
+                           test_accuracy_int8=onnx_accuracy(out_dir / "model.int8.onnx", xt, yt))
         if "tflite" in formats:
-            card["tflite"] = tflite_section(model, out_dir, shape, calib, xt, yt, progress, ctx.config.seed)
-            card["files"].update(card["tflite"].get("files", {}))
-        run.write(f"{folder}/card.json", json.dumps(card, indent=1))
-        run.write(f"{folder}/card.md", card_markdown(card))
+            tfl = tflite_section(model, out_dir, shape, calib, xt, yt, progress, ctx.config.seed)
+            card = replace(card, tflite=tfl, files={**card.files, **tfl.files})
+        run.write(f"{folder}/card.json", card.to_json())
+        run.write(f"{folder}/card.md", card.markdown())
         run.log(f"{folder} re-exported as {', '.join(formats)}")
     return card
