@@ -143,7 +143,11 @@ def test_a_failed_promotion_keeps_the_lower_rung(halving_run):
     ladder = Ladder(study, tmp / "h", Rungs(2, 3))
     n = next(r.number for r in read_trials(study) if r.rung == 1)
     acc1 = next(r.accuracy for r in read_trials(study) if r.number == n)
-    ladder.record(n, 2, {"status": "failed", "reason": "worker died"})
+    from nas.search import Promotion
+    from nas.train import ProxyBudget
+
+    task = Promotion(n, 2, next(r.key for r in read_trials(study) if r.number == n), 4.0, ProxyBudget(), None)
+    assert ladder.finish(task, "worker died") == f"trial {n} rung 2: FAILED: worker died (rung 1 result kept)"
     row = next(r for r in read_trials(study) if r.number == n)
     assert row.rung == 1 and row.accuracy == acc1 and row.rung_accuracy[2] is None
     assert ladder.next_promotion() != (n, 2)  # not tried again

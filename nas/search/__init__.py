@@ -8,6 +8,7 @@ from nas.search._halving import (
     PROMOTING_ATTR,
     RUNGS_ATTR,
     Ladder,
+    Promotion,
     band_order,
     checkpoint_path,
     pareto_order,
@@ -30,6 +31,7 @@ from nas.search._worker import WorkerResult
 __all__ = [
     "CONSTRAINT_NAMES_ATTR",
     "Ladder",
+    "Promotion",
     "PROMOTING_ATTR",
     "RUNGS_ATTR",
     "RunView",

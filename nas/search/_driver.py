@@ -43,7 +43,7 @@ from nas.run import (
 )
 from nas.search._events import RunView, SearchObserver
 from nas.search._front import best_trial, pareto_front
-from nas.search._halving import Ladder
+from nas.search._halving import Ladder, Promotion
 from nas.search._sampler import bits_summary as _bits_summary
 from nas.search._sampler import keep_summary as _keep_summary
 from nas.search._sampler import make_sampler
@@ -58,6 +58,7 @@ from nas.search._trials import (
 )
 from nas.search._worker import RayPool, WorkerResult, candidate_size, one_line
 from nas.space import Candidate, memory_bytes
+from nas.train import ProxyResult
 
 __all__ = ["SearchProgress", "SearchResult", "run_search", "resume_search"]
 
@@ -105,6 +106,18 @@ def resumed_seed(seed: int, trials_so_far: int) -> int:
     import numpy as np
 
     return int(np.random.SeedSequence([seed, trials_so_far]).generate_state(1)[0])
+
+
+@dataclass(frozen=True)
+class TrialTask:
+    """A new candidate in training: its Optuna trial, the candidate and the facts told with it."""
+
+    trial: optuna.Trial
+    candidate: Candidate
+    info: dict[str, Any]
+
+
+Task = TrialTask | Promotion  # what a pending Ray task trains: a new trial, or a promotion (halving)
 
 
 def _median(xs: list[float]) -> float:
@@ -279,10 +292,36 @@ class _Search:
         ref = pool.submit(cand, self.data_ref, cfg.seed, ctx.proxy, ctx.proxy_side(cand),
                           keep_state=self.ladder is not None)
         self.ask_ms[trial.number] = (time.perf_counter() - t_ask) * 1e3
-        pending[ref] = (trial, cand, info)
+        pending[ref] = TrialTask(trial, cand, info)
         return "submitted"
 
-    def _collect(self, pool: RayPool, ref, trial, cand: Candidate, info: dict, known: dict) -> None:
+    def _promote(self, pool: RayPool, pending: dict[Any, Task]) -> bool:
+        """Submit the ladder's next due promotion (halving); False when none is due."""
+        assert self.ladder is not None
+        task = self.ladder.next_task(self.ctx.proxy)
+        if task is None:
+            return False
+        cand = self.ctx.space.parse(task.key)
+        ref = pool.submit(cand, self.data_ref, self.config.seed + 1000 * task.rung, task.budget,
+                          self.ctx.proxy_side(cand), start=task.start,
+                          keep_state=True)  # the top rung's weights: the winner's start
+        pending[ref] = task
+        return True
+
+    def _collect_rung(self, pool: RayPool, ref, task: Promotion) -> None:
+        assert self.ladder is not None
+        try:
+            result: ProxyResult | str = pool.ray.get(ref).proxy
+        except Exception as exc:  # the task raised, or its worker died
+            result = one_line(exc)
+        if not isinstance(result, str):
+            self.worker_seconds.append(self.ladder.base_seconds(task, result.seconds))
+        self.run.log(self.ladder.finish(task, result))
+        self.promoted += 1
+        self.on_trial()
+
+    def _collect(self, pool: RayPool, ref, task: TrialTask, known: dict) -> None:
+        trial, cand, info = task.trial, task.candidate, task.info
         t_tell = time.perf_counter()
         try:
             out: WorkerResult = pool.ray.get(ref)
@@ -317,19 +356,19 @@ class _Search:
         known = self._known_results()
         if self.resumed:
             self.earlier = set(known)
-        pending: dict[Any, tuple] = {}
+        pending: dict[Any, Task] = {}  # Ray object ref -> what it trains
         counted = self.counted(self.counts())
         over = self.counts()["over_budget"]
         max_over = OVER_BUDGET_FACTOR * cfg.trials
         repeats = 0
 
         def new_pending() -> int:
-            return sum(1 for v in pending.values() if v[0] != "rung")
+            return sum(1 for v in pending.values() if isinstance(v, TrialTask))
 
         try:
             while True:
                 while len(pending) < cfg.workers:
-                    if self.ladder is not None and self.ladder.submit_next(self, pool, pending):
+                    if self.ladder is not None and self._promote(pool, pending):
                         continue
                     if counted + new_pending() >= cfg.trials:
                         break
@@ -356,22 +395,20 @@ class _Search:
                 ready, _ = pool.ray.wait(list(pending), num_returns=1, timeout=1.0)
                 for r in ready:
                     entry = pending.pop(r)
-                    if entry[0] == "rung":
-                        self.ladder.collect(self, pool, r, *entry[1:])
-                        self.promoted += 1
-                        self.on_trial()
+                    if isinstance(entry, Promotion):
+                        self._collect_rung(pool, r, entry)
                         continue
                     counted += 1
-                    self._collect(pool, r, *entry, known)
+                    self._collect(pool, r, entry, known)
         except KeyboardInterrupt:
             for ref, entry in pending.items():
                 try:
                     pool.ray.cancel(ref, force=True)
                 except Exception:
                     pass
-                if entry[0] == "rung":  # stays listed as promoting: runs again on --resume
+                if isinstance(entry, Promotion):  # stays listed as promoting: runs again on --resume
                     continue
-                trial = entry[0]
+                trial = entry.trial
                 trial.set_user_attr("status", "failed")
                 trial.set_user_attr("interrupted", True)
                 trial.set_user_attr("reason", "interrupted (Ctrl-C); runs again on --resume")

@@ -29,17 +29,33 @@ from __future__ import annotations
 
 import datetime as _dt
 import math
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from nas._paths import atomic_write
 from nas.run import Rungs
+from nas.train import ProxyBudget, ProxyResult
 
-__all__ = ["Ladder", "pareto_order", "band_order", "checkpoint_path", "trial_weights", "CONTINUE_WARMUP", "RUNGS_ATTR"]
+__all__ = ["Ladder", "Promotion", "pareto_order", "band_order", "checkpoint_path", "trial_weights", "CONTINUE_WARMUP",
+           "RUNGS_ATTR"]
 
 CONTINUE_WARMUP = 0.1  # warm-up share of a continued rung's steps (benchmarks/halving_schedule.py)
 RUNGS_ATTR = "rungs:"  # study user attribute prefix: "rungs:<trial number>"
 PROMOTING_ATTR = "promoting"  # study user attribute: promotions in flight, for resume
+
+
+@dataclass(frozen=True)
+class Promotion:
+    """A trial promoted to ``rung``: trained with ``budget`` from ``start`` (its checkpoint's
+    state, or None: from scratch); ``epochs`` is its total once the rung finishes."""
+
+    number: int
+    rung: int
+    key: str
+    epochs: float
+    budget: ProxyBudget
+    start: dict[str, Any] | None
 
 
 def checkpoint_path(run_dir: Path, number: int) -> Path:
@@ -204,48 +220,39 @@ class Ladder:
         return None
 
     # ---- the driver's side (``nas.search._driver._Search`` passes itself as ``search``)
-    def submit_next(self, search, pool, pending: dict) -> bool:
-        """Submit the next due promotion as a Ray task; False when none is due."""
+    def next_task(self, proxy: ProxyBudget) -> Promotion | None:
+        """The next due promotion, marked as started, with the budget it trains on top of the
+        trial's checkpoint (or from scratch when the checkpoint is lost); None when none is due.
+        The driver submits it and hands the result to ``finish``."""
         nxt = self.next_promotion()
         if nxt is None:
-            return False
+            return None
         number, rung = nxt
-        ctx = search.ctx
-        cand = ctx.space.parse(self.keys[number])
         start = self.load_checkpoint(number)
-        base = ctx.proxy.epochs
+        base = proxy.epochs
         if start is None:  # checkpoint lost: train the rung's whole budget from scratch
-            budget = replace(ctx.proxy, epochs=self.rungs.epochs(rung, base))
+            budget = replace(proxy, epochs=self.rungs.epochs(rung, base))
         else:
-            budget = replace(ctx.proxy, epochs=self.rungs.segment(rung, base), warmup_fraction=CONTINUE_WARMUP)
-        ref = pool.submit(cand, search.data_ref, search.config.seed + 1000 * rung, budget, ctx.proxy_side(cand),
-                          start=start, keep_state=True)  # the top rung's weights: the winner's start
+            budget = replace(proxy, epochs=self.rungs.segment(rung, base), warmup_fraction=CONTINUE_WARMUP)
         self.start(number, rung)
-        pending[ref] = ("rung", number, rung, self.rungs.epochs(rung, base))
-        return True
+        return Promotion(number, rung, self.keys[number], self.rungs.epochs(rung, base), budget, start)
 
-    def collect(self, search, pool, ref, number: int, rung: int, epochs: float) -> None:
-        """Record a finished promotion (a failure leaves the lower rung as it was)."""
-        from nas.search._worker import WorkerResult, one_line
+    def finish(self, task: Promotion, result: ProxyResult | str) -> str:
+        """Record a finished promotion: its result, or the reason its task failed (a failure
+        leaves the lower rung as it was). Returns the line for the run's log."""
+        if isinstance(result, str) or result.failed or not math.isfinite(result.accuracy):
+            reason = result if isinstance(result, str) else result.reason or "accuracy is not finite"
+            self.record(task.number, task.rung, {"status": "failed", "reason": reason})
+            return f"trial {task.number} rung {task.rung}: FAILED: {reason} (rung {task.rung - 1} result kept)"
+        self.record(task.number, task.rung, {"status": "evaluated", "accuracy": result.accuracy,
+                                             "val_loss": result.val_loss, "seconds": result.seconds,
+                                             "epochs": task.epochs}, result.state)
+        return (f"trial {task.number} rung {task.rung} ({task.epochs:g} epochs): acc {result.accuracy:.4f} "
+                f"({result.seconds:.1f} s)")
 
-        try:
-            out: WorkerResult = pool.ray.get(ref)
-        except Exception as exc:  # the task raised, or its worker died
-            self._record_failure(search, number, rung, one_line(exc))
-            return
-        res = out.proxy
-        if res.failed or not math.isfinite(res.accuracy):
-            self._record_failure(search, number, rung, res.reason or "accuracy is not finite")
-            return
-        self.record(number, rung, {"status": "evaluated", "accuracy": res.accuracy, "val_loss": res.val_loss,
-                                   "seconds": res.seconds, "epochs": epochs}, res.state)
-        search.worker_seconds.append(res.seconds / self.rungs.segment(rung, 1.0))
-        search.run.log(f"trial {number} rung {rung} ({epochs:g} epochs): acc {res.accuracy:.4f} "
-                       f"({res.seconds:.1f} s)")
-
-    def _record_failure(self, search, number: int, rung: int, reason: str) -> None:
-        self.record(number, rung, {"status": "failed", "reason": reason})
-        search.run.log(f"trial {number} rung {rung}: FAILED: {reason} (rung {rung - 1} result kept)")
+    def base_seconds(self, task: Promotion, seconds: float) -> float:
+        """A promotion's worker seconds per base budget (for the search's time-left estimate)."""
+        return seconds / self.rungs.segment(task.rung, 1.0)
 
     def top_rung(self, number: int) -> int:
         ok = [r for r, res in self.results.get(number, {}).items() if res.get("status") == "evaluated"]
