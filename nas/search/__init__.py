@@ -14,10 +14,10 @@ from nas.search._halving import (
     pareto_order,
     trial_weights,
 )
-from nas.search._sampler import bit_counts
 from nas.search._trials import (
     CONSTRAINT_NAMES_ATTR,
     TrialRow,
+    bit_counts,
     constraints_of,
     open_study,
     own_side,

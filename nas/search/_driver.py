@@ -44,12 +44,12 @@ from nas.run import (
 from nas.search._events import RunView, SearchObserver
 from nas.search._front import best_trial, pareto_front
 from nas.search._halving import Ladder, Promotion
-from nas.search._sampler import bits_summary as _bits_summary
-from nas.search._sampler import keep_summary as _keep_summary
 from nas.search._sampler import make_sampler
 from nas.search._sampler import objective_values as _values
 from nas.search._trials import (
     CONSTRAINT_NAMES_ATTR,
+    bits_summary,
+    keep_summary,
     open_storage,
     read_trials,
     set_constraints,
@@ -254,7 +254,7 @@ class _Search:
         # few writes: each user attribute is one SQLite transaction (~4 ms here), so the
         # secondary facts travel in one "info" dict (read back by trial_attrs)
         info = {"latency_provenance": ctx.profile.provenance, "device": ctx.profile.label,
-                "macs": macs, "bits": _bits_summary(cand), "keep": _keep_summary(cand)}
+                "macs": macs, "bits": bits_summary(cand), "keep": keep_summary(cand)}
         trial.set_user_attr("key", cand.key)
         trial.set_user_attr("latency_ms", lat)
         cons = [lat - ctx.budget_ms]

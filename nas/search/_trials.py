@@ -19,7 +19,8 @@ from nas.search._halving import RUNGS_ATTR
 from nas.space import Candidate
 
 __all__ = ["STATUSES", "TrialRow", "trial_attrs", "trial_row", "read_trials", "status_counts",
-           "open_storage", "open_study", "set_constraints", "constraints_of", "CONSTRAINT_NAMES_ATTR"]
+           "open_storage", "open_study", "set_constraints", "constraints_of", "CONSTRAINT_NAMES_ATTR",
+           "bit_counts", "bits_summary", "keep_summary"]
 
 CONSTRAINT_NAMES_ATTR = "constraint_names"  # study user attribute: what each constraint value is
 
@@ -177,3 +178,21 @@ def open_study(study_name: str, storage: str, sampler: Any = None):
         return optuna.load_study(study_name=study_name, storage=open_storage(storage), sampler=sampler)
     except KeyError:
         raise ReportError(f"no study {study_name!r} in {storage}") from None
+
+
+# ----------------------------------------------------------------------------- a candidate as the record shows it
+
+def bit_counts(cand: Candidate) -> tuple[tuple[int, int], ...]:
+    """((bit width, blocks at it), ...) by width: what the card states of a candidate's quantization."""
+    bits = [b.bits for b in cand.blocks]
+    return tuple((b, bits.count(b)) for b in sorted(set(bits)))
+
+
+def bits_summary(cand: Candidate) -> str:
+    """The trial record's display form of ``bit_counts`` ("8:3,32:2"): shown, never parsed back."""
+    return ",".join(f"{b}:{n}" for b, n in bit_counts(cand))
+
+
+def keep_summary(cand: Candidate) -> str:
+    keeps = [b.keep for b in cand.blocks]
+    return f"{min(keeps):g}-{max(keeps):g} (mean {sum(keeps) / len(keeps):.2f})"
