@@ -247,3 +247,24 @@ def test_resume_does_not_count_a_repeat_of_a_candidate_trained_before(made, tmp_
     again = [t for t in study.trials if t.user_attrs.get("info", {}).get("uncounted")]
     assert again and all(t.user_attrs["key"] in first for t in again)
     assert status_counts(rows)["evaluated"] == 3 and res.evaluated == 3
+
+
+def test_a_builtin_data_run_from_another_install_opens_with_this_installs_file(made, tmp_path):
+    """``builtin`` is found where this install ships it, not at the path another install had."""
+    from nas.data import BUILTIN
+    from nas.run._identity import data_digest
+
+    moved = _copy(made, tmp_path)
+    cfg = yaml.safe_load((moved / "config.yaml").read_text())
+    cfg["config"]["data"] = "builtin"
+    cfg["data_path"] = "/another/site-packages/nas/data/_builtin/fashion_mnist_subset.npz"
+    cfg["data_digest"] = data_digest(BUILTIN)
+    (moved / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    ctx = open_run(moved)
+    assert ctx.dataset.name == "builtin"
+    cfg["data_digest"] = "sha256:" + "0" * 64  # another install shipped other data: refused
+    (moved / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    from nas.errors import RunChangedError
+
+    with pytest.raises(RunChangedError, match="changed since the run started"):
+        open_run(moved)

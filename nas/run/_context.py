@@ -17,7 +17,7 @@ from pathlib import Path
 
 from nas._paths import is_path_like
 from nas._version import __version__
-from nas.data import CIFAR10_FILE, Dataset, datasets_cache, decode_threads, load_dataset
+from nas.data import BUILTIN, CIFAR10_FILE, Dataset, datasets_cache, decode_threads, load_dataset
 from nas.errors import BudgetError, SearchError
 from nas.latency import DeviceProfile, load_device
 from nas.run._config import RunMeta, SearchConfig, read_run_config
@@ -183,10 +183,15 @@ def _open_profile(run_dir: Path, config: SearchConfig, meta: RunMeta, allow_chan
 def _open_data(config: SearchConfig, meta: RunMeta, allow_changed: bool, download: bool, progress) -> Dataset:
     """The data the run was made from: by its recorded absolute path (a relative --data works
     from any folder), checked to be what it was before it is read. ``cifar10``: the cache, where
-    it is now (downloaded again only where ``download``)."""
+    it is now (downloaded again only where ``download``); ``builtin``: the file this install
+    ships (a run folder moved to another machine or install finds it there)."""
     if not meta.data_path:  # a run written before the data was recorded
         return load_dataset(config.data, seed=config.seed, progress=progress, download=download)
     named = config.data == "cifar10"
+    if config.data == "builtin":
+        path = BUILTIN.resolve()
+        check_unchanged("data", path, meta.data_digest, data_digest(path), allow_changed)
+        return load_dataset("builtin", seed=config.seed, progress=progress)
     path = (datasets_cache() / CIFAR10_FILE).resolve() if named else Path(meta.data_path)
     if not path.exists():
         if not named:
