@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable
 
 import numpy as np
 
@@ -17,6 +17,7 @@ __all__ = ["FORMATS", "parse_formats", "tflite_section", "export_run", "calibrat
 
 FORMATS = ("onnx", "tflite")
 Progress = Callable[[str, int, int], None]
+TestBatches = Callable[[], Iterable[tuple[np.ndarray, np.ndarray]]]  # a fresh pass over the test split
 
 
 def parse_formats(text: str) -> tuple[str, ...]:
@@ -34,11 +35,12 @@ def calibration_images(data, n: int, seed: int) -> np.ndarray:
     return data.normalize(data.x_train[np.sort(idx)])
 
 
-def tflite_section(float_model, out_dir: Path, shape: list[int], calib: np.ndarray, xt: np.ndarray,
-                   yt: np.ndarray, progress: Progress | None = None, seed: int = 0) -> dict:
+def tflite_section(float_model, out_dir: Path, shape: list[int], calib: np.ndarray, test: TestBatches,
+                   progress: Progress | None = None, seed: int = 0) -> dict:
     """Write model.tflite and model.int8.tflite; their test accuracy in the LiteRT interpreter
-    and their host latency (XNNPACK, 1 thread). Without the extra, or when the converter
-    fails, a dict that says so (the ONNX files are already written and stay)."""
+    (``test()``: the test split's batches, e.g. ``lambda: data.eval_batches("test")``, read once
+    per file) and their host latency (XNNPACK, 1 thread). Without the extra, or when the
+    converter fails, a dict that says so (the ONNX files are already written and stay)."""
     if not litert.available():
         return {"written": False, "note": litert.INSTALL_HINT}
     out: dict = {"written": True, "files": {}}
@@ -55,7 +57,7 @@ def tflite_section(float_model, out_dir: Path, shape: list[int], calib: np.ndarr
         out["files"][name] = ("fp32, input float32 NCHW as model.onnx" if not int8 else
                               f"PT2E static int8 calibrated on {len(calib)} training images; int8 input and "
                               f"output (scale and zero point under tflite.io_int8); blocks below 8 bits run at 8")
-        out[f"test_accuracy_{kind}"] = litert.tflite_accuracy(out_dir / name, xt, yt)
+        out[f"test_accuracy_{kind}"] = litert.tflite_accuracy_batches(out_dir / name, test())
         out[f"host_latency_{kind}_ms"] = litert.tflite_latency(out_dir / name)
         if int8:
             out["io_int8"] = litert.tflite_io(out_dir / name)
@@ -71,7 +73,7 @@ def export_run(run_dir: str | Path, folder: str = "winner", formats: tuple[str, 
                progress: Progress | None = None) -> dict:
     """Re-export ``run_dir/folder``'s trained winner (its model.pt) in ``formats``; update its
     card. Returns the card."""
-    from nas.export import export_onnx, onnx_accuracy
+    from nas.export import export_onnx, onnx_accuracy_batches
     from nas.run import RunFolder, open_run
     from nas.train import load_checkpoint
 
@@ -87,7 +89,6 @@ def export_run(run_dir: str | Path, folder: str = "winner", formats: tuple[str, 
     model, blob = load_checkpoint(out_dir / "model.pt", ctx.space)
     res = int(blob["resolution"])
     data = ctx.dataset.at_resolution(res)
-    xt, yt = data.test_arrays()
     n_calib = int(card.get("calibration_images", 256))
     calib = calibration_images(data, n_calib, ctx.config.seed)
     shape = [1, data.in_channels, res, res]
@@ -95,10 +96,11 @@ def export_run(run_dir: str | Path, folder: str = "winner", formats: tuple[str, 
         if "onnx" in formats:
             export_onnx(model, out_dir / "model.onnx", resolution=res)
             export_onnx(model, out_dir / "model.int8.onnx", resolution=res, int8=True, calibration=calib)
-            card["test_accuracy_fp32"] = onnx_accuracy(out_dir / "model.onnx", xt, yt)
-            card["test_accuracy_int8"] = onnx_accuracy(out_dir / "model.int8.onnx", xt, yt)
+            card["test_accuracy_fp32"] = onnx_accuracy_batches(out_dir / "model.onnx", data.eval_batches("test"))
+            card["test_accuracy_int8"] = onnx_accuracy_batches(out_dir / "model.int8.onnx", data.eval_batches("test"))
         if "tflite" in formats:
-            card["tflite"] = tflite_section(model, out_dir, shape, calib, xt, yt, progress, ctx.config.seed)
+            card["tflite"] = tflite_section(model, out_dir, shape, calib, lambda: data.eval_batches("test"), progress,
+                                            ctx.config.seed)
             card["files"].update(card["tflite"].get("files", {}))
         run.write(f"{folder}/card.json", json.dumps(card, indent=1))
         run.write(f"{folder}/card.md", card_markdown(card))
