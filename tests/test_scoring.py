@@ -48,6 +48,11 @@ def test_eval_batches_are_the_whole_split_arrays_a_batch_at_a_time(colour):
     # whole validation split, whichever split was asked for, before)
     x, y = ds.test_arrays(resolution=20, limit=50)
     assert np.array_equal(x, ds.at_resolution(20).test_arrays()[0][:50]) and np.array_equal(y, ds.y_test[:50])
+    # large images come fewer to a batch: the batch, not the split, bounds the memory
+    assert ds.eval_batch_size() == 256 and ds.eval_batch_size(224) == (16 << 20) // (4 * 224 * 224) == 83
+    got = list(ds.eval_batches("test", resolution=224, limit=200))
+    assert [len(y) for _, y in got] == [83, 83, 34]
+    _same(got, ds.test_arrays(resolution=224, limit=200))
     # an image folder: read from the disk cache, at its own side and at another
     for split, arrays in (("test", colour.test_arrays), ("val", colour.val_arrays)):
         _same(colour.eval_batches(split, batch_size=7), arrays())
@@ -90,12 +95,15 @@ def test_accuracies_are_the_numbers_the_whole_split_gave(which, colour, tmp_path
     for side in (None, 32):
         xt, yt = data.test_arrays(resolution=side)
         xt = np.asarray(xt)
-        assert evaluate_batches(model, data.eval_batches("test", resolution=side)) == evaluate_model(model, xt, yt)
+        whole = evaluate_model(model, xt, yt)
+        assert evaluate_batches(model, data.eval_batches("test", resolution=side)) == whole
+        assert evaluate_batches(model, data.eval_batches("test", resolution=side, batch_size=7)) == whole
     float_model = nas.models.strip_fake_quant(model).eval()
     path = export_onnx(float_model, tmp_path / "m.onnx", resolution=data.resolution)
     xt, yt = data.test_arrays()
     whole = onnx_accuracy(path, np.asarray(xt), yt)
     assert onnx_accuracy_batches(path, data.eval_batches("test")) == whole
+    assert onnx_accuracy_batches(path, data.eval_batches("test", batch_size=7)) == whole
     with torch.no_grad():
         pred = float_model(torch.from_numpy(np.asarray(xt))).argmax(1).numpy()
     assert abs(whole - float((pred == yt).mean())) <= 2 / len(yt)  # the same network, in onnxruntime

@@ -5,8 +5,9 @@ Images are kept as uint8 NHWC (in memory, or for image folders in a disk cache:
 the validation or test split, a batch at a time) turn them into float32 NCHW normalised with the
 training set's per-channel mean and std, exactly what an exported model expects. A whole split is
 never held as one float32 array (2,000 images at 224 px would be 1.2 GB): ``test_arrays`` does
-that for a user who asks, and nothing in hwnas calls it. Grayscale data stays one channel: models are built with
-``in_channels=1`` (cheaper than repeating the channel three times, and honest about the data).
+that for a user who asks, and nothing in hwnas calls it. Grayscale data stays one channel:
+models are built with ``in_channels=1`` (cheaper than repeating the channel three times, and
+honest about the data).
 
 Splits: the search trains on ``train`` and selects on ``val`` (a seeded, stratified share of
 the training images, ``val_share``: 2,000 where the data allows); ``test`` is touched only for
@@ -29,12 +30,19 @@ from nas.data._diskarray import DiskArray, channel_moments, is_disk, resized, ro
 from nas.data._imagefolder import read_folder
 from nas.errors import DatasetError
 
-__all__ = ["Dataset", "load_dataset", "CIFAR10_URL", "datasets_cache", "EVAL_BATCH", "SPLITS"]
+__all__ = ["Dataset", "load_dataset", "CIFAR10_URL", "datasets_cache", "EVAL_BATCH", "EVAL_BATCH_BYTES",
+           "SPLITS"]
 
 BUILTIN = Path(__file__).resolve().parent / "_builtin" / "fashion_mnist_subset.npz"
 CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 CIFAR10_FILE = "cifar-10-python.tar.gz"
-EVAL_BATCH = 256  # images per batch when a split is scored (``Dataset.eval_batches``)
+# A split is scored (``Dataset.eval_batches``) EVAL_BATCH images at a time, fewer where their float32
+# pixels would pass EVAL_BATCH_BYTES: at 224 px, 256 images are 154 MB of input and about 1 GB of
+# activations in a MobileNetV3-Small, and a folder whose split fills a whole batch peaked 200 MB
+# (torch) to 770 MB (onnxruntime) above one whose split did not (BENCHMARKS.md, issue 24).
+# 16 MB: 27 images at 224 px in colour; 256 at 32 px and below (every batch of built-in and CIFAR data).
+EVAL_BATCH = 256
+EVAL_BATCH_BYTES = 16 << 20
 SPLITS = ("val", "test")
 
 
@@ -84,22 +92,30 @@ class Dataset:
         return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
 
     def eval_batches(self, split: str = "test", resolution: int | None = None, limit: int | None = None,
-                     batch_size: int = EVAL_BATCH) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """The images of ``split`` (``"val"`` or ``"test"``) in order, ``batch_size`` at a time, as
-        (float32 NCHW normalised as an exported model expects, int64 labels): how hwnas scores a
-        split, in memory or from the disk cache, without ever holding all of it as float32.
+                     batch_size: int | None = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """The images of ``split`` (``"val"`` or ``"test"``) in order, ``batch_size`` at a time
+        (default ``eval_batch_size``), as (float32 NCHW normalised as an exported model expects,
+        int64 labels): how hwnas scores a split, in memory or from the disk cache, without ever
+        holding all of it as float32.
         ``resolution``: the side the model takes (resized as in training, antialiased bilinear;
         the copy ``at_resolution`` or ``prepare_sides`` made is used when there is one, else
         each batch is resized as it is read). ``limit``: the first N images only. The values are
         exactly those of ``test_arrays`` / ``val_arrays``."""
         if split not in SPLITS:
             raise DatasetError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int)
+                                       or batch_size < 1):
             raise DatasetError(f"batch_size must be a positive whole number, got {batch_size!r}")
         x, y = (self.x_val, self.y_val) if split == "val" else (self.x_test, self.y_test)
         n = len(x) if limit is None else min(limit, len(x))
         x, side = self._source(x, resolution)  # checked now, not at the first batch
-        return self._batches_of(x, y, n, side, batch_size)
+        return self._batches_of(x, y, n, side, batch_size or self.eval_batch_size(side))
+
+    def eval_batch_size(self, side: int | None = None) -> int:
+        """Images per batch when a split is scored at ``side`` (default: the data's own):
+        ``EVAL_BATCH``, fewer where their float32 pixels would pass ``EVAL_BATCH_BYTES``."""
+        per_image = 4 * self.in_channels * (side or self.resolution) ** 2
+        return max(1, min(EVAL_BATCH, EVAL_BATCH_BYTES // per_image))
 
     def _source(self, x, resolution: int | None) -> tuple:
         """(where the split's images at ``resolution`` are read from, the side): a resized copy
@@ -138,7 +154,8 @@ class Dataset:
     def _arrays(self, x, y, resolution: int | None, limit: int | None):
         n = len(x) if limit is None else min(limit, len(x))
         x, side = self._source(x, resolution)  # the whole split's copy first, then its first n
-        x = x.take(np.arange(n)) if is_disk(x) else x[:n]
+        if n < len(x):
+            x = x.take(np.arange(n)) if is_disk(x) else x[:n]
         if x.shape[1] != side:
             x = _resize(x, side)
         return (NormalizedImages(x, self) if is_disk(x) else self.normalize(x)), y[:n].astype(np.int64)
