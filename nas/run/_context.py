@@ -146,23 +146,22 @@ def _check_footprint(space: SearchSpace, profile: DeviceProfile, config: SearchC
     if not budgets:
         return ()
     samples = space.sample_many(FEASIBILITY_SAMPLES, config.seed)
-    rows = []  # (key, size, memory, latency or None)
-    for cand in samples + [space.reference(n) for n in space.references()]:
-        lat = profile.latency_ms(cand, num_classes, in_channels) if price_latency else None
-        rows.append((cand.key, *footprint(cand, num_classes, in_channels), lat))
+    rows = [(cand, *footprint(cand, num_classes, in_channels))  # (candidate, size, memory)
+            for cand in samples + [space.reference(n) for n in space.references()]]
     what = {"--size-kb": "the smallest model (weights at their bit widths)",
             "--memory-kb": "the smallest peak memory (activations at batch 1 plus weights)"}
     problems = []
     for flag, kb, i in budgets:
-        key, *vals = min(rows, key=lambda r: r[1 + i])
-        if vals[i] / 1024 > kb:
+        smallest = min(rows, key=lambda r: r[1 + i])
+        if smallest[1 + i] / 1024 > kb:
             problems.append(f"{flag} {kb:g}: {what[flag]} of {FEASIBILITY_SAMPLES} sampled candidates and the "
-                            f"references is {vals[i] / 1024:.0f} KB ({key})")
+                            f"references is {smallest[1 + i] / 1024:.0f} KB ({smallest[0].key})")
     if problems:
         raise BudgetError(f"no candidate of {space.name} meets " + "; ".join(problems))
 
-    def fits(r, with_latency: bool) -> bool:
-        return all(r[1 + i] / 1024 <= kb for _, kb, i in budgets) and (not with_latency or r[3] <= budget_ms)
+    def fits(r, with_latency: bool) -> bool:  # latency priced only for those within memory and size
+        return all(r[1 + i] / 1024 <= kb for _, kb, i in budgets) and (
+            not with_latency or profile.latency_ms(r[0], num_classes, in_channels) <= budget_ms)
 
     n = len(samples)
     notes = []
@@ -170,12 +169,12 @@ def _check_footprint(space: SearchSpace, profile: DeviceProfile, config: SearchC
         k = sum(1 for r in rows[:n] if r[1 + i] / 1024 <= kb)
         notes.append(f"{flag} {kb:g}: {_share(k, n)} of {n} sampled candidates fit{_rare(k, n)}")
     if len(budgets) > 1 or price_latency:
-        together = sum(1 for r in rows if fits(r, price_latency))
-        if together == 0:
+        meet = [fits(r, price_latency) for r in rows]
+        if not any(meet):
             named = " and ".join([f"{budget_ms:.3g} ms"] * price_latency + [f"{flag} {kb:g}" for flag, kb, _ in budgets])
             raise BudgetError(f"no candidate of {space.name} meets {named} together: none of {FEASIBILITY_SAMPLES} "
                               f"sampled candidates and the references does (each budget alone is met)")
-        k = sum(1 for r in rows[:n] if fits(r, price_latency))
+        k = sum(meet[:n])
         notes.append(f"all budgets together ({'latency, ' * price_latency}"
                      f"{', '.join(f[2:-3] for f, _, _ in budgets)}): {_share(k, n)} of {n} sampled candidates "
                      f"fit{_rare(k, n)}")
