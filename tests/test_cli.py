@@ -67,6 +67,9 @@ import pytest  # noqa: E402
     (["search", "--space", "resnet"], "resnet"),
     (["search", "--data", "/nonexistent/data.npz"], "/nonexistent/data.npz"),
     (["search", "--latency-ms", "0.001", "--out", "{tmp}"], "no candidate of mobilenetv3 meets 0.001 ms"),
+    (["search", "--memory-kb", "400", "--out", "{tmp}"], "no candidate of mobilenetv3 meets --memory-kb 400: "
+                                                          "the smallest peak memory"),
+    (["search", "--size-kb", "300", "--out", "{tmp}"], "no candidate of mobilenetv3 meets --size-kb 300"),
     (["search", "--resume", "/nonexistent/run"], "not a run folder"),
     (["report", "/nonexistent/run"], "not a run folder"),
     (["distill", "/nonexistent/run"], "not a run folder"),

@@ -270,8 +270,8 @@ def test_without_the_litert_extra_the_card_says_how_to_get_tflite(monkeypatch, t
     from nas.winner import tflite_section
 
     monkeypatch.setattr(litert, "available", lambda: False)  # the extra absent, as on a plain install
-    sec = tflite_section(torch.nn.Identity(), tmp_path, [1, 1, 8, 8], np.zeros((1, 1, 8, 8), np.float32),
-                         np.zeros((1, 1, 8, 8), np.float32), np.zeros(1, np.int64))
+    x = np.zeros((1, 1, 8, 8), np.float32)
+    sec = tflite_section(torch.nn.Identity(), tmp_path, [1, 1, 8, 8], x, lambda: [(x, np.zeros(1, np.int64))])
     assert sec == TfliteSection(written=False, note=litert.INSTALL_HINT) and not any(tmp_path.iterdir())
     with pytest.raises(nas.errors.ExportError, match=r"litert extra: pip install \"hwnas\[litert\]\""):
         litert.require()

@@ -1,6 +1,7 @@
 """Peak memory and size as budgets: the computed figure, and a search that enforces them."""
 
 import dataclasses
+import re
 
 import pytest
 from conftest import TINY_PROXY
@@ -64,3 +65,77 @@ def test_a_bad_memory_or_size_budget_is_one_line(flag):
 
     with pytest.raises(SearchError, match=flag):
         SearchConfig(**{flag[2:].replace("-", "_"): -1.0}).validate()
+
+
+# ----------------------------------------------------------------------------- budgets checked up front
+
+def test_footprint_from_the_operator_list_is_what_the_driver_measures(space):
+    """The feasibility check prices size and memory without building modules: it must give the
+    trial's ``bytes`` (model_bytes of the built module) and ``memory`` exactly, in every space,
+    at its bit widths, for grayscale and colour data."""
+    from nas.run import footprint
+    from nas.search._worker import candidate_size
+
+    cands = [space.reference(n) for n in space.references()] + space.sample_many(12, 3)
+    for num_classes, in_channels in ((10, 1), (1000, 3)):
+        for cand in cands:
+            _, nbytes = candidate_size(cand, num_classes, in_channels)
+            assert footprint(cand, num_classes, in_channels) == (
+                nbytes, memory_bytes(cand, nbytes, num_classes, in_channels)), cand.key
+
+
+def _resolve(tmp_path, **budgets):
+    from nas.run import SearchConfig, resolve_run
+
+    return resolve_run(SearchConfig(out=str(tmp_path), name="r", **budgets))
+
+
+@pytest.mark.parametrize("flag, kb, what", [("memory_kb", 400.0, "smallest peak memory"),
+                                            ("size_kb", 300.0, "smallest model")])
+def test_a_memory_or_size_budget_nothing_meets_is_refused_before_the_search(tmp_path, flag, kb, what):
+    """Issue 24: --memory-kb 400 on the built-in data was found only after 240 rejected samples."""
+    from nas.errors import BudgetError
+    from nas.run import FEASIBILITY_SAMPLES, footprint
+
+    with pytest.raises(BudgetError) as info:
+        _resolve(tmp_path, **{flag: kb})
+    msg = str(info.value)
+    m = re.search(rf"--{flag[:-3]}-kb {kb:g}: the {what} .* of {FEASIBILITY_SAMPLES} sampled "
+                                r"candidates and the references is (\d+) KB \((\S+)\)$", msg)
+    assert m, msg
+    space = nas.load_space("mobilenetv3")
+    named = footprint(space.parse(m.group(2)), 10, 1)[flag == "memory_kb"]
+    assert round(named / 1024) == int(m.group(1)) > kb  # the candidate named, at the size said
+    assert not (tmp_path / "r").exists()
+
+
+def test_a_rare_budget_says_what_share_of_the_samples_fits(tmp_path):
+    from nas.run import FEASIBILITY_SAMPLES, footprint
+
+    space = nas.load_space("mobilenetv3")
+    mems = [footprint(c, 10, 1)[1] for c in space.sample_many(FEASIBILITY_SAMPLES, 0)]
+    k = sum(m <= 600 * 1024 for m in mems)
+    assert 0 < k < 0.1 * len(mems)  # rare on the built-in data (grayscale, 10 classes)
+    ctx = _resolve(tmp_path, memory_kb=600.0)
+    assert ctx.budget_notes[0].startswith(f"--memory-kb 600: {k} ({100 * k / len(mems):.2g}%) of "
+                                          f"{FEASIBILITY_SAMPLES} sampled candidates fit; a rare budget")
+    ctx = _resolve(tmp_path, memory_kb=1e6)  # a budget everything meets is not called rare
+    assert ctx.budget_notes[0] == f"--memory-kb 1e+06: {FEASIBILITY_SAMPLES} (100%) of {FEASIBILITY_SAMPLES} " \
+                                  f"sampled candidates fit"
+    assert _resolve(tmp_path).budget_notes == ()  # no memory or size budget: nothing to say
+
+
+def test_budgets_each_met_but_never_together_are_refused(tmp_path):
+    """The smallest model and the smallest peak memory are different candidates: budgets at
+    exactly those two figures are each met, but by no one candidate."""
+    from nas.errors import BudgetError
+    from nas.run import FEASIBILITY_SAMPLES, footprint
+
+    space = nas.load_space("mobilenetv3")
+    cands = space.sample_many(FEASIBILITY_SAMPLES, 0) + [space.reference(n) for n in space.references()]
+    prints = [footprint(c, 10, 1) for c in cands]
+    size = min(p[0] for p in prints)
+    mem = min(p[1] for p in prints)
+    assert not any(s <= size and m <= mem for s, m in prints)
+    with pytest.raises(BudgetError, match=r"meets .*--size-kb .* and --memory-kb .* together"):
+        _resolve(tmp_path, size_kb=size / 1024, memory_kb=mem / 1024)

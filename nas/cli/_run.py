@@ -177,6 +177,8 @@ def search_cmd(
         if latency_ms is None:
             err.print(f"latency budget {ms(ctx.budget_ms)} ms for {ctx.num_classes} classes: {ctx.budget_source} "
                       f"(set one with --latency-ms)")
+        for note in ctx.budget_notes:  # how rare a memory or size budget is among sampled candidates
+            err.print(note, markup=False)
     update, stop = _search_progress()
     try:
         if ctx is None:

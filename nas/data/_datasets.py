@@ -1,10 +1,13 @@
 """Datasets: the built-in Fashion-MNIST subset, CIFAR-10, .npz files and image folders.
 
 Images are kept as uint8 NHWC (in memory, or for image folders in a disk cache:
-``nas.data._diskarray``); ``Dataset.batches`` and ``Dataset.test_arrays`` turn them into
-float32 NCHW normalised with the training set's per-channel mean and std, exactly what an
-exported model expects. Grayscale data stays one channel: models are built with
-``in_channels=1`` (cheaper than repeating the channel three times, and honest about the data).
+``nas.data._diskarray``); ``Dataset.batches`` (training) and ``Dataset.eval_batches`` (scoring
+the validation or test split, a batch at a time) turn them into float32 NCHW normalised with the
+training set's per-channel mean and std, exactly what an exported model expects. A whole split is
+never held as one float32 array (2,000 images at 224 px would be 1.2 GB): ``test_arrays`` does
+that for a user who asks, and nothing in hwnas calls it. Grayscale data stays one channel:
+models are built with ``in_channels=1`` (cheaper than repeating the channel three times, and
+honest about the data).
 
 Splits: the search trains on ``train`` and selects on ``val`` (a seeded, stratified share of
 the training images, ``val_share``: 2,000 where the data allows); ``test`` is touched only for
@@ -27,11 +30,20 @@ from nas.data._diskarray import DiskArray, channel_moments, is_disk, resized, ro
 from nas.data._imagefolder import read_folder
 from nas.errors import DatasetError
 
-__all__ = ["Dataset", "load_dataset", "CIFAR10_URL", "datasets_cache"]
+__all__ = ["Dataset", "load_dataset", "CIFAR10_URL", "datasets_cache", "EVAL_BATCH", "EVAL_BATCH_BYTES",
+           "SPLITS"]
 
 BUILTIN = Path(__file__).resolve().parent / "_builtin" / "fashion_mnist_subset.npz"
 CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 CIFAR10_FILE = "cifar-10-python.tar.gz"
+# A split is scored (``Dataset.eval_batches``) EVAL_BATCH images at a time, fewer where their float32
+# pixels would pass EVAL_BATCH_BYTES: at 224 px, 256 images are 154 MB of input and about 1 GB of
+# activations in a MobileNetV3-Small, and a folder whose split fills a whole batch peaked 200 MB
+# (torch) to 770 MB (onnxruntime) above one whose split did not (BENCHMARKS.md, issue 24).
+# 16 MB: 27 images at 224 px in colour; 256 at 32 px and below (every batch of built-in and CIFAR data).
+EVAL_BATCH = 256
+EVAL_BATCH_BYTES = 16 << 20
+SPLITS = ("val", "test")
 
 
 def datasets_cache() -> Path:
@@ -79,34 +91,74 @@ class Dataset:
         x = (x - self.mean) / self.std
         return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
 
+    def eval_batches(self, split: str = "test", resolution: int | None = None, limit: int | None = None,
+                     batch_size: int | None = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """The images of ``split`` (``"val"`` or ``"test"``) in order, ``batch_size`` at a time
+        (default ``eval_batch_size``), as (float32 NCHW normalised as an exported model expects,
+        int64 labels): how hwnas scores a split, in memory or from the disk cache, without ever
+        holding all of it as float32.
+        ``resolution``: the side the model takes (resized as in training, antialiased bilinear;
+        the copy ``at_resolution`` or ``prepare_sides`` made is used when there is one, else
+        each batch is resized as it is read). ``limit``: the first N images only. The values are
+        exactly those of ``test_arrays`` / ``val_arrays``."""
+        if split not in SPLITS:
+            raise DatasetError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
+        if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int)
+                                       or batch_size < 1):
+            raise DatasetError(f"batch_size must be a positive whole number, got {batch_size!r}")
+        x, y = (self.x_val, self.y_val) if split == "val" else (self.x_test, self.y_test)
+        n = len(x) if limit is None else min(limit, len(x))
+        x, side = self._source(x, resolution)  # checked now, not at the first batch
+        return self._batches_of(x, y, n, side, batch_size or self.eval_batch_size(side))
+
+    def eval_batch_size(self, side: int | None = None) -> int:
+        """Images per batch when a split is scored at ``side`` (default: the data's own):
+        ``EVAL_BATCH``, fewer where their float32 pixels would pass ``EVAL_BATCH_BYTES``."""
+        per_image = 4 * self.in_channels * (side or self.resolution) ** 2
+        return max(1, min(EVAL_BATCH, EVAL_BATCH_BYTES // per_image))
+
+    def _source(self, x, resolution: int | None) -> tuple:
+        """(where the split's images at ``resolution`` are read from, the side): a resized copy
+        where one exists (on disk, made once; or in memory, made by ``at_resolution``), else the
+        split itself, to be resized as it is read."""
+        if resolution is None or resolution == self.resolution:
+            return x, self.resolution
+        if isinstance(resolution, bool) or not isinstance(resolution, int) or resolution < 1:
+            raise DatasetError(f"resolution must be a positive whole number, got {resolution!r}")
+        if is_disk(x):
+            return resized(x, resolution, _resize), resolution
+        cached = self.__dict__.get("_resized", {}).get(resolution)
+        if cached is not None:
+            return (cached.x_test if x is self.x_test else cached.x_val), resolution
+        return x, resolution
+
+    def _batches_of(self, x, y, n: int, side: int, batch_size: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        for start in range(0, n, batch_size):
+            xb = np.asarray(x[start:min(n, start + batch_size)])
+            if xb.shape[1] != side:  # resized a batch at a time: the same pixels as the whole split
+                xb = _resize(xb, side)
+            yield self.normalize(xb), y[start:min(n, start + batch_size)].astype(np.int64)
+
     def test_arrays(self, resolution: int | None = None, limit: int | None = None):
         """(x, y) of the test split: float32 NCHW as an exported model expects, int64 labels.
         ``resolution``: the side the model takes (a winner's card states it); the images are
         resized to it as in training (antialiased bilinear). Default: the data's own side.
         ``limit``: the first N images only. For an image folder (on disk) x is a
-        ``NormalizedImages``: indexing it gives float32 arrays, a batch at a time."""
+        ``NormalizedImages``: indexing it gives float32 arrays, a batch at a time. In memory x is
+        the whole split as one float32 array: to score a split, ``eval_batches`` instead."""
         return self._arrays(self.x_test, self.y_test, resolution, limit)
 
     def val_arrays(self, resolution: int | None = None, limit: int | None = None):
         return self._arrays(self.x_val, self.y_val, resolution, limit)
 
     def _arrays(self, x, y, resolution: int | None, limit: int | None):
-        if limit is not None:
-            x, y = (x.take(np.arange(min(limit, len(x)))) if is_disk(x) else x[:limit]), y[:limit]
-        x = self._split_at(x, resolution)
-        return (NormalizedImages(x, self) if is_disk(x) else self.normalize(x)), y.astype(np.int64)
-
-    def _split_at(self, x, resolution: int | None):
-        if resolution is None or resolution == self.resolution:
-            return x
-        if isinstance(resolution, bool) or not isinstance(resolution, int) or resolution < 1:
-            raise DatasetError(f"resolution must be a positive whole number, got {resolution!r}")
-        if is_disk(x):
-            return resized(x, resolution, _resize)
-        cached = self.__dict__.get("_resized", {}).get(resolution)
-        if cached is not None:
-            return cached.x_test if x is self.x_test else cached.x_val
-        return _resize(x, resolution)
+        n = len(x) if limit is None else min(limit, len(x))
+        x, side = self._source(x, resolution)  # the whole split's copy first, then its first n
+        if n < len(x):
+            x = x.take(np.arange(n)) if is_disk(x) else x[:n]
+        if x.shape[1] != side:
+            x = _resize(x, side)
+        return (NormalizedImages(x, self) if is_disk(x) else self.normalize(x)), y[:n].astype(np.int64)
 
     def batches(self, batch_size: int, rng: np.random.Generator, augment: bool = True,
                 limit: int | None = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:

@@ -19,14 +19,15 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Iterable
 
 import numpy as np
 import torch
 
 from nas.errors import ExportError
 
-__all__ = ["available", "require", "export_tflite", "tflite_accuracy", "tflite_latency", "tflite_io",
-           "INSTALL_HINT"]
+__all__ = ["available", "require", "export_tflite", "tflite_accuracy", "tflite_accuracy_batches", "tflite_latency",
+           "tflite_io", "INSTALL_HINT"]
 
 INSTALL_HINT = 'pip install "hwnas[litert]" adds model.tflite and model.int8.tflite (then `nas export RUN`)'
 
@@ -155,15 +156,23 @@ def _out(detail: dict, y: np.ndarray) -> np.ndarray:
 
 def tflite_accuracy(path: str | os.PathLike, x: np.ndarray, y: np.ndarray) -> float:
     """Top-1 accuracy of a .tflite file in the LiteRT interpreter (XNNPACK, 1 thread), one
-    image per invocation as on a phone."""
+    image per invocation as on a phone. A dataset's split: ``tflite_accuracy_batches``."""
+    return tflite_accuracy_batches(path, [(x, y)])
+
+
+def tflite_accuracy_batches(path: str | os.PathLike, batches: Iterable[tuple[np.ndarray, np.ndarray]]) -> float:
+    """``tflite_accuracy`` over (float32 NCHW, labels) batches, such as ``Dataset.eval_batches``:
+    one batch in memory at a time, one image per invocation."""
     it = _interpreter(path)
     i, o = it.get_input_details()[0], it.get_output_details()[0]
-    hits = 0
-    for k in range(len(x)):
-        it.set_tensor(i["index"], _feed(i, x[k:k + 1]))
-        it.invoke()
-        hits += int(np.argmax(_out(o, it.get_tensor(o["index"]))) == y[k])
-    return hits / max(1, len(x))
+    hits = n = 0
+    for x, y in batches:
+        for k in range(len(y)):
+            it.set_tensor(i["index"], _feed(i, x[k:k + 1]))
+            it.invoke()
+            hits += int(np.argmax(_out(o, it.get_tensor(o["index"]))) == y[k])
+        n += len(y)
+    return hits / max(1, n)
 
 
 def tflite_latency(path: str | os.PathLike, min_runs: int = 30, min_seconds: float = 0.4) -> float:

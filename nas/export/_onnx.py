@@ -12,7 +12,7 @@ import tempfile
 import time
 import warnings
 from pathlib import Path
-from typing import Sequence
+from typing import Iterable, Sequence
 
 import numpy as np
 import torch
@@ -22,7 +22,7 @@ from nas.errors import ExportError
 from nas.models import fold_batchnorm
 
 __all__ = ["export_onnx", "export_module", "quantize_int8", "strip_boundary_qdq", "ort_session",
-           "time_session", "onnx_accuracy", "OPSET", "PARITY_ATOL"]
+           "time_session", "onnx_accuracy", "onnx_accuracy_batches", "OPSET", "PARITY_ATOL"]
 
 OPSET = 17
 PARITY_ATOL = 1e-4
@@ -255,10 +255,18 @@ def time_session(sess, feed: dict, min_runs: int = 20, min_seconds: float = 0.2,
 
 
 def onnx_accuracy(path: str | os.PathLike, x: np.ndarray, y: np.ndarray, batch: int = 250) -> float:
-    """Top-1 accuracy of an ONNX file in onnxruntime (1 thread) on float32 NCHW inputs."""
+    """Top-1 accuracy of an ONNX file in onnxruntime (1 thread) on float32 NCHW inputs (arrays,
+    ``batch`` at a time). A dataset's split: ``onnx_accuracy_batches``."""
+    return onnx_accuracy_batches(path, ((x[i:i + batch], y[i:i + batch]) for i in range(0, len(x), batch)))
+
+
+def onnx_accuracy_batches(path: str | os.PathLike, batches: Iterable[tuple[np.ndarray, np.ndarray]]) -> float:
+    """Top-1 accuracy of an ONNX file in onnxruntime (1 thread) over (float32 NCHW, labels)
+    batches, such as ``Dataset.eval_batches``: one batch in memory at a time."""
     sess = ort_session(path)
-    correct = 0
-    for i in range(0, len(x), batch):
-        out = sess.run(None, {"input": x[i:i + batch]})[0]
-        correct += int((out.argmax(1) == y[i:i + batch]).sum())
-    return correct / max(1, len(x))
+    correct = n = 0
+    for xb, yb in batches:
+        out = sess.run(None, {"input": np.ascontiguousarray(xb, dtype=np.float32)})[0]
+        correct += int((out.argmax(1) == np.asarray(yb)).sum())
+        n += len(yb)
+    return correct / max(1, n)

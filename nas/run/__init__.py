@@ -14,8 +14,11 @@ from nas.run._config import (
 )
 from nas.run._context import (
     BUDGET_REFERENCE,
+    FEASIBILITY_SAMPLES,
+    RARE_SHARE,
     RunContext,
     default_budget,
+    footprint,
     open_run,
     prepare_proxy_sides,
     record_inputs,
@@ -25,9 +28,11 @@ from nas.run._folder import RunFolder
 
 __all__ = [
     "BUDGET_REFERENCE",
+    "FEASIBILITY_SAMPLES",
     "FIDELITIES",
     "OBJECTIVES",
     "PROMOTIONS",
+    "RARE_SHARE",
     "RunContext",
     "RunFolder",
     "RunMeta",
@@ -35,6 +40,7 @@ __all__ = [
     "SAMPLERS",
     "SearchConfig",
     "default_budget",
+    "footprint",
     "load_config",
     "open_run",
     "prepare_proxy_sides",

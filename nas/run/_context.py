@@ -1,7 +1,8 @@
 """The run context: a search's space, device profile, dataset, proxy budget, latency budget and
 run folder, resolved once into one frozen object.
 
-``resolve_run(config)`` does it for a new run (and checks that the budget can be met);
+``resolve_run(config)`` does it for a new run (and checks that the budgets can be met: latency,
+peak memory and size, priced on seeded samples of the space and its references);
 ``open_run(run_dir)`` reads it back from a run folder's config.yaml (resume, distillation).
 The CLI, the search driver and distillation take this object instead of re-resolving names,
 and the space travels to the Ray workers inside the candidates it makes (as an object), so a
@@ -30,14 +31,16 @@ from nas.run._identity import (
     profile_digest,
     sha256_file,
 )
-from nas.space import Candidate, SearchSpace, load_space
+from nas.space import Candidate, OpSpec, SearchSpace, load_space, peak_activation_bytes
 from nas.train import ProxyBudget, describe_device, proxy_resolution, proxy_sides, resolve_accelerator
 
 __all__ = ["RunContext", "resolve_run", "open_run", "record_inputs", "default_budget", "fastest_sampled",
-           "BUDGET_REFERENCE", "FEASIBILITY_SAMPLES", "RESUME_OVERRIDES"]
+           "footprint",
+           "BUDGET_REFERENCE", "FEASIBILITY_SAMPLES", "RARE_SHARE", "RESUME_OVERRIDES"]
 
 BUDGET_REFERENCE = ("mobilenetv3", "mobilenet_v3_small_1.0_224")
 FEASIBILITY_SAMPLES = 2000
+RARE_SHARE = 0.1  # a memory or size budget fewer sampled candidates than this share meet: said so
 RESUME_OVERRIDES = ("trials", "workers", "ray_address", "distill")
 
 
@@ -52,6 +55,9 @@ class RunContext:
     budget_source: str
     run_dir: Path
     meta: RunMeta
+    # what the feasibility check found worth saying (how rare a memory or size budget is): the
+    # CLI prints it and the driver logs it; empty for a run opened again
+    budget_notes: tuple[str, ...] = ()
 
     @property
     def num_classes(self) -> int:
@@ -100,6 +106,100 @@ def _check_feasible(space: SearchSpace, profile: DeviceProfile, num_classes: int
                           f"{fastest_ms:.2f} ms ({fastest_key})")
 
 
+# ----------------------------------------------------------------------------- memory and size
+
+def _layers(op: OpSpec) -> list[tuple[int, int]]:
+    """(weights, output channels) of every convolution and linear layer the builder makes for
+    ``op`` (``nas.models._blocks``), squeeze-excite included."""
+    k2 = op.kernel * op.kernel
+    if op.kind == "conv":
+        return [(op.cout * (op.cin // op.groups) * k2, op.cout)]
+    if op.kind == "linear":
+        return [(op.cout * op.cin, op.cout)]
+    if op.kind == "mbconv":
+        h = op.hidden
+        out = [(h * (op.cin // op.groups), h)] if op.expand else []
+        out.append((h * k2, h))  # depthwise
+        if op.se:
+            out += [(op.se * h, op.se), (h * op.se, h)]
+        return out + [(op.cout * (h // op.groups), op.cout)]
+    if op.kind in ("shuffle", "shuffle_x"):
+        bf, mid = op.cout // 2, op.hidden
+        cin = op.cin if op.stride > 1 else op.cin // 2
+        if op.kind == "shuffle":
+            out = [(mid * cin, mid), (mid * k2, mid), (bf * mid, bf)]
+        else:  # dw(s) -> pw -> dw -> pw -> dw -> pw
+            out = [(cin * 9, cin), (mid * cin, mid), (mid * 9, mid), (mid * mid, mid), (mid * 9, mid), (bf * mid, bf)]
+        if op.stride > 1:  # projection branch
+            out += [(op.cin * k2, op.cin), (bf * op.cin, bf)]
+        return out
+    return []  # pooling: no weights
+
+
+def footprint(cand: Candidate, num_classes: int, in_channels: int = 3) -> tuple[int, int]:
+    """(size, peak memory) in bytes of ``cand`` at its own input side, from its operator list:
+    the ``bytes`` and ``memory`` the driver records for a trial (``model_bytes`` of the built
+    module, each weight at its block's bit width plus a 32-bit bias per output channel; and
+    ``nas.space.memory_bytes``), without building the module (equal: tests/test_memory.py)."""
+    ops = cand.ops(num_classes=num_classes, in_channels=in_channels)
+    size = int(round(sum(n * op.bits / 8 + c * 4 for op in ops for n, c in _layers(op))))
+    return size, peak_activation_bytes(ops) + size
+
+
+def _check_footprint(space: SearchSpace, profile: DeviceProfile, config: SearchConfig, budget_ms: float,
+                     num_classes: int, in_channels: int, price_latency: bool) -> tuple[str, ...]:
+    """Refuse a memory or size budget that no sampled candidate (nor reference) meets, naming
+    the smallest found; likewise budgets that none meets together. Returns notes saying what
+    share of the samples fits each budget (and all of them), for the log."""
+    budgets = [(flag, kb, i) for flag, kb, i in (("--size-kb", config.size_kb, 0), ("--memory-kb", config.memory_kb, 1))
+               if kb is not None]
+    if not budgets:
+        return ()
+    samples = space.sample_many(FEASIBILITY_SAMPLES, config.seed)
+    rows = [(cand, *footprint(cand, num_classes, in_channels))  # (candidate, size, memory)
+            for cand in samples + [space.reference(n) for n in space.references()]]
+    what = {"--size-kb": "the smallest model (weights at their bit widths)",
+            "--memory-kb": "the smallest peak memory (activations at batch 1 plus weights)"}
+    problems = []
+    for flag, kb, i in budgets:
+        smallest = min(rows, key=lambda r: r[1 + i])
+        if smallest[1 + i] / 1024 > kb:
+            problems.append(f"{flag} {kb:g}: {what[flag]} of {FEASIBILITY_SAMPLES} sampled candidates and the "
+                            f"references is {smallest[1 + i] / 1024:.0f} KB ({smallest[0].key})")
+    if problems:
+        raise BudgetError(f"no candidate of {space.name} meets " + "; ".join(problems))
+
+    def fits(r, with_latency: bool) -> bool:  # latency priced only for those within memory and size
+        return all(r[1 + i] / 1024 <= kb for _, kb, i in budgets) and (
+            not with_latency or profile.latency_ms(r[0], num_classes, in_channels) <= budget_ms)
+
+    n = len(samples)
+    notes = []
+    for flag, kb, i in budgets:
+        k = sum(1 for r in rows[:n] if r[1 + i] / 1024 <= kb)
+        notes.append(f"{flag} {kb:g}: {_share(k, n)} of {n} sampled candidates fit{_rare(k, n)}")
+    if len(budgets) > 1 or price_latency:
+        meet = [fits(r, price_latency) for r in rows]
+        if not any(meet):
+            named = " and ".join([f"{budget_ms:.3g} ms"] * price_latency + [f"{flag} {kb:g}" for flag, kb, _ in budgets])
+            raise BudgetError(f"no candidate of {space.name} meets {named} together: none of {FEASIBILITY_SAMPLES} "
+                              f"sampled candidates and the references does (each budget alone is met)")
+        k = sum(meet[:n])
+        notes.append(f"all budgets together ({'latency, ' * price_latency}"
+                     f"{', '.join(f[2:-3] for f, _, _ in budgets)}): {_share(k, n)} of {n} sampled candidates "
+                     f"fit{_rare(k, n)}")
+    return tuple(notes)
+
+
+def _rare(k: int, n: int) -> str:
+    return ("; a rare budget: expect many trials rejected before training" if k < RARE_SHARE * n else "")
+
+
+def _share(k: int, n: int) -> str:
+    pct = 100 * k / max(1, n)
+    return f"{k} ({pct:.2g}%)" if 0 < pct < 10 else f"{k} ({pct:.0f}%)"
+
+
 def prepare_proxy_sides(space: SearchSpace, dataset: Dataset, progress=None) -> None:
     """An image folder on disk: resized now, on every core, to each side the proxy can train a
     candidate of ``space`` at (nothing to do in memory, or when the copies exist)."""
@@ -125,8 +225,10 @@ def resolve_run(config: SearchConfig, progress=None) -> RunContext:
         budget_ms, source = default_budget(profile, dataset.num_classes, dataset.in_channels)
     else:
         budget_ms, source = float(config.latency_ms), "given with --latency-ms"
-    if not profile.measure_missing:  # pricing is cheap: check that anything fits at all
+    priced = not profile.measure_missing  # pricing is cheap: check that anything fits at all
+    if priced:
         _check_feasible(space, profile, dataset.num_classes, config.seed, budget_ms, dataset.in_channels)
+    notes = _check_footprint(space, profile, config, budget_ms, dataset.num_classes, dataset.in_channels, priced)
     device = resolve_accelerator(config.accelerator)  # "cuda" without a GPU fails here, before any work
     proxy = replace(config.budget(), device=device, trials_per_device=config.trials_per_gpu)
     prepare_proxy_sides(space, dataset, progress)  # after the checks above
@@ -145,7 +247,7 @@ def resolve_run(config: SearchConfig, progress=None) -> RunContext:
         data_path=data_path, data_digest=data_sum,
         device_path=str(Path(profile.path).resolve()) if profile.path else "",
         hwnas_version=__version__, created=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
-    return RunContext(config, space, profile, dataset, proxy, budget_ms, source, run_dir, meta)
+    return RunContext(config, space, profile, dataset, proxy, budget_ms, source, run_dir, meta, notes)
 
 
 def record_inputs(ctx: RunContext) -> RunContext:

@@ -482,6 +482,8 @@ def run_search(config: SearchConfig | RunContext,
         run.log(f"new run {ctx.meta.study_name}: {ctx.space.name} on {ctx.profile.label}, budget "
                 f"{ctx.budget_ms:.2f} ms ({ctx.budget_source}), {ctx.config.trials} trials, "
                 f"{ctx.config.workers} workers, data {ctx.meta.dataset}")
+        for note in ctx.budget_notes:
+            run.log(note)
         return _drive(ctx, run, progress, observers)
 
 

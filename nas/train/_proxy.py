@@ -14,6 +14,7 @@ import math
 import os
 import time
 from dataclasses import asdict, dataclass, replace
+from typing import Iterable
 
 import numpy as np
 import torch
@@ -25,7 +26,7 @@ from nas.space import Candidate, parse_candidate
 from nas.train._accel import deterministic_cuda
 
 __all__ = ["ProxyBudget", "ProxyResult", "evaluate_proxy", "proxy_resolution", "train_model", "evaluate_model",
-           "estimate_training_bytes", "recalibrate_bn", "make_optimizer", "save_state", "load_state"]
+           "evaluate_batches", "estimate_training_bytes", "recalibrate_bn", "make_optimizer", "save_state", "load_state"]
 
 
 @dataclass(frozen=True)
@@ -171,23 +172,32 @@ def recalibrate_bn(model: nn.Module, dataset: Dataset, batches: int, seed: int,
         bn.momentum = 0.1
 
 
-def evaluate_model(model: nn.Module, x: np.ndarray, y: np.ndarray, batch_size: int = 256,
-                   with_loss: bool = False):
-    """Accuracy of ``model`` on (x, y); with ``with_loss``, (accuracy, mean cross-entropy)."""
+def evaluate_batches(model: nn.Module, batches: Iterable[tuple[np.ndarray, np.ndarray]], with_loss: bool = False):
+    """Accuracy of ``model`` over (float32 NCHW, int64 labels) batches, such as
+    ``Dataset.eval_batches``; with ``with_loss``, (accuracy, mean cross-entropy)."""
     model.eval()
     dev = _device_of(model)
     correct = torch.zeros((), dtype=torch.int64, device=dev)
     loss_sum = torch.zeros((), dtype=torch.float64, device=dev)
+    n = 0
     with torch.no_grad():
-        for i in range(0, len(x), batch_size):
-            xb = _channels_last(_to(np.asarray(x[i:i + batch_size]), dev))
-            out = model(xb)
-            yb = _to(np.asarray(y[i:i + batch_size], dtype=np.int64), dev)
-            correct += (out.argmax(1) == yb).sum()  # summed on the device: one read at the end
+        for xb, yb in batches:
+            out = model(_channels_last(_to(np.asarray(xb), dev)))
+            yt = _to(np.asarray(yb, dtype=np.int64), dev)
+            correct += (out.argmax(1) == yt).sum()  # summed on the device: one read at the end
             if with_loss:
-                loss_sum += nn.functional.cross_entropy(out.float(), yb, reduction="sum").double()
-    acc = int(correct) / max(1, len(x))
-    return (acc, float(loss_sum) / max(1, len(x))) if with_loss else acc
+                loss_sum += nn.functional.cross_entropy(out.float(), yt, reduction="sum").double()
+            n += len(yb)
+    acc = int(correct) / max(1, n)
+    return (acc, float(loss_sum) / max(1, n)) if with_loss else acc
+
+
+def evaluate_model(model: nn.Module, x: np.ndarray, y: np.ndarray, batch_size: int = 256,
+                   with_loss: bool = False):
+    """Accuracy of ``model`` on (x, y) arrays, ``batch_size`` at a time; with ``with_loss``,
+    (accuracy, mean cross-entropy). A dataset's split: ``evaluate_batches``."""
+    return evaluate_batches(model, ((x[i:i + batch_size], y[i:i + batch_size]) for i in range(0, len(x), batch_size)),
+                            with_loss)
 
 
 def make_optimizer(model: nn.Module, budget: ProxyBudget) -> torch.optim.Optimizer:
@@ -364,8 +374,8 @@ def evaluate_proxy(candidate: Candidate | str, dataset: Dataset, seed: int = 0,
                                failed=True, reason=reason, resolution=res)
         t1 = time.perf_counter()
         recalibrate_bn(model, dataset, budget.bn_recalibration_batches, seed)
-        xv, yv = dataset.val_arrays(limit=budget.max_val_images)  # cut before normalising
-        acc, val_loss = evaluate_model(model, xv, yv, with_loss=True)
+        val = dataset.eval_batches("val", limit=budget.max_val_images)  # a batch at a time
+        acc, val_loss = evaluate_batches(model, val, with_loss=True)
         eval_s = time.perf_counter() - t1
         state = save_state(model, opt, resolution=res) if keep_state else None
     finally:

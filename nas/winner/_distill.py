@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from nas.errors import DistillError, NasError
-from nas.export import export_onnx, onnx_accuracy, ort_session, time_session
+from nas.export import export_onnx, onnx_accuracy_batches, ort_session, time_session
 from nas.latency import load_device
 from nas.models import apply_fake_quant, build_model, strip_fake_quant
 from nas.run import RunContext, RunFolder, open_run
@@ -34,7 +34,7 @@ from nas.train import (
     ProxyBudget,
     describe_device,
     deterministic_cuda,
-    evaluate_model,
+    evaluate_batches,
     load_checkpoint,
     recalibrate_bn,
     resolve_accelerator,
@@ -54,7 +54,7 @@ from nas.winner._card import (
 from nas.winner._pick import parse_rule, pick_winner
 from nas.winner._ship import calibration_images, tflite_section
 
-__all__ = ["DistillConfig", "distill_run"]  # pick_winner, onnx_accuracy: from nas.report._front, nas.export._onnx
+__all__ = ["DistillConfig", "distill_run"]  # pick_winner, onnx_accuracy_batches: from nas.winner._pick, nas.export._onnx
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
 
@@ -208,8 +208,9 @@ def _to_own_side(cand: Candidate, trained, data, cfg: DistillConfig, progress: P
     return model.eval(), time.perf_counter() - t0
 
 
-def _accuracy(model, x, y) -> float:
-    return evaluate_model(model, x, y)
+def _accuracy(model, data) -> float:
+    """Test accuracy of a torch model, the split read a batch at a time."""
+    return evaluate_batches(model, data.eval_batches("test"))
 
 
 def _teacher(space, dataset, cfg: DistillConfig, cache: Path, progress: Progress | None,
@@ -288,12 +289,11 @@ def distill_run(run: str | Path | RunContext, cfg: DistillConfig | None = None,
         with RunFolder(run_dir) as run:
             out_dir.mkdir(parents=True, exist_ok=True)
             run.log(f"winner ({cfg.pick}): trial {win.number} {win.key}")
-            xt, yt = data.test_arrays()
             teacher, tinfo = (None, {"key": None, "source": "", "seconds": 0.0})
             if cfg.kd or cfg.teacher:
                 (run_dir / "teachers").mkdir(exist_ok=True)
                 teacher, tinfo = _teacher(space, data, cfg, run_dir / "teachers", progress, cand)
-                tinfo["test_accuracy"] = _accuracy(teacher, xt, yt)
+                tinfo["test_accuracy"] = _accuracy(teacher, data)
                 run.log(f"teacher {tinfo['key']}: test accuracy {tinfo['test_accuracy']:.4f}")
             start = trial_weights(run_dir, win.number, data.resolution) if cfg.start == "auto" else None
             if start is not None:
@@ -302,14 +302,13 @@ def distill_run(run: str | Path | RunContext, cfg: DistillConfig | None = None,
                                    teacher=teacher, progress=progress, state=start,
                                    stage=("continuing the winner" if start is not None else
                                           "distilling the winner" if teacher is not None else "training the winner"))
-            proxy_side, proxy_acc = res, _accuracy(student, xt, yt)
+            proxy_side, proxy_acc = res, _accuracy(student, data)
             if cand.resolution != res:  # ship the priced network: the candidate at its own side
                 res = cand.resolution
                 data = dataset.at_resolution(res, progress)
-                xt, yt = data.test_arrays()
                 student, secs_own = _to_own_side(cand, student, data, cfg, progress)
                 secs += secs_own
-            acc_torch = _accuracy(student, xt, yt)
+            acc_torch = _accuracy(student, data)
             float_model = strip_fake_quant(student).eval().cpu()  # exports and checks run on the CPU
             save_checkpoint(out_dir / "model.pt", float_model, cand, data, res,
                             {"teacher": tinfo["key"], "bits": win.bits})
@@ -322,11 +321,12 @@ def distill_run(run: str | Path | RunContext, cfg: DistillConfig | None = None,
             export_onnx(float_model, out_dir / "model.int8.onnx", resolution=res, int8=True, calibration=calib)
             if progress:
                 progress("exporting ONNX fp32 and int8", 2, 2)
-            acc_fp32 = onnx_accuracy(out_dir / "model.onnx", xt, yt)
-            acc_int8 = onnx_accuracy(out_dir / "model.int8.onnx", xt, yt)
+            acc_fp32 = onnx_accuracy_batches(out_dir / "model.onnx", data.eval_batches("test"))
+            acc_int8 = onnx_accuracy_batches(out_dir / "model.int8.onnx", data.eval_batches("test"))
             shape = [1, data.in_channels, res, res]
             host = _host_latency(out_dir, shape, cand, data.num_classes, progress) if cfg.measure_host else None
-            tfl = tflite_section(float_model, out_dir, shape, calib, xt, yt, progress, cfg.seed) \
+            tfl = tflite_section(float_model, out_dir, shape, calib, lambda: data.eval_batches("test"), progress,
+                                 cfg.seed) \
                 if cfg.tflite else TfliteSection(written=False, note="not asked for (--format onnx)")
             for err in tfl.errors:
                 run.log(f"LiteRT: {err}; the ONNX files are written")

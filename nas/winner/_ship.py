@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable
 
 import numpy as np
 
@@ -17,6 +17,7 @@ __all__ = ["FORMATS", "parse_formats", "tflite_section", "export_run", "calibrat
 
 FORMATS = ("onnx", "tflite")
 Progress = Callable[[str, int, int], None]
+TestBatches = Callable[[], Iterable[tuple[np.ndarray, np.ndarray]]]  # a fresh pass over the test split
 
 
 def parse_formats(text: str) -> tuple[str, ...]:
@@ -34,12 +35,13 @@ def calibration_images(data, n: int, seed: int) -> np.ndarray:
     return data.normalize(data.x_train[np.sort(idx)])
 
 
-def tflite_section(float_model, out_dir: Path, shape: list[int], calib: np.ndarray, xt: np.ndarray,
-                   yt: np.ndarray, progress: Progress | None = None, seed: int = 0) -> TfliteSection:
-    """Write model.tflite and model.int8.tflite; their test accuracy in the LiteRT interpreter,
-    their host latency (XNNPACK, 1 thread) and model.tflite's input layout as read from the
-    file. Without the extra, or when the converter fails, a section that says so (the ONNX
-    files are already written and stay)."""
+def tflite_section(float_model, out_dir: Path, shape: list[int], calib: np.ndarray, test: TestBatches,
+                   progress: Progress | None = None, seed: int = 0) -> TfliteSection:
+    """Write model.tflite and model.int8.tflite; their test accuracy in the LiteRT interpreter
+    (``test()``: the test split's batches, e.g. ``lambda: data.eval_batches("test")``, read once
+    per file), their host latency (XNNPACK, 1 thread) and model.tflite's input layout as read
+    from the file. Without the extra, or when the converter fails, a section that says so (the
+    ONNX files are already written and stay)."""
     if not litert.available():
         return TfliteSection(written=False, note=litert.INSTALL_HINT)
     files: dict[str, str] = {}
@@ -60,7 +62,7 @@ def tflite_section(float_model, out_dir: Path, shape: list[int], calib: np.ndarr
                        if not int8 else
                        f"PT2E static int8 calibrated on {len(calib)} training images; int8 input and "
                        f"output (scale and zero point under tflite.io_int8); blocks below 8 bits run at 8")
-        facts[f"test_accuracy_{kind}"] = litert.tflite_accuracy(out_dir / name, xt, yt)
+        facts[f"test_accuracy_{kind}"] = litert.tflite_accuracy_batches(out_dir / name, test())
         facts[f"host_latency_{kind}_ms"] = litert.tflite_latency(out_dir / name)
         if int8:
             facts["io_int8"] = io
@@ -90,7 +92,7 @@ def export_run(run_dir: str | Path, folder: str = "winner", formats: tuple[str, 
     card (its accuracies; the advice derived from them is computed when the card is rendered).
     Returns the card. The run's data must be unchanged unless ``allow_changed``; a ``cifar10``
     run whose cache is gone fails, it never downloads."""
-    from nas.export import export_onnx, onnx_accuracy
+    from nas.export import export_onnx, onnx_accuracy_batches
     from nas.run import RunFolder, open_run
     from nas.train import load_checkpoint
 
@@ -106,17 +108,19 @@ def export_run(run_dir: str | Path, folder: str = "winner", formats: tuple[str, 
     model, blob = load_checkpoint(out_dir / "model.pt", ctx.space)
     res = int(blob["resolution"])
     data = ctx.dataset.at_resolution(res)
-    xt, yt = data.test_arrays()
     calib = calibration_images(data, card.calibration_images, ctx.config.seed)
     shape = [1, data.in_channels, res, res]
     with RunFolder(ctx.run_dir) as run:
         if "onnx" in formats:
             export_onnx(model, out_dir / "model.onnx", resolution=res)
             export_onnx(model, out_dir / "model.int8.onnx", resolution=res, int8=True, calibration=calib)
-            card = replace(card, test_accuracy_fp32=onnx_accuracy(out_dir / "model.onnx", xt, yt),
-                           test_accuracy_int8=onnx_accuracy(out_dir / "model.int8.onnx", xt, yt))
+            card = replace(card,
+                           test_accuracy_fp32=onnx_accuracy_batches(out_dir / "model.onnx", data.eval_batches("test")),
+                           test_accuracy_int8=onnx_accuracy_batches(out_dir / "model.int8.onnx",
+                                                                    data.eval_batches("test")))
         if "tflite" in formats:
-            tfl = tflite_section(model, out_dir, shape, calib, xt, yt, progress, ctx.config.seed)
+            tfl = tflite_section(model, out_dir, shape, calib, lambda: data.eval_batches("test"), progress,
+                                 ctx.config.seed)
             card = replace(card, tflite=tfl, files={**card.files, **tfl.files})
         run.write(f"{folder}/card.json", card.to_json())
         run.write(f"{folder}/card.md", card.markdown())
