@@ -73,8 +73,8 @@ def test_footprint_from_the_operator_list_is_what_the_driver_measures(space):
     """The feasibility check prices size and memory without building modules: it must give the
     trial's ``bytes`` (model_bytes of the built module) and ``memory`` exactly, in every space,
     at its bit widths, for grayscale and colour data."""
-    from nas.run import footprint
     from nas.search._worker import candidate_size
+    from nas.space import footprint
 
     cands = [space.reference(n) for n in space.references()] + space.sample_many(12, 3)
     for num_classes, in_channels in ((10, 1), (1000, 3)):
@@ -95,7 +95,8 @@ def _resolve(tmp_path, **budgets):
 def test_a_memory_or_size_budget_nothing_meets_is_refused_before_the_search(tmp_path, flag, kb, what):
     """Issue 24: --memory-kb 400 on the built-in data was found only after 240 rejected samples."""
     from nas.errors import BudgetError
-    from nas.run import FEASIBILITY_SAMPLES, footprint
+    from nas.run import FEASIBILITY_SAMPLES
+    from nas.space import footprint
 
     with pytest.raises(BudgetError) as info:
         _resolve(tmp_path, **{flag: kb})
@@ -110,7 +111,8 @@ def test_a_memory_or_size_budget_nothing_meets_is_refused_before_the_search(tmp_
 
 
 def test_a_rare_budget_says_what_share_of_the_samples_fits(tmp_path):
-    from nas.run import FEASIBILITY_SAMPLES, footprint
+    from nas.run import FEASIBILITY_SAMPLES
+    from nas.space import footprint
 
     space = nas.load_space("mobilenetv3")
     mems = [footprint(c, 10, 1)[1] for c in space.sample_many(FEASIBILITY_SAMPLES, 0)]
@@ -129,7 +131,8 @@ def test_budgets_each_met_but_never_together_are_refused(tmp_path):
     """The smallest model and the smallest peak memory are different candidates: budgets at
     exactly those two figures are each met, but by no one candidate."""
     from nas.errors import BudgetError
-    from nas.run import FEASIBILITY_SAMPLES, footprint
+    from nas.run import FEASIBILITY_SAMPLES
+    from nas.space import footprint
 
     space = nas.load_space("mobilenetv3")
     cands = space.sample_many(FEASIBILITY_SAMPLES, 0) + [space.reference(n) for n in space.references()]

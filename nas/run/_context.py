@@ -31,11 +31,11 @@ from nas.run._identity import (
     profile_digest,
     sha256_file,
 )
-from nas.space import Candidate, OpSpec, SearchSpace, load_space, peak_activation_bytes
+from nas.space import Candidate, SearchSpace, footprint, load_space
 from nas.train import ProxyBudget, describe_device, proxy_resolution, proxy_sides, resolve_accelerator
 
 __all__ = ["RunContext", "resolve_run", "open_run", "record_inputs", "default_budget", "fastest_sampled",
-           "footprint",
+
            "BUDGET_REFERENCE", "FEASIBILITY_SAMPLES", "RARE_SHARE", "RESUME_OVERRIDES"]
 
 BUDGET_REFERENCE = ("mobilenetv3", "mobilenet_v3_small_1.0_224")
@@ -107,44 +107,6 @@ def _check_feasible(space: SearchSpace, profile: DeviceProfile, num_classes: int
 
 
 # ----------------------------------------------------------------------------- memory and size
-
-def _layers(op: OpSpec) -> list[tuple[int, int]]:
-    """(weights, output channels) of every convolution and linear layer the builder makes for
-    ``op`` (``nas.models._blocks``), squeeze-excite included."""
-    k2 = op.kernel * op.kernel
-    if op.kind == "conv":
-        return [(op.cout * (op.cin // op.groups) * k2, op.cout)]
-    if op.kind == "linear":
-        return [(op.cout * op.cin, op.cout)]
-    if op.kind == "mbconv":
-        h = op.hidden
-        out = [(h * (op.cin // op.groups), h)] if op.expand else []
-        out.append((h * k2, h))  # depthwise
-        if op.se:
-            out += [(op.se * h, op.se), (h * op.se, h)]
-        return out + [(op.cout * (h // op.groups), op.cout)]
-    if op.kind in ("shuffle", "shuffle_x"):
-        bf, mid = op.cout // 2, op.hidden
-        cin = op.cin if op.stride > 1 else op.cin // 2
-        if op.kind == "shuffle":
-            out = [(mid * cin, mid), (mid * k2, mid), (bf * mid, bf)]
-        else:  # dw(s) -> pw -> dw -> pw -> dw -> pw
-            out = [(cin * 9, cin), (mid * cin, mid), (mid * 9, mid), (mid * mid, mid), (mid * 9, mid), (bf * mid, bf)]
-        if op.stride > 1:  # projection branch
-            out += [(op.cin * k2, op.cin), (bf * op.cin, bf)]
-        return out
-    return []  # pooling: no weights
-
-
-def footprint(cand: Candidate, num_classes: int, in_channels: int = 3) -> tuple[int, int]:
-    """(size, peak memory) in bytes of ``cand`` at its own input side, from its operator list:
-    the ``bytes`` and ``memory`` the driver records for a trial (``model_bytes`` of the built
-    module, each weight at its block's bit width plus a 32-bit bias per output channel; and
-    ``nas.space.memory_bytes``), without building the module (equal: tests/test_memory.py)."""
-    ops = cand.ops(num_classes=num_classes, in_channels=in_channels)
-    size = int(round(sum(n * op.bits / 8 + c * 4 for op in ops for n, c in _layers(op))))
-    return size, peak_activation_bytes(ops) + size
-
 
 def _check_footprint(space: SearchSpace, profile: DeviceProfile, config: SearchConfig, budget_ms: float,
                      num_classes: int, in_channels: int, price_latency: bool) -> tuple[str, ...]:

@@ -5,11 +5,12 @@ from the op list alone (memory)."""
 from nas.space._candidate import Block, Candidate, format_number, make_divisible, pruned_channels
 from nas.space._files import load_space, parse_candidate, space_names
 from nas.space._layers import LAYER_KINDS, Layer
-from nas.space._memory import activation_bytes, float_bytes, memory_bytes, peak_activation_bytes
+from nas.space._memory import activation_bytes, float_bytes, footprint, memory_bytes, peak_activation_bytes
 from nas.space._opspec import FLOAT_BITS, OpSpec
 from nas.space._space import PROXY_MIN_FEATURE, SearchSpace
 
 __all__ = [
+    "footprint",
     "Block",
     "Candidate",
     "FLOAT_BITS",

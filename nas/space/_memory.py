@@ -20,7 +20,7 @@ from typing import Any
 from nas.space._candidate import Candidate
 from nas.space._opspec import FLOAT_BITS, OpSpec
 
-__all__ = ["activation_bytes", "peak_activation_bytes", "memory_bytes", "float_bytes"]
+__all__ = ["activation_bytes", "peak_activation_bytes", "memory_bytes", "footprint", "float_bytes"]
 
 
 def _elem(op: OpSpec) -> int:
@@ -67,6 +67,17 @@ def memory_bytes(candidate: Candidate, weight_bytes: int, num_classes: int = 100
     cand = candidate.replace_bits(FLOAT_BITS) if float_model else candidate
     ops = cand.ops(num_classes=num_classes, in_channels=in_channels)
     return peak_activation_bytes(ops) + int(weight_bytes)
+
+
+def footprint(cand: Candidate, num_classes: int, in_channels: int = 3) -> tuple[int, int]:
+    """(size, peak memory) in bytes of ``cand`` at its own input side, from its operators'
+    layers: the ``bytes`` and ``memory`` the driver records for a trial (``model_bytes`` of the
+    built module, each weight at its block's bit width plus a 32-bit bias per output channel;
+    and ``memory_bytes``), without building the module (equal: tests/test_memory.py)."""
+    ops = cand.ops(num_classes=num_classes, in_channels=in_channels)
+    size = int(round(sum(layer.weight_elems * op.bits / 8 + layer.cout * 4
+                         for op in ops for layer in op.layers() if layer.has_weights)))
+    return size, peak_activation_bytes(ops) + size
 
 
 def float_bytes(model: Any) -> int:
