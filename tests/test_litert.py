@@ -30,6 +30,6 @@ def test_the_winner_section_records_the_failure_and_keeps_the_onnx_files(tmp_pat
     (tmp_path / "model.onnx").write_bytes(b"onnx")  # stands for the files written before
     x = np.zeros((2, 3, 8, 8), np.float32)
     sec = tflite_section(Unlowerable(), tmp_path, [1, 3, 8, 8], x, lambda: [(x, np.zeros(2, np.int64))])
-    assert sec["written"] is False and len(sec["errors"]) == 2
-    assert all("aten._linalg_svd" in e for e in sec["errors"])
+    assert sec.written is False and len(sec.errors) == 2
+    assert all("aten._linalg_svd" in e for e in sec.errors)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.onnx"]
