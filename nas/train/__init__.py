@@ -1,7 +1,7 @@
 """Training and scoring a network: the proxy, the accelerator choice, model checkpoints."""
 
 from nas.train._accel import describe_device, deterministic_cuda, gpus_here, resolve_accelerator
-from nas.train._checkpoint import load_checkpoint, save_checkpoint
+from nas.train._checkpoint import load_checkpoint, load_state, save_checkpoint, save_state
 from nas.train._proxy import (
     ProxyBudget,
     ProxyResult,
@@ -9,7 +9,6 @@ from nas.train._proxy import (
     evaluate_batches,
     evaluate_model,
     evaluate_proxy,
-    load_state,
     make_optimizer,
     proxy_resolution,
     proxy_sides,
@@ -35,5 +34,6 @@ __all__ = [
     "recalibrate_bn",
     "resolve_accelerator",
     "save_checkpoint",
+    "save_state",
     "train_model",
 ]

@@ -1,5 +1,7 @@
-"""A trained network on disk (``model.pt``, teachers): tensors and plain data only, so
-``torch.load(weights_only=True)`` reads it; loading rebuilds the candidate and checks the weights fit."""
+"""Checkpoints, both formats in one place: a trained network on disk (``model.pt``, teachers: tensors
+and plain data only, so ``torch.load(weights_only=True)`` reads it; loading rebuilds the candidate
+and checks the weights fit), and a training state as bytes (``save_state``: weights and optimizer
+state, which travel through Ray and which successive halving keeps per trial)."""
 
 from __future__ import annotations
 
@@ -8,13 +10,14 @@ import pickle
 from pathlib import Path
 
 import torch
+from torch import nn
 
 from nas._paths import atomic_write
 from nas.errors import DistillError, NasError
 from nas.models import build_model
 from nas.space import Candidate, parse_candidate
 
-__all__ = ["save_checkpoint", "load_checkpoint"]
+__all__ = ["save_checkpoint", "load_checkpoint", "save_state", "load_state"]
 
 
 def save_checkpoint(path: Path, model, candidate: Candidate, dataset, resolution: int, extra: dict | None = None) -> None:
@@ -54,3 +57,16 @@ def load_checkpoint(path: str | Path, space=None):
     except RuntimeError as exc:
         raise DistillError(f"{path}: weights do not fit {blob['key']}: {str(exc).splitlines()[0][:160]}") from None
     return model.eval(), blob
+
+
+def save_state(model: nn.Module, optimizer: torch.optim.Optimizer | None, **facts) -> bytes:
+    """Weights (and optimizer state, for continuing) as bytes: a checkpoint that travels
+    through Ray and is written by the driver (``nas.search._halving``)."""
+    buf = io.BytesIO()
+    torch.save({"model": model.state_dict(), "optimizer": None if optimizer is None else optimizer.state_dict(),
+                **facts}, buf)
+    return buf.getvalue()
+
+
+def load_state(blob: bytes) -> dict:
+    return torch.load(io.BytesIO(blob), map_location="cpu", weights_only=True)

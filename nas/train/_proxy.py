@@ -9,7 +9,6 @@ a given seed and thread count.
 
 from __future__ import annotations
 
-import io
 import math
 import os
 import time
@@ -24,9 +23,10 @@ from nas.data import Dataset, device_batches
 from nas.models import apply_fake_quant, build_model
 from nas.space import Candidate, parse_candidate
 from nas.train._accel import deterministic_cuda
+from nas.train._checkpoint import load_state, save_state
 
 __all__ = ["ProxyBudget", "ProxyResult", "evaluate_proxy", "proxy_resolution", "train_model", "evaluate_model",
-           "evaluate_batches", "estimate_training_bytes", "recalibrate_bn", "make_optimizer", "save_state", "load_state"]
+           "evaluate_batches", "estimate_training_bytes", "recalibrate_bn", "make_optimizer"]
 
 
 @dataclass(frozen=True)
@@ -208,19 +208,6 @@ def make_optimizer(model: nn.Module, budget: ProxyBudget) -> torch.optim.Optimiz
     return torch.optim.SGD([{"params": decay, "weight_decay": budget.weight_decay},
                             {"params": no_decay, "weight_decay": 0.0}],
                            lr=budget.lr, momentum=0.9, nesterov=True)
-
-
-def save_state(model: nn.Module, optimizer: torch.optim.Optimizer | None, **facts) -> bytes:
-    """Weights (and optimizer state, for continuing) as bytes: a checkpoint that travels
-    through Ray and is written by the driver (``nas.search._halving``)."""
-    buf = io.BytesIO()
-    torch.save({"model": model.state_dict(), "optimizer": None if optimizer is None else optimizer.state_dict(),
-                **facts}, buf)
-    return buf.getvalue()
-
-
-def load_state(blob: bytes) -> dict:
-    return torch.load(io.BytesIO(blob), map_location="cpu", weights_only=True)
 
 
 def train_model(model: nn.Module, dataset: Dataset, budget: ProxyBudget, seed: int,
