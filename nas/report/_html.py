@@ -12,6 +12,7 @@ import shlex
 from typing import Any
 
 from nas.errors import ReportError
+from nas.winner import host_line
 
 __all__ = ["render_html", "title", "marked_trial"]
 
@@ -103,8 +104,6 @@ def _ship_lead(w) -> list[str]:
     profile's runtime and predicted int8 speed-up), then this host's timing, said for what it is."""
     if w is None:
         return []
-    from nas.winner import host_line
-
     host = host_line(w)
     return [f"<p id='ship'><b>Ship {html.escape(w.ship)}.</b>"
             + (f"<br><small>{html.escape(host)}.</small>" if host else "") + "</p>"]
