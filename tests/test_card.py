@@ -137,3 +137,44 @@ def test_the_trial_record_reads_its_sides_structured_and_old_studies_still_read(
     assert then.resolution == 224 and then.proxy_side == 16
     odd = trial_row(_trial({"key": "not a key", "status": "failed"}))
     assert odd.resolution is None and odd.proxy_side is None
+
+
+def _targeted(runtime: str, fp32_ms: float, int8_ms: float, **changes):
+    from nas.winner import TargetLatency
+
+    card = WinnerCard.from_json(old_card(fp32=0.8, int8=0.795, speed=0.55))  # int8 slower on this host
+    return replace(card, target=TargetLatency(runtime=runtime, label=f"phone ({runtime})", predicted_fp32=fp32_ms,
+                                              predicted_int8=int8_ms), **changes)
+
+
+def test_a_tflite_profile_is_told_to_ship_tflite_by_the_phones_int8_speedup_not_this_hosts():
+    tfl = replace(WinnerCard.from_json(old_card()).tflite, written=True, test_accuracy_fp32=0.8,
+                  test_accuracy_int8=0.796, files={"model.tflite": "fp32", "model.int8.tflite": "int8"})
+    card = _targeted("tflite-xnnpack (estimated)", 3.0, 1.2, tflite=tfl)
+    assert card.ship.startswith("model.int8.tflite: the pixel7 profile (tflite-xnnpack (estimated)) predicts int8 "
+                                "at 2.50x the fp32 speed")
+    assert "1.200 ms against 3.000 ms" in card.ship and "0.40 points less" in card.ship  # the .tflite accuracies
+    md = card.markdown()
+    head = md[:md.index("- Device:")]
+    assert f"**Ship {card.ship}.**" in head and "onnx" not in card.ship
+    # this host's timing is a secondary line that says what it is
+    assert "_On this host (this host) with onnxruntime, not the target device: model.int8.onnx ran 0.55x" in head
+    # int8 too costly on the phone's files: fp32 .tflite
+    costly = replace(card, tflite=replace(tfl, test_accuracy_int8=0.7))
+    assert costly.ship.startswith("model.tflite (fp32):") and "costs 10.00 points" in costly.ship
+    # no .tflite written: the advice still names the phone's format and how to get it
+    bare = _targeted("tflite", 3.0, 1.2)
+    assert bare.ship.startswith("model.int8.tflite:") and "nas export RUN --folder winner --format tflite" in bare.ship
+
+
+def test_an_onnxruntime_profile_is_told_to_ship_onnx_and_export_cannot_leave_it_stale():
+    card = _targeted("onnxruntime-cpu", 2.0, 1.0)
+    assert card.ship.startswith("model.int8.onnx: the pixel7 profile (onnxruntime-cpu) predicts int8 at 2.00x")
+    assert "tflite" not in card.ship
+    slow = _targeted("onnxruntime-cpu", 2.0, 2.0)
+    assert slow.ship.startswith("model.onnx (fp32):") and "int8 gains nothing there" in slow.ship
+    # what `nas export` does (new accuracies, nothing else): the advice follows, and survives card.json
+    worse = replace(card, test_accuracy_int8=0.6)
+    assert worse.ship.startswith("model.onnx (fp32):") and "costs 20.00 points" in worse.ship
+    again = WinnerCard.from_json(worse.to_json())
+    assert again == worse and again.ship == worse.ship and "ship" not in json.loads(worse.to_json())

@@ -202,8 +202,10 @@ def test_a_colour_winners_card_classifies_as_its_files_and_export_refreshes_its_
     assert again.test_accuracy_int8 == pytest.approx(card.test_accuracy_int8) and again.bits == card.bits
     assert "ship" not in json.loads((win / "card.json").read_text())
     md = (win / "card.md").read_text()
-    drop = (again.test_accuracy_fp32 - again.test_accuracy_int8) * 100
-    assert f"**Ship {ship_advice(again)}.**" in md and f"{drop:+.2f} points" in md and "stale" not in md
+    # the advice is rendered from the card as it is now (for the pixel7 profile: its .tflite files, by the
+    # profile's predicted int8 speed-up and the .tflite accuracies), never the stale text stored
+    assert f"**Ship {ship_advice(again)}.**" in md and "stale" not in md
+    assert again.target is not None and ship_advice(again).startswith(("model.tflite", "model.int8.tflite"))
     r = CliRunner().invoke(app, ["report", str(res.run_dir)])  # the report's decision box reads the card
     assert r.exit_code == 0, r.output
     assert f"Ship {html.escape(ship_advice(again))}." in (res.run_dir / "report.html").read_text()

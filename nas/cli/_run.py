@@ -9,13 +9,13 @@ from typing import Optional
 import optuna
 import typer
 
-from nas.api import resume_search, run_search
+from nas.api import distill_run, export_run, resume_search, run_search
 from nas.cli._app import app, err, ms, out, progress_printer, user_errors
 from nas.errors import SearchError
 from nas.report import regenerate
 from nas.run import RunContext, SearchConfig, resolve_run
 from nas.train import ProxyBudget
-from nas.winner import PICK_HELP, DistillConfig, distill_run
+from nas.winner import PICK_HELP, DistillConfig
 
 S, D, P = SearchConfig, DistillConfig, ProxyBudget  # the defaults live in the config dataclasses
 # what `--resume` may change (nas.run.RESUME_OVERRIDES); any other option given is refused
@@ -254,9 +254,12 @@ def _distill(run: Path | RunContext, cfg: DistillConfig, allow_changed: bool = F
     if h:
         out.print(f"this host: fp32 {h.measured_fp32:.2f} ms, int8 {h.measured_int8:.2f} ms "
                   f"(x{h.speedup_int8:.2f})")
-    win = (run.run_dir if isinstance(run, RunContext) else Path(run)) / card.folder
+    run_dir = run.run_dir if isinstance(run, RunContext) else Path(run)
+    win = run_dir / card.folder
     out.print(f"model: {win / 'model.onnx'} and {win / 'model.int8.onnx'} (card: {win / 'card.md'})")
     _print_tflite(card, win)
+    out.print(f"ship {card.ship}", markup=False)
+    out.print(f"report: {run_dir / 'report.html'} (regenerated)")
 
 
 def _print_tflite(card, win: Path) -> None:
@@ -282,7 +285,7 @@ def export_cmd(
                                        "since the run started (refused otherwise)."),
 ) -> None:
     """Re-export a run's trained winner (its model.pt) as ONNX and/or LiteRT, and update its card."""
-    from nas.winner import export_run, parse_formats
+    from nas.winner import parse_formats
 
     fmts = parse_formats(formats)
     update, stop = _stage_progress()
@@ -296,6 +299,8 @@ def export_cmd(
                   f"{card.test_accuracy_fp32 * 100:.2f}%, int8 {card.test_accuracy_int8 * 100:.2f}%", markup=False)
     if "tflite" in fmts:
         _print_tflite(card, win)
+    out.print(f"ship {card.ship}", markup=False)
+    out.print(f"report: {Path(run_dir) / 'report.html'} (regenerated)")
 
 
 @app.command("distill")

@@ -12,6 +12,7 @@ import shlex
 from typing import Any
 
 from nas.errors import ReportError
+from nas.winner import host_line
 
 __all__ = ["render_html", "title", "marked_trial"]
 
@@ -74,7 +75,7 @@ def _decision(data) -> str:
     w = data.winner if label == "exported winner" else None
     size = f"{r.bytes / 1e6:.2f} MB" if r.bytes else "n/a"
     mem = f"{r.memory / 1024:.0f} KB" if r.memory else "n/a"
-    lines = [f"<h3>Take this model: trial {r.number} ({html.escape(label)})</h3>",
+    lines = [f"<h3>Take this model: trial {r.number} ({html.escape(label)})</h3>", *_ship_lead(w),
              f"<p><code>{html.escape(r.key)}</code></p><ul>",
              f"<li>Predicted latency on {html.escape(data.device_label)}: <b>{r.latency_ms:.3f} ms</b> "
              f"({html.escape(data.provenance)}), budget {data.budget_ms:.2f} ms</li>",
@@ -87,14 +88,76 @@ def _decision(data) -> str:
              f"computed from its operators)</li>"]
     if w:
         folder = f"{run}/{w.folder}"
-        lines.append(f"<li>Files: <code>{html.escape(folder)}/model.onnx</code>, <code>model.int8.onnx</code>, "
-                     f"card <code>card.md</code>. Ship {html.escape(w.ship)}.</li></ul>")
+        lines.append(f"<li>Files in <code>{html.escape(folder)}/</code>: "
+                     f"{', '.join(f'<code>{html.escape(f)}</code>' for f in _model_files(w))}, card "
+                     f"<code>card.md</code>.</li></ul>")
         again = _cmd('nas', 'distill', run, '--pick', f'trial={r.number}', '--force')
         lines.append(f"<p>Re-export it: <code>{html.escape(again)}</code></p>")
     else:
         lines.append("</ul>")
         lines.append(f"<p>Train and export it: <code>{html.escape(_cmd('nas', 'distill', run))}</code></p>")
-    return "<div class='box' id='decision'>" + "".join(lines) + "</div>"
+    return "<div class='box' id='decision'>" + "".join(lines) + _comparison(data) + "</div>"
+
+
+def _ship_lead(w) -> list[str]:
+    """The decision's first line for an exported winner: the file the target device runs (its
+    profile's runtime and predicted int8 speed-up), then this host's timing, said for what it is."""
+    if w is None:
+        return []
+    host = host_line(w)
+    return [f"<p id='ship'><b>Ship {html.escape(w.ship)}.</b>"
+            + (f"<br><small>{html.escape(host)}.</small>" if host else "") + "</p>"]
+
+
+def _model_files(card) -> list[str]:
+    """The model files a winner's card lists (ONNX and .tflite, fp32 and int8), in its order."""
+    return [f for f in card.files if f.endswith((".onnx", ".tflite"))]
+
+
+def _formats(card) -> str:
+    names = {"model.onnx": "ONNX fp32", "model.int8.onnx": "ONNX int8", "model.tflite": ".tflite fp32",
+             "model.int8.tflite": ".tflite int8"}
+    return ", ".join(names.get(f, f) for f in _model_files(card))
+
+
+def _winners(data) -> str:
+    """Every exported winner folder of the run, its files, formats and test accuracies, from its card."""
+    if not data.winners:
+        return ""
+    run = data.run_dir or data.run
+    rows = []
+    for w in data.winners:
+        tfl = w.tflite
+        lite = (f"fp32 {_pct(tfl.test_accuracy_fp32)}, int8 {_pct(tfl.test_accuracy_int8)}" if tfl.written
+                else html.escape(tfl.note or "not exported"))
+        rows.append(
+            f"<tr><td><code>{html.escape(w.folder)}/</code></td><td>{html.escape(w.pick)}</td><td>{w.trial}</td>"
+            f"<td>{html.escape(_formats(w))}</td>"
+            f"<td>fp32 {_pct(w.test_accuracy_fp32)}, int8 {_pct(w.test_accuracy_int8)}</td><td>{lite}</td>"
+            f"<td>{' '.join(f'<code>{html.escape(f)}</code>' for f in [*_model_files(w), 'card.md'])}</td>"
+            f"<td>{html.escape(w.ship)}</td></tr>")
+    return (f"<h3 id='winners'>Exported winners ({len(data.winners)})</h3><p>In <code>{html.escape(run)}</code>; "
+            "test accuracies measured with the exported files (the held-out test split).</p><div class='scroll'>"
+            "<table id='winners-table'><thead><tr><th>folder</th><th>pick</th><th>trial</th><th>formats</th>"
+            "<th>ONNX test accuracy</th><th>.tflite test accuracy</th><th>files</th><th>ship</th></tr></thead>"
+            f"<tbody>{''.join(rows)}</tbody></table></div>")
+
+
+def _comparison(data) -> str:
+    """The recommendation beside the reference networks trained in the run (a small table), and
+    what the proxy's noise allows to say of them."""
+    c = getattr(data, "comparison", None)
+    if c is None or (len(c.rows) == 1 and not c.verdicts):
+        return ""
+    rows = "".join(f"<tr><td>{html.escape(n)}</td><td>{_pct(a)}</td><td>{ms:.3f}</td>"
+                   f"<td>{'yes' if ok else 'no, over budget'}</td></tr>" for n, a, ms, ok in c.rows)
+    noise = (f"Each proxy accuracy was scored on {c.n_val} validation images: about "
+             f"&plusmn;{c.tie_points:.1f} points separate two of them from a tie (two standard errors)."
+             if c.n_val and c.tie_points is not None else "The validation size is not recorded: no noise estimate.")
+    says = "".join(f"<p class='verdict'><b>{html.escape(v)}</b></p>" for v in c.verdicts)
+    return ("<h4>Against the reference networks (same proxy)</h4><div class='scroll'><table id='references'>"
+            "<thead><tr><th>network</th><th>proxy accuracy</th><th>latency ms</th><th>within budget</th></tr></thead>"
+            f"<tbody>{rows}</tbody></table></div>{says}<p><small>{noise}</small></p>")
 
 
 def _front_table(data, marked_number: int | None) -> str:
@@ -198,6 +261,7 @@ def render_html(data) -> str:
         f"<title>{html.escape(data.run)}: hwnas report</title><style>{_CSS}</style></head><body>",
         f"<h2>{html.escape(title(data))}</h2>",
         _decision(data),
+        _winners(data),
         f"<p>Latency: predicted from the <b>{html.escape(data.device_label)}</b> profile; these numbers "
         f"are <b>{html.escape(data.provenance)}</b>. Budget: {html.escape(data.budget_source)}. "
         f"Accuracy: short proxy on {html.escape(data.dataset)} (a ranking signal; the test accuracy of an exported "

@@ -10,6 +10,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
+import re
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -20,7 +22,22 @@ from nas.run import RunMeta, SearchConfig, read_run_config
 from nas.search import RunView, TrialRow, best_trial, hypervolume_2d, open_study, pareto_front, read_trials
 from nas.winner import WinnerCard
 
-__all__ = ["ReportData", "ReportWriter", "report_data", "write_tables", "write_report", "load_run", "regenerate"]
+__all__ = ["ReportData", "Comparison", "ReportWriter", "report_data", "compare_references", "val_images",
+           "winner_cards", "write_tables", "write_report", "load_run", "regenerate"]
+
+
+class Comparison(NamedTuple):
+    """The recommendation beside the reference networks trained in the run, with the proxy's noise.
+
+    ``rows``: (name, proxy accuracy, predicted latency ms, within budget) with the recommendation
+    first; ``verdicts``: the plain sentences the decision box says; ``n_val``: validation images
+    each proxy accuracy was scored on (None when unknown: no noise estimate); ``tie_points``: two
+    standard errors of the difference of two accuracies near the recommendation's, in points."""
+
+    rows: list[tuple[str, float | None, float, bool]]
+    verdicts: list[str]
+    n_val: int | None
+    tie_points: float | None
 
 
 class ReportData(NamedTuple):
@@ -40,6 +57,25 @@ class ReportData(NamedTuple):
     recommended: TrialRow | None = None  # the default pick (best) among trained trials
     winner: WinnerCard | None = None  # winner/card.json when the winner was exported
     fidelity: str = ""  # "" (single budget) or how successive halving's rungs were run
+    winners: tuple[WinnerCard, ...] = ()  # every exported winner folder (winner/, winners/<rule>/, --out), by folder
+    comparison: Comparison | None = None  # the recommendation against the reference networks
+
+
+def winner_cards(run_dir: Path | None) -> tuple[WinnerCard, ...]:
+    """The cards of every exported winner of a run: ``winner/`` first, then ``winners/<rule>/`` and
+    any other ``--out`` folder holding a card.json, by folder name; unreadable cards are left out."""
+    if run_dir is None or not Path(run_dir).is_dir():
+        return ()
+    run_dir = Path(run_dir)
+    cards = []
+    for path in sorted([*run_dir.glob("*/card.json"), *run_dir.glob("winners/*/card.json")],
+                       key=lambda p: (p.parent.name != "winner", str(p.relative_to(run_dir)))):
+        try:
+            card = WinnerCard.load(path)
+        except NasError:
+            continue
+        cards.append(card.with_changes(folder=path.parent.relative_to(run_dir).as_posix()))  # where it is now
+    return tuple(cards)
 
 
 def _winner_card(run_dir: Path | None) -> WinnerCard | None:
@@ -62,13 +98,85 @@ def report_data(study, meta: RunMeta, config: SearchConfig, run_dir: Path | None
             pts.append((r.accuracy, r.latency_ms))
         if r.status != "running":
             hv.append((r.number, hypervolume_2d(pts, budget)))
-    return ReportData(
+    data = ReportData(
         run=meta.study_name, space=config.space, device_label=meta.device_label,
         provenance=meta.device_provenance, budget_ms=budget, budget_source=meta.latency_budget_source,
         objectives=objectives, dataset=meta.dataset, trials=rows, front=front,
         references=list(study.user_attrs.get("references", [])), hypervolume=hv,
         run_dir=str(run_dir or ""), recommended=_recommended(rows, budget), winner=_winner_card(run_dir),
-        fidelity=_fidelity_text(config))
+        fidelity=_fidelity_text(config), winners=winner_cards(run_dir))
+    return data._replace(comparison=compare_references(data, val_images(meta), meta.num_classes))
+
+
+def val_images(meta: RunMeta) -> int | None:
+    """How many validation images each proxy accuracy was scored on: the run's validation split
+    (from its dataset line), cut at the proxy's ``max_val_images``; None when not recorded."""
+    m = re.search(r"/ (\d+) val", meta.dataset)
+    if m is None:
+        return None
+    n, cap = int(m.group(1)), meta.proxy_budget.get("max_val_images")
+    return min(n, int(cap)) if cap else n
+
+
+def _se(p: float, n: int) -> float:
+    """Binomial standard error of an accuracy ``p`` scored on ``n`` images."""
+    p = min(max(p, 0.0), 1.0)
+    return math.sqrt(p * (1 - p) / n)
+
+
+TIE_SE = 2.0  # two accuracies closer than this many standard errors of their difference are a tie
+CHANCE_SE = 3.0  # an accuracy within this many standard errors of 1/num_classes is at chance
+
+
+def compare_references(data: ReportData, n_val: int | None, num_classes: int) -> Comparison | None:
+    """The recommendation (the exported winner, else the default pick) beside the reference
+    networks trained in the run, and what may be said of them given the proxy's noise: the
+    binomial standard error sqrt(p(1-p)/n_val) of each accuracy; two accuracies within
+    ``TIE_SE`` standard errors of their difference are a tie, an accuracy within ``CHANCE_SE``
+    standard errors of 1/num_classes is at chance. None without a recommendation."""
+    mark = marked_trial(data)
+    if mark is None:
+        return None
+    rec = mark[0]
+    name = f"trial {rec.number} (this search's pick)"
+    refs = [(str(r["name"]), r.get("accuracy"), float(r["latency_ms"]), float(r["latency_ms"]) <= data.budget_ms)
+            for r in data.references if r.get("latency_ms") is not None]
+    refs.sort(key=lambda r: r[2])
+    rows: list[tuple[str, float | None, float, bool]] = [(name, rec.accuracy, float(rec.latency_ms), True), *refs]
+    verdicts: list[str] = []
+    acc = float(rec.accuracy)
+
+    def tie(a: float, b: float) -> bool:
+        return n_val is not None and abs(a - b) <= TIE_SE * math.sqrt(_se(a, n_val) ** 2 + _se(b, n_val) ** 2)
+
+    chance = 1.0 / num_classes if num_classes > 0 else None
+    if n_val and chance is not None and acc - chance <= CHANCE_SE * _se(chance, n_val):
+        verdicts.append(
+            f"The proxy accuracies are too close to chance to rank: the recommendation's {acc * 100:.1f}% is within "
+            f"{CHANCE_SE:g} standard errors ({CHANCE_SE * _se(chance, n_val) * 100:.1f} points on {n_val} validation "
+            f"images) of chance, 1/{num_classes} = {chance * 100:.1f}%. Train the proxy longer or on more images "
+            f"(--proxy-epochs, --proxy-images) before trusting this ranking.")
+    for ref, racc, _, within in refs:
+        if racc is None or not within:
+            continue
+        if tie(acc, racc):
+            verdicts.append(
+                f"The search's pick and {ref} are tied: {acc * 100:.1f}% against {racc * 100:.1f}%, within "
+                f"{TIE_SE:g} standard errors of their difference on {n_val} validation images; the proxy cannot "
+                f"rank them, so choose by latency and size.")
+        elif racc > acc:
+            verdicts.append(f"The search found nothing more accurate than {ref} within the budget: consider "
+                            f"shipping it ({racc * 100:.1f}% against {acc * 100:.1f}% on the same proxy).")
+    near = [r for r in data.trials if r.trained and r.accuracy is not None and r.number != rec.number
+            and r.latency_ms is not None and r.latency_ms <= data.budget_ms and tie(acc, float(r.accuracy))]
+    if near:
+        verdicts.append(
+            f"{len(near)} other trial(s) within the budget are within {TIE_SE:g} standard errors of the "
+            f"recommendation's accuracy (trials {', '.join(str(r.number) for r in near[:8])}"
+            f"{', ...' if len(near) > 8 else ''}): the proxy does not separate them; the front table sorts them by "
+            f"latency.")
+    tie_points = None if n_val is None else TIE_SE * math.sqrt(2) * _se(acc, n_val) * 100
+    return Comparison(rows=rows, verdicts=verdicts, n_val=n_val, tie_points=tie_points)
 
 
 def _fidelity_text(config: SearchConfig) -> str:

@@ -6,28 +6,33 @@ from nas.winner._card import (
     HostLatency,
     InputSpec,
     MemoryFacts,
+    TargetLatency,
     TfliteSection,
     TrainedAt,
     TrainingSeconds,
     WinnerCard,
+    host_line,
 )
 from nas.winner._distill import PICK_HELP, DistillConfig, distill_run, winner_folder
 from nas.winner._pick import parse_rule, pick_winner
-from nas.winner._ship import export_run, parse_formats, tflite_section
+from nas.winner._ship import FORMATS, export_run, parse_formats, tflite_section
 
 __all__ = [
     "DistillConfig",
+    "FORMATS",
     "Distillation",
     "HostLatency",
     "InputSpec",
     "MemoryFacts",
     "TfliteSection",
+    "TargetLatency",
     "TrainedAt",
     "TrainingSeconds",
     "WinnerCard",
     "PICK_HELP",
     "distill_run",
     "export_run",
+    "host_line",
     "parse_formats",
     "parse_rule",
     "pick_winner",

@@ -21,8 +21,9 @@ from nas.errors import CandidateSyntaxError, DistillError
 from nas.search import bit_counts
 from nas.space import Candidate
 
-__all__ = ["WinnerCard", "InputSpec", "TrainedAt", "HostLatency", "MemoryFacts", "Distillation",
-           "TrainingSeconds", "TfliteSection", "ship_advice", "python_snippet", "litert_snippet", "card_markdown"]
+__all__ = ["WinnerCard", "InputSpec", "TrainedAt", "HostLatency", "TargetLatency", "MemoryFacts", "Distillation",
+           "TrainingSeconds", "TfliteSection", "ship_advice", "host_line", "python_snippet", "litert_snippet",
+           "card_markdown"]
 
 
 @dataclass(frozen=True)
@@ -83,6 +84,26 @@ class HostLatency:
     @property
     def speedup_int8(self) -> float:
         return self.measured_fp32 / self.measured_int8 if self.measured_int8 > 0 else math.nan
+
+
+@dataclass(frozen=True)
+class TargetLatency:
+    """What the device profile (the target phone) predicts for this network in fp32 and in int8,
+    and the runtime it describes: the ship advice's reasoning, never this host's timing."""
+
+    runtime: str  # the profile's ``runtime``: tflite, tflite-xnnpack (estimated), onnxruntime-cpu, ...
+    label: str
+    predicted_fp32: float
+    predicted_int8: float
+
+    @property
+    def speedup_int8(self) -> float:
+        return self.predicted_fp32 / self.predicted_int8 if self.predicted_int8 > 0 else math.nan
+
+    @property
+    def is_tflite(self) -> bool:
+        r = self.runtime.lower()
+        return "tflite" in r or "litert" in r
 
 
 @dataclass(frozen=True)
@@ -176,6 +197,7 @@ class WinnerCard:
     memory: MemoryFacts | None = None
     calibration_images: int = 256
     tflite: TfliteSection = field(default_factory=lambda: TfliteSection(written=False))
+    target: TargetLatency | None = None  # None on cards written before the profile's int8 prediction was kept
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "class_names", tuple(self.class_names))
@@ -227,7 +249,7 @@ class WinnerCard:
         d = _legacy(d)
         nested = {"distillation": Distillation, "training_seconds": TrainingSeconds, "input": InputSpec,
                   "trained_at": TrainedAt, "host_latency_ms": HostLatency, "memory": MemoryFacts,
-                  "tflite": TfliteSection}
+                  "tflite": TfliteSection, "target": TargetLatency}
         for k, sub in nested.items():
             if isinstance(d.get(k), dict):
                 d[k] = _make(sub, d[k], f"card.json {k}")
@@ -278,7 +300,48 @@ def _make(cls, d: dict, what: str):
 # ----------------------------------------------------------------------------- rendering
 
 def ship_advice(card: WinnerCard) -> str:
-    """Which file to ship, from the accuracies and the speeds measured on this host."""
+    """Which file to ship to the target device: the format its runtime runs (.tflite for a
+    tflite/LiteRT profile, ONNX for onnxruntime), fp32 or int8 by the profile's predicted int8
+    speed-up for this network and the test accuracy int8 costs. Cards written before the
+    profile's prediction was kept fall back to this host's timing (``_host_advice``)."""
+    t = card.target
+    if t is None:
+        return _host_advice(card)
+    tfl = card.tflite
+    has_tflite = tfl.written and "model.tflite" in tfl.files
+    a32, a8 = card.test_accuracy_fp32, card.test_accuracy_int8
+    if t.is_tflite:
+        files = ("model.tflite", "model.int8.tflite")
+        if has_tflite and tfl.test_accuracy_fp32 is not None and tfl.test_accuracy_int8 is not None:
+            a32, a8 = tfl.test_accuracy_fp32, tfl.test_accuracy_int8
+    else:
+        files = ("model.onnx", "model.int8.onnx")
+    speed, drop = t.speedup_int8, (a32 - a8) * 100
+    why = (f"the {card.device} profile ({t.runtime}) predicts int8 at {speed:.2f}x the fp32 speed for this "
+           f"network ({t.predicted_int8:.3f} ms against {t.predicted_fp32:.3f} ms)")
+    if math.isfinite(speed) and speed > 1.05 and drop <= 1.0:
+        advice = f"{files[1]}: {why}, at {drop:.2f} points less test accuracy"
+    elif math.isfinite(speed) and speed > 1.05:
+        advice = f"{files[0]} (fp32): {why}, but int8 costs {drop:.2f} points of test accuracy"
+    else:
+        advice = f"{files[0]} (fp32): {why}, so int8 gains nothing there ({drop:+.2f} points)"
+    if t.is_tflite and not has_tflite:
+        advice += (f"; the .tflite files are not exported yet: `nas export RUN --folder {card.folder} --format "
+                   f"tflite` writes them")
+    return advice
+
+
+def host_line(card: WinnerCard) -> str | None:
+    """This host's timing of the ONNX files, said for what it is (not the phone); None when the
+    files were not timed here."""
+    h = card.host_latency_ms
+    if h is None or not math.isfinite(h.speedup_int8):
+        return None
+    return (f"On this host ({h.label}) with onnxruntime, not the target device: model.int8.onnx ran "
+            f"{h.speedup_int8:.2f}x the fp32 speed ({h.measured_int8:.3f} ms against {h.measured_fp32:.3f} ms)")
+
+
+def _host_advice(card: WinnerCard) -> str:
     a32, a8 = card.test_accuracy_fp32, card.test_accuracy_int8
     speed = card.host_latency_ms.speedup_int8 if card.host_latency_ms else None
     drop = (a32 - a8) * 100
@@ -378,6 +441,7 @@ def card_markdown(card: WinnerCard) -> str:
         "",
         f"**Ship {card.ship}.**",
         "",
+        *([f"_{host_line(card)}._", ""] if host_line(card) else []),
         f"- Device: {card.device_summary}.",
         f"- Predicted latency: **{card.predicted_latency_ms:.3f} ms** ({card.provenance}), budget "
         f"{card.latency_budget_ms:.3f} ms ({card.latency_budget_source}); {card.latency_note}.",

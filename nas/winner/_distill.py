@@ -46,6 +46,7 @@ from nas.winner._card import (
     HostLatency,
     InputSpec,
     MemoryFacts,
+    TargetLatency,
     TfliteSection,
     TrainedAt,
     TrainingSeconds,
@@ -346,6 +347,10 @@ def distill_run(run: str | Path | RunContext, cfg: DistillConfig | None = None,
                                                         in_channels=data.in_channels),
                 latency_budget_ms=budget_ms, latency_budget_source=ctx.budget_source,
                 host_latency_ms=host,
+                target=TargetLatency(
+                    runtime=profile.runtime, label=profile.label,
+                    predicted_fp32=profile.latency_ms(cand.replace_bits(32), data.num_classes, data.in_channels),
+                    predicted_int8=profile.latency_ms(cand.replace_bits(8), data.num_classes, data.in_channels)),
                 macs=win.macs, params=win.params, bytes=win.bytes, bits=bit_counts(cand), keep=win.keep,
                 memory=MemoryFacts(
                     at_bit_widths=memory_bytes(cand, win.bytes or 0, data.num_classes, data.in_channels),
