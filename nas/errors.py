@@ -29,6 +29,7 @@ __all__ = [
     "SearchInterrupted",
     "RunLockedError",
     "ReportError",
+    "StudyDamagedError",
     "DistillError",
     "TransferError",
 ]
@@ -146,6 +147,19 @@ class RunLockedError(NasError, RuntimeError):
 
 class ReportError(NasError, ValueError):
     """A run folder cannot be reported (no study, unreadable config ...)."""
+
+
+class StudyDamagedError(ReportError, SearchError):
+    """A run's study database cannot be read as its study: a truncated or overwritten file,
+    another program's SQLite file, or one that holds no study of the run's name. Raised before
+    anything in the run folder is written. ``path`` is the database file, ``reason`` why."""
+
+    def __init__(self, path: object, reason: str):
+        self.path = path
+        self.reason = reason
+        super().__init__(f"the study database {path} is damaged or not this run's study ({reason}); nothing "
+                         f"was written: trials.csv and the winner files are untouched (restore study.db from "
+                         f"a copy to continue)")
 
 
 class DistillError(NasError, ValueError):

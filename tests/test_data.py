@@ -1,4 +1,5 @@
 import io
+import os
 import pickle
 import tarfile
 from pathlib import Path
@@ -88,6 +89,39 @@ def test_image_folder(tmp_path):
     assert len(ds.x_train) + len(ds.x_val) + len(ds.x_test) == 12
     gray = load_dataset(png_folder(tmp_path / "g", mode="L"), image_size=8)
     assert gray.in_channels == 1 and gray.resolution == 8
+
+
+def test_every_unreadable_image_of_a_folder_is_named_in_one_error(tmp_path):
+    """Not one per run (the user fixes one, runs again, hits the next): the three corrupt files,
+    the first one included (it is also the file probed for the mode and side), in one error."""
+    root = png_folder(tmp_path / "imgs")
+    bad = [root / "cat" / "0.png", root / "cat" / "3.png", root / "dog" / "5.png"]
+    bad[0].write_bytes(b"not an image")
+    bad[1].write_bytes(bad[1].read_bytes()[:40])  # a truncated PNG
+    bad[2].write_bytes(b"")
+    cache = Path(os.environ["HWNAS_CACHE"])
+    before = sorted(cache.rglob("*.npy"))
+    with pytest.raises(DatasetError) as info:
+        load_dataset(root)
+    assert sorted(cache.rglob("*.npy")) == before  # no cache of a folder with holes
+    msg = str(info.value)
+    assert "3 images cannot be read" in msg and "\n" not in msg
+    for f in bad:
+        assert f"{f.parent.name}/{f.name} (" in msg
+    assert msg.count(str(root)) == 1  # each file named relative to the folder
+    for f in bad:  # fixed: the folder loads
+        f.unlink()
+    assert len(load_dataset(root).class_names) == 2
+
+
+def test_an_unreadable_image_error_shows_ten_and_counts_the_rest(tmp_path):
+    root = png_folder(tmp_path / "imgs", n=8)
+    for c in ("cat", "dog"):
+        for i in range(1, 7):
+            (root / c / f"{i}.png").write_bytes(b"junk")
+    with pytest.raises(DatasetError, match=r"12 images cannot be read .*; and 2 more$") as info:
+        load_dataset(root)
+    assert str(info.value).count(" (cannot identify image file") == 10
 
 
 def test_image_folder_is_decoded_once_to_disk_and_read_a_batch_at_a_time(tmp_path):

@@ -15,6 +15,7 @@ EXAMPLES = {
     errors.ReferenceNotFoundError: ("mobilenetv2", "resnet50", ["mobilenet_v2_1.0_224"]),
     errors.UnknownDeviceError: ("iphone", ["host", "pixel7"]),
     errors.SearchInterrupted: ("results/run", 3, 10),
+    errors.StudyDamagedError: ("results/run/study.db", "file is not a database"),
 }
 CLASSES = [c for _, c in inspect.getmembers(errors, inspect.isclass) if issubclass(c, errors.NasError)]
 

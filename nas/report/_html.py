@@ -2,7 +2,8 @@
 trial ``nas distill`` would pick) and the command that ships it, then a sortable table of the
 Pareto front with the command that picks each point, then the plot (winner marked, references
 labelled, over-budget candidates in a strip of their own), then the hypervolume over trials.
-Self-contained: plotly is inlined, nothing is fetched. Works at phone width (400 px).
+Self-contained: plotly is inlined, nothing is fetched. Works at phone width (390 px): the charts
+fit the width, the front table scrolls sideways in its own box, the legend sits under the plot.
 """
 
 from __future__ import annotations
@@ -35,10 +36,15 @@ document.querySelectorAll('table.sortable th').forEach(function (th, col) {
 _CSS = ("body{font-family:sans-serif;margin:1em;max-width:1200px}td,th{padding:3px 8px;text-align:left;"
         "vertical-align:top}th{cursor:pointer;background:#f1f3f5}code{font-size:11px;word-break:break-all}"
         ".box{border:2px solid #ffbf00;border-radius:6px;padding:.6em 1em;margin:1em 0;background:#fffbea}"
-        ".scroll{overflow-x:auto}tr.winner{background:#fff3c4;font-weight:bold}pre{white-space:pre-wrap;"
-        "word-break:break-all;background:#f6f8fa;padding:.4em}"
+        # a wide table scrolls sideways inside its own box; the page itself never does
+        ".scroll{overflow-x:auto;max-width:100%;border:1px solid #e3e6ea;border-radius:4px}"
+        "tr.winner{background:#fff3c4;font-weight:bold}pre{white-space:pre-wrap;"
+        "word-break:break-all;background:#f6f8fa;padding:.4em}.plotly-graph-div{max-width:100%}"
         # long keys and commands keep a readable width: a narrow screen scrolls the table sideways
-        "#front-table td.key{min-width:26em}#front-table td.cmd{min-width:17em}")
+        "#front-table td.key{min-width:26em}#front-table td.cmd{min-width:17em}"
+        # a phone (390 px): the title in 2-3 lines, not 5; the boxes use the whole width
+        "@media (max-width:600px){body{margin:.5em}h2{font-size:1.05em;line-height:1.3}h3{font-size:1em}"
+        ".box{padding:.4em .6em}#front-table td.key{min-width:20em}#front-table td.cmd{min-width:14em}}")
 
 
 def title(data) -> str:
@@ -53,7 +59,7 @@ def marked_trial(data) -> tuple[Any, str] | None:
         if row is not None and row.accuracy is not None:
             return row, "exported winner"
     if data.recommended is not None:
-        return data.recommended, "recommended (not exported yet)"
+        return data.recommended, "recommended, not exported yet"
     return None
 
 
@@ -177,7 +183,8 @@ def _front_table(data, marked_number: int | None) -> str:
             f"<td>{(r.macs or 0) / 1e6:.1f}</td><td>{html.escape(r.bits)}</td><td>{html.escape(r.keep)}</td>"
             f"<td class='key'><code>{html.escape(r.key)}</code></td>"
             f"<td class='cmd'><code>{html.escape(_cmd('nas', 'distill', run, '--pick', f'trial={r.number}'))}</code></td></tr>")
-    return (f"<h3>The Pareto front ({len(data.front)} trials; click a column to sort)</h3><div class='scroll'>"
+    n = len(data.front)
+    return (f"<h3>The Pareto front ({n} trial{'' if n == 1 else 's'}; click a column to sort)</h3><div class='scroll'>"
             f"<table class='sortable' id='front-table'><thead>{head}</thead><tbody>{''.join(rows)}</tbody>"
             "</table></div>")
 
@@ -234,9 +241,12 @@ def _figure(data, mark):
                        showarrow=False, xanchor="right", yanchor="bottom", font=dict(size=11))
     fig.update_yaxes(title_text="proxy accuracy", row=1, col=1)
     fig.update_yaxes(showticklabels=False, title_text="over<br>budget", range=[-1, 1], row=2, col=1)
-    fig.update_xaxes(title_text=f"predicted latency on {data.device_label} [ms]", row=2, col=1)
-    fig.update_layout(template="plotly_white", height=600, margin=dict(l=50, r=20, t=30, b=50),
-                      legend=dict(orientation="h", yanchor="bottom", y=1.04, x=0))
+    fig.update_xaxes(title_text=f"predicted latency [ms]<br>on {data.device_label}", title_font=dict(size=12),
+                     row=2, col=1)  # two lines: one was wider than a phone
+    # the legend under the plot (above it, it covered the mode bar: the zoom and download buttons);
+    # the top margin keeps the budget label below the mode bar
+    fig.update_layout(template="plotly_white", height=640, margin=dict(l=50, r=20, t=50, b=40),
+                      legend=dict(orientation="h", yanchor="top", y=-0.2, x=0, xanchor="left"))
     return fig
 
 

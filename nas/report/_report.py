@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from nas._paths import atomic_write
-from nas.errors import NasError, ReportError, SearchError
+from nas.errors import NasError, ReportError, SearchError, StudyDamagedError
 from nas.report._html import marked_trial, render_html
 from nas.run import RunMeta, SearchConfig, read_run_config
 from nas.search import RunView, TrialRow, best_trial, hypervolume_2d, open_study, pareto_front, read_trials
@@ -286,6 +286,8 @@ def load_run(run_dir: str | Path) -> tuple[Any, RunMeta, SearchConfig]:
         raise ReportError(str(exc)) from None
     try:
         study = open_study(meta.study_name, meta.storage)
+    except StudyDamagedError:  # names its file already
+        raise
     except ReportError as exc:
         raise ReportError(f"{run_dir}: {exc}") from None
     return study, meta, config

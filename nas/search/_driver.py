@@ -37,6 +37,7 @@ from nas.run import (
     SearchConfig,
     open_run,
     prepare_proxy_sides,
+    read_run_config,
     record_inputs,
     resolve_run,
     write_run_config,
@@ -51,6 +52,7 @@ from nas.search._trials import (
     bits_summary,
     keep_summary,
     open_storage,
+    open_study,
     read_trials,
     set_constraints,
     status_counts,
@@ -130,9 +132,8 @@ class _Search:
         self.ctx, self.run, self.config = ctx, run, ctx.config
         self.observers = tuple(observers)
         self.progress = progress or (lambda p: None)
-        self.study = optuna.load_study(study_name=ctx.meta.study_name, storage=open_storage(ctx.meta.storage),
-                                       sampler=make_sampler(self.config.sampler, self.config.seed,
-                                                            self.config.trials))
+        self.study = open_study(ctx.meta.study_name, ctx.meta.storage,
+                                sampler=make_sampler(self.config.sampler, self.config.seed, self.config.trials))
         self.resumed = resume
         if resume:  # the first seed would propose again what the run proposed first
             self.study.sampler = make_sampler(self.config.sampler,
@@ -502,6 +503,8 @@ def resume_search(run_dir: str | os.PathLike | RunContext,
     if not folder.is_dir():
         raise SearchError(f"{folder} is not a run folder (no such directory)")
     with RunFolder(folder) as run:  # the lock first: another process may be running it
+        meta = run_dir.meta if isinstance(run_dir, RunContext) else read_run_config(folder)[1]
+        open_study(meta.study_name, meta.storage)  # a damaged study is refused before anything is written
         ctx = run_dir if isinstance(run_dir, RunContext) else \
             open_run(folder, data_progress, allow_changed=allow_changed, **overrides)
         prepare_proxy_sides(ctx.space, ctx.dataset, data_progress)

@@ -14,7 +14,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from nas.errors import CandidateError, ReportError, SearchError
+from nas.errors import CandidateError, ReportError, SearchError, StudyDamagedError
 from nas.search._halving import RUNGS_ATTR
 from nas.space import Candidate
 
@@ -168,16 +168,56 @@ def open_storage(url: str):
         raise SearchError(f"cannot open storage {url!r}: {str(exc).splitlines()[0]}") from None
 
 
-def open_study(study_name: str, storage: str, sampler: Any = None):
-    """The run's study; ReportError when its database or the study is missing."""
-    import optuna
+def _sqlite_path(url: str) -> Path | None:
+    """The file of a ``sqlite:///`` URL (None for another database or an in-memory one)."""
+    if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
+        return Path(url[len("sqlite:///"):])
+    return None
 
-    if storage.startswith("sqlite:///") and not Path(storage[len("sqlite:///"):]).is_file():
-        raise ReportError(f"the study database {storage[len('sqlite:///'):]} is missing")
+
+def _sqlite_problem(path: Path) -> str | None:
+    """Why the SQLite file ``path`` cannot hold Optuna studies (None: it can), found without
+    writing to it: opened read-only, SQLite's quick integrity check, Optuna's tables present."""
+    import sqlite3
+
+    if path.stat().st_size == 0:
+        return "the file is empty"
+    try:
+        con = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            check = con.execute("PRAGMA quick_check(1)").fetchone()
+        finally:
+            con.close()
+    except sqlite3.DatabaseError as exc:  # "file is not a database", "database disk image is malformed"
+        return str(exc)
+    if check is None or check[0] != "ok":
+        return f"database disk image is malformed: {check[0] if check else 'no integrity check result'}"
+    if not {"studies", "trials", "version_info"} <= tables:
+        return "a SQLite file without Optuna's tables"
+    return None
+
+
+def open_study(study_name: str, storage: str, sampler: Any = None):
+    """The run's study. ReportError when its database is missing; ``StudyDamagedError`` when
+    the database is damaged, foreign or holds no such study (checked before Optuna opens it:
+    Optuna would add its tables to a foreign SQLite file)."""
+    import optuna
+    from sqlalchemy.exc import SQLAlchemyError
+
+    path = _sqlite_path(storage)
+    if path is not None and not path.is_file():
+        raise ReportError(f"the study database {path} is missing")
+    where = path if path is not None else storage
+    problem = _sqlite_problem(path) if path is not None else None
+    if problem:
+        raise StudyDamagedError(where, problem)
     try:
         return optuna.load_study(study_name=study_name, storage=open_storage(storage), sampler=sampler)
     except KeyError:
-        raise ReportError(f"no study {study_name!r} in {storage}") from None
+        raise StudyDamagedError(where, f"it holds no study {study_name!r}") from None
+    except (SQLAlchemyError, RuntimeError) as exc:  # damage SQLite finds late; a schema of another Optuna
+        raise StudyDamagedError(where, str(exc).strip().splitlines()[0]) from None
 
 
 # ----------------------------------------------------------------------------- a candidate as the record shows it

@@ -14,6 +14,7 @@ what is exported, scored and timed: the network the device profile priced."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import time
 from dataclasses import dataclass, replace
@@ -27,7 +28,7 @@ from nas.errors import DistillError, NasError
 from nas.export import export_onnx, onnx_accuracy_batches, ort_session, time_session
 from nas.latency import load_device
 from nas.models import apply_fake_quant, build_model, strip_fake_quant
-from nas.run import RunContext, RunFolder, open_run
+from nas.run import RunContext, RunFolder, open_run, read_run_config
 from nas.search import bit_counts, open_study, read_trials, trial_weights
 from nas.space import Candidate, float_bytes, memory_bytes
 from nas.train import (
@@ -261,6 +262,16 @@ def distill_run(run: str | Path | RunContext, cfg: DistillConfig | None = None,
     cfg.validate()
     if cfg.teacher and not Path(cfg.teacher).is_file():
         raise DistillError(f"checkpoint {cfg.teacher} not found")
+    # the lock first: a run another process holds (a search still running) is "in use by pid N",
+    # not judged by the trials it has finished so far
+    if not isinstance(run, RunContext):
+        read_run_config(run)  # a folder that is not a run is refused before its lock file is made
+    with RunFolder(run.run_dir if isinstance(run, RunContext) else Path(run)) as folder:
+        return _distill_locked(folder, run, cfg, progress, allow_changed)
+
+
+def _distill_locked(folder: RunFolder, run: str | Path | RunContext, cfg: DistillConfig,
+                    progress: Progress | None, allow_changed: bool) -> dict:
     ctx = run if isinstance(run, RunContext) else open_run(run, progress, allow_changed=allow_changed,
                                                             download=False)
     run_dir, config, meta = ctx.run_dir, ctx.config, ctx.meta
@@ -287,7 +298,7 @@ def distill_run(run: str | Path | RunContext, cfg: DistillConfig | None = None,
         deterministic_cuda()
     t_start = time.perf_counter()
     try:
-        with RunFolder(run_dir) as run:
+        with contextlib.nullcontext(folder) as run:  # held since distill_run began
             out_dir.mkdir(parents=True, exist_ok=True)
             run.log(f"winner ({cfg.pick}): trial {win.number} {win.key}")
             teacher, tinfo = (None, {"key": None, "source": "", "seconds": 0.0})

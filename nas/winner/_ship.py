@@ -93,24 +93,25 @@ def export_run(run_dir: str | Path, folder: str = "winner", formats: tuple[str, 
     Returns the card. The run's data must be unchanged unless ``allow_changed``; a ``cifar10``
     run whose cache is gone fails, it never downloads."""
     from nas.export import export_onnx, onnx_accuracy_batches
-    from nas.run import RunFolder, open_run
+    from nas.run import RunFolder, open_run, read_run_config
     from nas.train import load_checkpoint
 
-    ctx = open_run(run_dir, allow_changed=allow_changed, download=False)
-    out_dir = ctx.run_dir / folder
-    card_path = out_dir / "card.json"
-    if not card_path.is_file() or not (out_dir / "model.pt").is_file():
-        raise NasError(f"{out_dir} holds no trained winner (model.pt and card.json): run `nas distill "
-                       f"{ctx.run_dir}` first")
-    if "tflite" in formats:
-        litert.require()
-    card = WinnerCard.load(card_path)
-    model, blob = load_checkpoint(out_dir / "model.pt", ctx.space)
-    res = int(blob["resolution"])
-    data = ctx.dataset.at_resolution(res)
-    calib = calibration_images(data, card.calibration_images, ctx.config.seed)
-    shape = [1, data.in_channels, res, res]
-    with RunFolder(ctx.run_dir) as run:
+    read_run_config(run_dir)  # a folder that is not a run is refused before its lock file is made
+    with RunFolder(run_dir) as run:  # the lock first: a run another process holds is "in use by pid N"
+        ctx = open_run(run_dir, allow_changed=allow_changed, download=False)
+        out_dir = ctx.run_dir / folder
+        card_path = out_dir / "card.json"
+        if not card_path.is_file() or not (out_dir / "model.pt").is_file():
+            raise NasError(f"{out_dir} holds no trained winner (model.pt and card.json): run `nas distill "
+                           f"{ctx.run_dir}` first")
+        if "tflite" in formats:
+            litert.require()
+        card = WinnerCard.load(card_path)
+        model, blob = load_checkpoint(out_dir / "model.pt", ctx.space)
+        res = int(blob["resolution"])
+        data = ctx.dataset.at_resolution(res)
+        calib = calibration_images(data, card.calibration_images, ctx.config.seed)
+        shape = [1, data.in_channels, res, res]
         if "onnx" in formats:
             export_onnx(model, out_dir / "model.onnx", resolution=res)
             export_onnx(model, out_dir / "model.int8.onnx", resolution=res, int8=True, calibration=calib)
