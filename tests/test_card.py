@@ -178,3 +178,19 @@ def test_an_onnxruntime_profile_is_told_to_ship_onnx_and_export_cannot_leave_it_
     assert worse.ship.startswith("model.onnx (fp32):") and "costs 20.00 points" in worse.ship
     again = WinnerCard.from_json(worse.to_json())
     assert again == worse and again.ship == worse.ship and "ship" not in json.loads(worse.to_json())
+
+
+def test_export_of_a_half_made_winner_folder_names_the_distill_that_makes_it(tmp_path):
+    """A nas distill stopped after model.pt but before its card: the advice is that folder's own
+    --pick with --force, not a distill of the best into winner/."""
+    from nas.winner._ship import _no_winner
+
+    run = tmp_path / "run"
+    knee = run / "winners" / "knee"
+    knee.mkdir(parents=True)
+    (knee / "model.pt").write_bytes(b"x")
+    msg = _no_winner(run, "winners/knee", knee)
+    assert "no card.json" in msg and f"nas distill {run} --pick knee --force" in msg
+    assert "--pick 'latency<=2.5'`" in _no_winner(run, "winners/latency-le-2.5", run / "nope")
+    assert f"nas distill {run}` first" in _no_winner(run, "winner", run / "nope")
+    assert "--out mine" in _no_winner(run, "mine", run / "nope")

@@ -51,6 +51,10 @@ def test_proxy_settings_are_type_checked():
     for bad in ({"batch_size": "32"}, {"batch_size": 3.5}, {"lr": True}, {"epochs": None}):
         with pytest.raises(SearchError, match="proxy setting"):
             SearchConfig(proxy=bad).validate()
+    for bad, flag in (({"max_train_images": 0}, "--proxy-images"), ({"epochs": 0.0}, "--proxy-epochs"),
+                      ({"batch_size": -1}, "batch_size")):  # 0 images trained nothing and scored at chance
+        with pytest.raises(SearchError, match=f"{flag} must be more than 0"):
+            SearchConfig(proxy=bad).validate()
 
 
 def test_the_storage_is_kept_relative_to_the_run_folder(tmp_path):

@@ -138,6 +138,11 @@ class SearchConfig:
                 if f.default is None or "None" in str(f.type):
                     typ += (type(None),)
                 expect(self.proxy[f.name], typ, f"proxy setting {f.name}", SearchError)
+        flags = {"epochs": "--proxy-epochs", "max_train_images": "--proxy-images"}
+        for k in ("epochs", "max_train_images", "batch_size", "max_val_images", "threads"):
+            v = self.proxy.get(k)
+            if v is not None and v <= 0:  # 0 images would train nothing and score at chance
+                raise SearchError(f"{flags.get(k, 'proxy setting ' + k)} must be more than 0, got {v}")
         if self.name is not None and (not self.name or "/" in self.name or self.name in (".", "..")):
             raise SearchError(f"--name must be a plain folder name, got {self.name!r}")
 

@@ -86,6 +86,24 @@ def _layout(file_shape: list[int], nchw: list[int]) -> str:
     raise ExportError(f"the .tflite input shape {list(file_shape)} is neither NCHW nor NHWC of {nchw}")
 
 
+def _no_winner(run_dir: Path, folder: str, out_dir: Path) -> str:
+    """Why ``nas export`` cannot re-export ``folder``, and the ``nas distill`` that makes it."""
+    rule: str | None = None  # the --pick that writes this folder (nas.winner.winner_folder, read back)
+    if folder == "winner":
+        rule = "best"
+    elif folder.startswith("winners/"):
+        name = folder.split("/", 1)[1]
+        rule = ("knee" if name == "knee" else f"'latency<={name[len('latency-le-'):]}'"
+                if name.startswith("latency-le-") else f"trial={name[len('trial-'):]}"
+                if name.startswith("trial-") else None)
+    cmd = f"nas distill {run_dir}" + (f" --pick {rule}" if rule not in (None, "best") else "") + \
+        (f" --out {folder}" if rule is None else "")
+    if (out_dir / "model.pt").is_file():  # model.pt is written first: a distill stopped before its card
+        return (f"{out_dir} has a model.pt but no card.json (a nas distill stopped before it finished): "
+                f"run `{cmd} --force`")
+    return f"{out_dir} holds no trained winner (no model.pt and card.json): run `{cmd}` first"
+
+
 def export_run(run_dir: str | Path, folder: str = "winner", formats: tuple[str, ...] = FORMATS,
                progress: Progress | None = None, allow_changed: bool = False) -> WinnerCard:
     """Re-export ``run_dir/folder``'s trained winner (its model.pt) in ``formats``; update its
@@ -102,8 +120,7 @@ def export_run(run_dir: str | Path, folder: str = "winner", formats: tuple[str, 
         out_dir = ctx.run_dir / folder
         card_path = out_dir / "card.json"
         if not card_path.is_file() or not (out_dir / "model.pt").is_file():
-            raise NasError(f"{out_dir} holds no trained winner (model.pt and card.json): run `nas distill "
-                           f"{ctx.run_dir}` first")
+            raise NasError(_no_winner(ctx.run_dir, folder, out_dir))
         if "tflite" in formats:
             litert.require()
         card = WinnerCard.load(card_path)
