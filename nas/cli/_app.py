@@ -70,8 +70,13 @@ def main(version: Optional[bool] = typer.Option(None, "--version", callback=_ver
 
 
 def progress_printer(label: str, unit: str):
-    """A transient rich progress bar fed by (..., done, total) calls, counting ``unit``."""
+    """A transient rich progress bar fed by (..., done, total) calls, counting ``unit``. Where
+    stderr is not a terminal (a log file, CI) a bar draws nothing: a plain line says when the
+    step starts and when it ends instead, so a long step is never silent."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    if not err.is_terminal:
+        return _plain_progress(label, unit)
 
     bar = Progress(TextColumn(label, markup=False), BarColumn(bar_width=24),
                    TextColumn(f"{{task.completed}}/{{task.total}} {unit}", markup=False),
@@ -87,4 +92,21 @@ def progress_printer(label: str, unit: str):
         bar.update(task, completed=done, total=total)
         if done >= total:
             bar.stop()
+    return update
+
+
+def _plain_progress(label: str, unit: str):
+    import time
+
+    started: list[float] = []
+
+    def update(*args):
+        done, total = args[-2], args[-1]
+        if not started:
+            started.append(time.perf_counter())
+            err.print(f"{label}: {done}/{total} {unit} ...", markup=False, highlight=False)
+        if done >= total and len(started) == 1:
+            started.append(time.perf_counter())
+            err.print(f"{label}: {total}/{total} {unit} in {started[1] - started[0]:.0f} s", markup=False,
+                      highlight=False)
     return update

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import optuna
 import typer
@@ -195,7 +195,10 @@ def search_cmd(
     _print_result(res, ctx)
     if ctx.config.distill:
         # the search's own winner: a resumed search replaces the winner it trained before
-        _distill(ctx, DistillConfig(accelerator=ctx.config.accelerator, force=True))
+        d = DistillConfig(accelerator=ctx.config.accelerator, force=True)
+        out.print(f"training the winner for {d.epochs:g} epochs on the whole training split at its own side, then "
+                  f"exporting ONNX and LiteRT files (minutes; --no-distill stops after the search)", markup=False)
+        _distill(ctx, d)
         out.print(f"done. model: {res.run_dir / 'winner' / 'model.onnx'} (int8: model.int8.onnx, card: card.md); "
                   f"report: {res.files['report.html']}")
     else:
@@ -220,6 +223,13 @@ def _stage_progress():
                    TextColumn("{task.completed}/{task.total} {task.fields[unit]}", markup=False),
                    TimeElapsedColumn(), TimeRemainingColumn(), console=err)
     tasks: dict[str, int] = {}
+    if not err.is_terminal:  # a log file or CI: bars draw nothing, so each stage says when it starts and ends
+        printers: dict[str, Any] = {}
+
+        def plain(stage: str, done: int, total: int) -> None:
+            unit = next((u for prefix, u in UNITS if stage.startswith(prefix)), "")
+            printers.setdefault(stage, progress_printer(stage, unit))(done, total)
+        return plain, lambda: None
 
     def update(stage: str, done: int, total: int) -> None:
         if not tasks:
