@@ -205,3 +205,8 @@ def test_cli_devices_and_latency():
     assert r.exit_code == 2 and "valid: host" in r.output and "Traceback" not in r.output
     r = runner.invoke(app, ["latency", "--device", "pixel7"])
     assert r.exit_code == 2 and "one of them" in r.output
+
+
+def test_a_label_names_the_provenance_once():
+    label = load_device("pixel7").label
+    assert label.count("estimated") == 1 and label.startswith("pixel7 (estimated, tflite-xnnpack, 1 thread")

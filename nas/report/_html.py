@@ -48,8 +48,9 @@ _CSS = ("body{font-family:sans-serif;margin:1em;max-width:1200px}td,th{padding:3
 
 
 def title(data) -> str:
-    return (f"{data.run}: {data.space} on {data.device_label}, latency budget {data.budget_ms:.2f} ms "
-            f"(device numbers {data.provenance})")
+    said = data.provenance in data.device_label  # the label names the provenance already: once is enough
+    return (f"{data.run}: {data.space} on {data.device_label}, latency budget {data.budget_ms:.2f} ms"
+            + ("" if said else f" (device numbers {data.provenance})"))
 
 
 def marked_trial(data) -> tuple[Any, str] | None:
