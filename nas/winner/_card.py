@@ -320,7 +320,10 @@ def ship_advice(card: WinnerCard) -> str:
     why = (f"the {card.device} profile ({t.runtime}) predicts int8 at {speed:.2f}x the fp32 speed for this "
            f"network ({t.predicted_int8:.3f} ms against {t.predicted_fp32:.3f} ms)")
     if math.isfinite(speed) and speed > 1.05 and drop <= 1.0:
-        advice = f"{files[1]}: {why}, at {drop:.2f} points less test accuracy"
+        cost = f"at {drop:.2f} points less test accuracy" if drop > 0 else \
+            f"with no loss of test accuracy (int8 scored {-drop:.2f} points higher)" if drop < 0 else \
+            "at the same test accuracy"
+        advice = f"{files[1]}: {why}, {cost}"
     elif math.isfinite(speed) and speed > 1.05:
         advice = f"{files[0]} (fp32): {why}, but int8 costs {drop:.2f} points of test accuracy"
     else:
