@@ -27,17 +27,26 @@ import math
 import re
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Protocol
 
 from nas.errors import CandidateError, CandidateSyntaxError
 from nas.space._opspec import FLOAT_BITS, OpSpec
 
-if TYPE_CHECKING:
-    from nas.space._space import SearchSpace
-
 __all__ = ["Block", "Candidate", "make_divisible", "format_number"]
 
 DEFAULT_SKELETON = "default"
+
+
+class SpaceDef(Protocol):
+    """What a candidate needs of the space it was drawn from (``nas.space.SearchSpace`` is one):
+    typed here as a protocol, so that this module does not import the one that imports it."""
+
+    name: str
+
+    def ops(self, cand: Candidate, resolution: int | None = None, num_classes: int = 1000,
+            in_channels: int = 3) -> list[OpSpec]: ...
+
+    def bind(self, cand: Candidate) -> Candidate: ...
 
 
 _INTERNED: dict[tuple[Any, ...], Block] = {}
@@ -149,7 +158,7 @@ class Candidate:
     resolution: int
     width: float
     stages: tuple[tuple[Block, ...], ...]
-    space_def: SearchSpace | None = field(default=None, compare=False, repr=False)  # the SearchSpace, if bound
+    space_def: SpaceDef | None = field(default=None, compare=False, repr=False)  # the SearchSpace, if bound
 
     def __post_init__(self) -> None:
         # normalise lists to tuples so that equal candidates compare and hash equal
@@ -179,7 +188,7 @@ class Candidate:
         return any(b.bits < FLOAT_BITS for b in self.blocks)
 
     @classmethod
-    def parse(cls, key: str, space: Any = None) -> "Candidate":
+    def parse(cls, key: str, space: SpaceDef | None = None) -> "Candidate":
         """Parse a key (CandidateSyntaxError with the position on a malformed one). Given a
         ``SearchSpace``, the candidate is checked against it (CandidateError if it is not a
         buildable member) and bound to it; without one it is unbound (syntax only)."""
@@ -187,7 +196,7 @@ class Candidate:
         return cand if space is None else space.bind(cand)
 
     @property
-    def search_space(self) -> SearchSpace:
+    def search_space(self) -> SpaceDef:
         """The SearchSpace this candidate belongs to (CandidateError if unbound)."""
         if self.space_def is None:
             raise CandidateError(f"{self.key}: candidate is not bound to a search space; parse it with "
