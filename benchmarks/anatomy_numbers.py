@@ -8,8 +8,8 @@ execution, the activation memory of every distinct op, the peak activation memor
 ``estimate_training_bytes`` at two proxy data shapes. (The host profile is left out: it times
 missing ops on this machine; its estimator reads the same features, which are compared.)
 
-    python benchmarks/anatomy_numbers.py dump /tmp/anatomy_before.json
-    python benchmarks/anatomy_numbers.py compare /tmp/anatomy_before.json
+    python benchmarks/anatomy_numbers.py dump anatomy_before.json
+    python benchmarks/anatomy_numbers.py compare anatomy_before.json
 
 ``compare`` exits 1 and lists the first differences if any number differs (integers exactly,
 floats to 1e-9 relative).
