@@ -66,10 +66,8 @@ class DeviceProfile:
 
     @property
     def label(self) -> str:
-        """Name with provenance, for every report that shows a number from this profile (the
-        provenance once: a runtime written "tflite-xnnpack (estimated)" does not repeat it)."""
-        runtime = self.runtime.replace(f" ({self.provenance})", "")
-        return f"{self.name} ({self.provenance}, {runtime}, {self.threads} thread" \
+        """Name with provenance, for every report that shows a number from this profile."""
+        return f"{self.name} ({self.provenance}, {self.runtime}, {self.threads} thread" \
                f"{'s' if self.threads != 1 else ''})"
 
     def exec_bits(self, bits: int) -> int:

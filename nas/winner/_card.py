@@ -91,7 +91,7 @@ class TargetLatency:
     """What the device profile (the target phone) predicts for this network in fp32 and in int8,
     and the runtime it describes: the ship advice's reasoning, never this host's timing."""
 
-    runtime: str  # the profile's ``runtime``: tflite, tflite-xnnpack (estimated), onnxruntime-cpu, ...
+    runtime: str  # the profile's ``runtime``: tflite, tflite-xnnpack, onnxruntime-cpu, ...
     label: str
     predicted_fp32: float
     predicted_int8: float
