@@ -318,6 +318,11 @@ def test_each_pick_has_its_own_folder():
 
     assert winner_folder("best") == "winner" and winner_folder("knee") == "winners/knee"
     assert winner_folder("latency<=2.5") == "winners/latency-le-2.5" and winner_folder("trial=12") == "winners/trial-12"
+    from nas.winner import rule_of_folder
+
+    for rule in ("best", "knee", "latency<=2.5", "trial=12"):  # the folder names read back to their rule
+        assert rule_of_folder(winner_folder(rule)) == rule
+    assert rule_of_folder("mine") is None and rule_of_folder("winners/other") is None
     for bad in ("../x", "/abs", ""):
         with pytest.raises(DistillError, match="--out"):
             DistillConfig(out=bad).validate()

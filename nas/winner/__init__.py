@@ -13,8 +13,8 @@ from nas.winner._card import (
     WinnerCard,
     host_line,
 )
-from nas.winner._distill import PICK_HELP, DistillConfig, distill_run, winner_folder
-from nas.winner._pick import parse_rule, pick_winner
+from nas.winner._distill import PICK_HELP, DistillConfig, distill_run
+from nas.winner._pick import parse_rule, pick_winner, rule_of_folder, winner_folder
 from nas.winner._ship import FORMATS, export_run, parse_formats, tflite_section
 
 __all__ = [
@@ -37,5 +37,6 @@ __all__ = [
     "parse_rule",
     "pick_winner",
     "tflite_section",
+    "rule_of_folder",
     "winner_folder",
 ]

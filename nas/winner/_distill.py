@@ -53,7 +53,7 @@ from nas.winner._card import (
     TrainingSeconds,
     WinnerCard,
 )
-from nas.winner._pick import parse_rule, pick_winner
+from nas.winner._pick import parse_rule, pick_winner, winner_folder
 from nas.winner._ship import calibration_images, tflite_section
 
 __all__ = ["DistillConfig", "distill_run"]  # pick_winner, onnx_accuracy_batches: from nas.winner._pick, nas.export._onnx
@@ -143,17 +143,6 @@ PICK_HELP = ("Which trained trial within the budget becomes the winner: best (th
              "fastest and its most accurate ends: where more latency stops buying much accuracy), "
              "latency<=MS (the most accurate at or below MS ms), or trial=N (that trial, as numbered in "
              "report.html and trials.csv).")
-
-
-def winner_folder(pick: str) -> str:
-    """Where a pick's winner goes in the run: winner/ for best, winners/<rule>/ for the others
-    (latency<=2.5 -> winners/latency-le-2.5, trial=12 -> winners/trial-12)."""
-    kind, value = parse_rule(pick)
-    if kind == "best":
-        return "winner"
-    if kind == "knee":
-        return "winners/knee"
-    return f"winners/{'latency-le' if kind == 'latency' else 'trial'}-{value:g}"
 
 
 # ----------------------------------------------------------------------------- training

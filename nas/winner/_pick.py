@@ -7,7 +7,7 @@ import re
 from nas.errors import DistillError
 from nas.search import TrialRow, pareto_front
 
-__all__ = ["parse_rule", "pick_winner"]
+__all__ = ["parse_rule", "pick_winner", "winner_folder", "rule_of_folder"]
 
 
 def parse_rule(rule: str) -> tuple[str, float | None]:
@@ -52,3 +52,30 @@ def pick_winner(rows: list[TrialRow], budget_ms: float, rule: str = "best") -> T
             return y - x  # distance above the diagonal (up to a constant factor)
         return max(front, key=dist)
     return max(pool, key=lambda r: (r.accuracy, -r.latency_ms, -r.number))
+
+
+def winner_folder(pick: str) -> str:
+    """Where a pick's winner goes in the run: winner/ for best, winners/<rule>/ for the others
+    (latency<=2.5 -> winners/latency-le-2.5, trial=12 -> winners/trial-12)."""
+    kind, value = parse_rule(pick)
+    if kind == "best":
+        return "winner"
+    if kind == "knee":
+        return "winners/knee"
+    return f"winners/{'latency-le' if kind == 'latency' else 'trial'}-{value:g}"
+
+
+def rule_of_folder(folder: str) -> str | None:
+    """The ``--pick`` rule whose winner ``winner_folder`` puts in ``folder``; None for a folder
+    of the user's own naming (``--out``)."""
+    if folder == "winner":
+        return "best"
+    name = folder.removeprefix("winners/")
+    if name == folder:
+        return None
+    if name == "knee":
+        return "knee"
+    for prefix, rule in (("latency-le-", "latency<="), ("trial-", "trial=")):
+        if name.startswith(prefix):
+            return rule + name[len(prefix):]
+    return None

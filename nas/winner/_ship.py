@@ -12,6 +12,7 @@ import numpy as np
 from nas.errors import ExportError, NasError
 from nas.export import _litert as litert
 from nas.winner._card import TfliteSection, WinnerCard
+from nas.winner._pick import rule_of_folder
 
 __all__ = ["FORMATS", "parse_formats", "tflite_section", "export_run", "calibration_images"]
 
@@ -88,14 +89,9 @@ def _layout(file_shape: list[int], nchw: list[int]) -> str:
 
 def _no_winner(run_dir: Path, folder: str, out_dir: Path) -> str:
     """Why ``nas export`` cannot re-export ``folder``, and the ``nas distill`` that makes it."""
-    rule: str | None = None  # the --pick that writes this folder (nas.winner.winner_folder, read back)
-    if folder == "winner":
-        rule = "best"
-    elif folder.startswith("winners/"):
-        name = folder.split("/", 1)[1]
-        rule = ("knee" if name == "knee" else f"'latency<={name[len('latency-le-'):]}'"
-                if name.startswith("latency-le-") else f"trial={name[len('trial-'):]}"
-                if name.startswith("trial-") else None)
+    rule = rule_of_folder(folder)
+    if rule is not None and "<" in rule:
+        rule = f"'{rule}'"  # quoted for the shell
     cmd = f"nas distill {run_dir}" + (f" --pick {rule}" if rule not in (None, "best") else "") + \
         (f" --out {folder}" if rule is None else "")
     if (out_dir / "model.pt").is_file():  # model.pt is written first: a distill stopped before its card
