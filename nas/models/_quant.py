@@ -28,6 +28,8 @@ class WeightFakeQuant(nn.Module):
         self.qmax = 2 ** (bits - 1) - 1
 
     def forward(self, w: torch.Tensor) -> torch.Tensor:
+        if w.is_meta:  # a template on the meta device (nas.supernet): shapes only, no kernel
+            return w
         # fused kernel; its gradient is the straight-through estimator
         scale = w.detach().reshape(w.shape[0], -1).abs().amax(1).clamp_min(1e-8) / self.qmax
         zero = torch.zeros(w.shape[0], dtype=torch.int32, device=w.device)

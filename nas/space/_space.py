@@ -263,6 +263,63 @@ class SearchSpace:
         ops.append((None, OpSpec("linear", 1, 1, c, num_classes, bits=edge_bits)))
         return ops
 
+    def slots(self, cand: Candidate, resolution: int | None = None, num_classes: int = 1000,
+              in_channels: int = 3) -> list[tuple[str, OpSpec]]:
+        """``plan`` with each operator named by the place it fills in its skeleton, the same for
+        every candidate: ``SKEL/pre0`` (stem), ``SKEL/pre1`` (max pool), ``SKEL/s2b0`` (stage 2,
+        block 0), ``SKEL/post0`` (the last classifier layer), ``SKEL/post1`` ... counted from
+        the end. A weight-sharing supernet keeps one set of weights per slot (and op family)."""
+        sk = self.skeletons[cand.skeleton]
+        plan = self.plan(cand, resolution, num_classes, in_channels)
+        n_lead = 1 + int(sk.maxpool)
+        out = []
+        for i, (pos, op) in enumerate(plan):
+            if pos is not None:
+                name = f"s{pos[0]}b{pos[1]}"
+            elif i < n_lead:
+                name = f"pre{i}"
+            else:
+                name = f"post{len(plan) - 1 - i}"
+            out.append((f"{sk.name}/{name}", op))
+        return out
+
+    def all_slots(self, num_classes: int = 1000, in_channels: int = 3) -> set[tuple[str, OpSpec]]:
+        """Every (slot, operator) a candidate of the searched domain can hold, at every width,
+        float and quantized, unpruned (pruning only narrows an operator): what a supernet must
+        hold the weights of. Shapes do not depend on the resolution; the skeleton's largest is
+        used."""
+        out: set[tuple[str, OpSpec]] = set()
+        for sk in self.skeletons.values():
+            res = max(sk.resolutions)
+            for w in self.widths:
+                stages = tuple(tuple(Block.parse(st.ops[0]) for _ in range(max(st.depth))) for st in sk.stages)
+                base = Candidate(self.name, sk.name, res, w, stages, space_def=self)
+                for cand in (base, base.replace_bits(min(self.bits_choices))):
+                    for slot, op in self.slots(cand, num_classes=num_classes, in_channels=in_channels):
+                        if "/s" not in slot:
+                            out.add((slot, op))
+                # blocks: every op of every position, unpruned, float and at the lowest bits
+                h = res
+                for s in [sk.stem["stride"]] + ([2] if sk.maxpool else []):
+                    h = -(-h // s)
+                c = self._channels(sk.stem["channels"], w, kind="stem")
+                for si, st in enumerate(sk.stages):
+                    cout = self._channels(st.channels, w, kind="stage", index=si)
+                    for pos in range(max(st.depth)):
+                        stride = st.stride if pos == 0 else 1
+                        cin = c if pos == 0 else cout
+                        hh = h if pos == 0 else -(-h // st.stride)
+                        for op_tok in st.ops:
+                            blk = Block.parse(op_tok)
+                            for bits in {FLOAT_BITS, min(st.bits)}:
+                                b = Block.of(blk.kind, blk.kernel, blk.expansion, blk.groups, 1.0, bits)
+                                op = self._block_op(b, hh, cin, cout, st, stride)
+                                if op is not None:
+                                    out.add((f"{sk.name}/s{si}b{pos}", op))
+                    h = -(-h // st.stride)
+                    c = cout
+        return out
+
     def all_ops(self, num_classes: int = 1000, in_channels: int = 3) -> set[OpSpec]:
         """Every OpSpec that a candidate of the searched domain can contain at its target
         resolution (for building latency tables ahead of a search)."""
