@@ -23,6 +23,7 @@ __all__ = [
     "UnknownDeviceError",
     "LutError",
     "DatasetError",
+    "SupernetError",
     "SearchError",
     "BudgetError",
     "RunChangedError",
@@ -160,6 +161,11 @@ class StudyDamagedError(ReportError, SearchError):
         super().__init__(f"the study database {path} is damaged or not this run's study ({reason}); nothing "
                          f"was written: trials.csv and the winner files are untouched (restore study.db from "
                          f"a copy to continue)")
+
+
+class SupernetError(NasError, ValueError):
+    """A supernet cannot hold or run what it was asked to (a space without one yet, a candidate
+    of another space, weights or a checkpoint of another supernet)."""
 
 
 class DistillError(NasError, ValueError):

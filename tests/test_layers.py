@@ -16,6 +16,7 @@ LAYERS = [
     {"nas.export"},
     {"nas.data"},
     {"nas.train"},
+    {"nas.supernet"},
     {"nas.latency"},
     {"nas.run"},
     {"nas.search"},

@@ -129,6 +129,25 @@ class SearchSpace:
         cands = [self._build(choose_for(name)) for name in self.skeletons]
         return max(cands, key=lambda c: (sum(op.macs for op in self.ops(c)), c.key))
 
+    def smallest(self, skeleton: str | None = None) -> Candidate:
+        """The smallest float candidate of ``skeleton`` (default: the one with the fewest MACs
+        over the skeletons): per gene the lowest choice (per block the op with the smallest
+        expansion, then kernel; the lowest keep ratio), the mirror of ``largest``."""
+        def choose_for(skel: str) -> Callable[[str, Sequence[Any]], Any]:
+            def choose(name: str, choices: Sequence[Any]) -> Any:
+                if name == "skeleton":
+                    return skel
+                if name.endswith(".op"):
+                    return min(choices, key=lambda t: (Block.parse(t).expansion, Block.parse(t).kernel, str(t)))
+                if name.endswith(".bits"):
+                    return max(choices)
+                return min(choices)  # resolution, width, depth, keep
+            return choose
+
+        names = [skeleton] if skeleton is not None else list(self.skeletons)
+        cands = [self._build(choose_for(name)) for name in names]
+        return min(cands, key=lambda c: (sum(op.macs for op in self.ops(c)), c.key))
+
     def num_candidates(self) -> int:
         """Exact number of distinct candidates in the searched domain."""
         total = 0

@@ -34,7 +34,7 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
-from nas.errors import NasError
+from nas.errors import SupernetError
 from nas.models import Network, apply_fake_quant, build_model
 from nas.space import Candidate, OpSpec, SearchSpace
 
@@ -43,11 +43,6 @@ __all__ = ["Supernet", "SupernetError", "SUPPORTED_SPACES", "family_of"]
 SUPPORTED_SPACES = ("mobilenetv2", "mobilenetv3", "fbnet", "shufflenetv2")
 _TEMPLATES = 64  # templates kept (an LRU): a sandwich step uses 4, scoring one per candidate
 _QUANT_ORIGINAL = "parametrizations.weight.original"
-
-
-class SupernetError(NasError):
-    """A supernet cannot hold or run what it was asked to (unsupported space, a candidate of
-    another space, weights of another supernet)."""
 
 
 def family_of(op: OpSpec) -> str:
