@@ -4,6 +4,7 @@ candidates are scored from the weights they inherit, without training (``score_c
 A run keeps its supernet in ``<run>/supernet/`` (``save_supernet``, ``load_supernet``)."""
 
 from nas.supernet._files import SUPERNET_DIR, load_supernet, read_training, save_supernet, supernet_dir
+from nas.supernet._ray import train_on_ray
 from nas.supernet._supernet import SUPPORTED_SPACES, Supernet, SupernetError, family_of
 from nas.supernet._train import (
     CHECKPOINT_VERSION,
@@ -29,5 +30,6 @@ __all__ = [
     "save_supernet",
     "score_candidate",
     "supernet_dir",
+    "train_on_ray",
     "train_supernet",
 ]
