@@ -14,10 +14,11 @@ from nas.cli._app import app, err, ms, out, progress_printer, user_errors
 from nas.errors import SearchError
 from nas.report import regenerate
 from nas.run import RunContext, SearchConfig, resolve_run
+from nas.supernet import SupernetBudget
 from nas.train import ProxyBudget
 from nas.winner import PICK_HELP, DistillConfig
 
-S, D, P = SearchConfig, DistillConfig, ProxyBudget  # the defaults live in the config dataclasses
+S, D, P, SB = SearchConfig, DistillConfig, ProxyBudget, SupernetBudget  # the defaults live in the config dataclasses
 # what `--resume` may change (nas.run.RESUME_OVERRIDES); any other option given is refused
 RESUME_OPTIONS = ("resume", "trials", "workers", "ray_address", "no_distill", "allow_changed")
 
@@ -70,8 +71,8 @@ def _search_progress():
 
     # fixed columns first; the info column takes what is left and is cut at its end, so a narrow
     # terminal loses the least useful counts, never the bar, the count or the time left
-    bar = Progress(TextColumn("searching"), BarColumn(bar_width=16),
-                   TextColumn("{task.completed}/{task.total} trials", markup=False),
+    bar = Progress(TextColumn("{task.description}", markup=False), BarColumn(bar_width=16),
+                   TextColumn("{task.completed}/{task.total} {task.fields[unit]}", markup=False),
                    TextColumn("{task.fields[info]}", markup=False,
                               table_column=Column(no_wrap=True, overflow="ellipsis", ratio=1)),
                    console=err, transient=False)
@@ -81,8 +82,13 @@ def _search_progress():
         nonlocal task
         if task is None:
             bar.start()
-            task = bar.add_task("searching", total=p.total, info="")
-        bar.update(task, completed=p.done, total=p.total, info=search_info(p))
+            task = bar.add_task("searching", total=p.total, info="", unit="trials")
+        if p.phase is not None:  # e.g. the supernet's training, before any trial
+            what, done, total, unit = p.phase
+            bar.update(task, description=what, completed=done, total=total, unit=unit, info=search_info(p))
+            return
+        bar.update(task, description="searching", completed=p.done, total=p.total, unit="trials",
+                   info=search_info(p))
 
     def stop() -> None:
         if task is not None:
@@ -92,11 +98,14 @@ def _search_progress():
 
 
 def _print_result(res, ctx: RunContext) -> None:
-    out.print(f"{res.evaluated} candidates trained, {res.failed} failed, {res.over_budget} over budget "
-              f"(not trained) in {res.seconds / 60:.1f} min")
+    scored = ctx.config.proxy_kind == "supernet"
+    out.print(f"{res.evaluated} candidates {'scored from the supernet' if scored else 'trained'}, {res.failed} "
+              f"failed, {res.over_budget} over budget ({'not scored' if scored else 'not trained'}) in "
+              f"{res.seconds / 60:.1f} min")
     if res.best_key:
+        what = "inherited-weight accuracy" if scored else "proxy accuracy"
         out.print(f"best within {ms(res.budget_ms)} ms on {ctx.meta.device_label} ({ctx.num_classes} classes): "
-                  f"proxy accuracy {res.best_accuracy:.4f}\n  {res.best_key}")
+                  f"{what} {res.best_accuracy:.4f}\n  {res.best_key}")
     else:
         out.print("no candidate within the budget finished training")
     out.print(f"report: {res.files['report.html']}")
@@ -148,6 +157,13 @@ def search_cmd(
                                     "torch sees a GPU), cpu or cuda."),
     trials_per_gpu: int = typer.Option(S.trials_per_gpu, "--trials-per-gpu", help="Trials sharing one GPU (each "
                                        "asks Ray for 1/K of it)."),
+    proxy_kind: str = typer.Option(S.proxy_kind, "--proxy", help="How a trial's accuracy is had: supernet (a "
+                                   "weight-sharing supernet trained once, each candidate scored from the weights it "
+                                   "inherits) or train (each candidate trained briefly)."),
+    supernet_epochs: float = typer.Option(SB.epochs, "--supernet-epochs", help="--proxy supernet: epochs of "
+                                          "supernet training (over --proxy-images images each)."),
+    supernet_workers: int = typer.Option(S.supernet_workers, "--supernet-workers", help="--proxy supernet: Ray "
+                                         "Train workers training the supernet data-parallel (1: one Ray task)."),
     no_distill: bool = typer.Option(not S.distill, "--no-distill", help="Stop after the search."),
     allow_changed: bool = typer.Option(False, "--allow-changed", help="With --resume: use the run's space file "
                                        "and data even where they changed since it started (refused otherwise)."),
@@ -162,9 +178,12 @@ def search_cmd(
     else:
         if allow_changed:
             raise SearchError("--allow-changed goes with --resume (a new run records what it is made from)")
-        given = {p.name for p in _given(cli, ("epochs", "images"))}
+        given = {p.name for p in _given(cli, ("epochs", "images", "supernet_epochs"))}
         proxy = {k: v for k, v, n in (("epochs", epochs, "epochs"), ("max_train_images", images, "images"))
                  if n in given}
+        supernet = {"epochs": supernet_epochs} if "supernet_epochs" in given else {}
+        if "images" in given:  # the supernet trains on the same images per epoch as the short proxy
+            supernet["max_train_images"] = images
         cfg = SearchConfig(device=device, space=space, latency_ms=latency_ms, memory_kb=memory_kb, size_kb=size_kb,
                            trials=trials, workers=workers,
                            data=data, sampler=sampler,
@@ -172,7 +191,8 @@ def search_cmd(
                            seed=seed, out=str(out_dir), name=name, ray_address=ray_address, storage=storage,
                            distill=not no_distill, references=references, proxy=proxy, fidelity=fidelity,
                            eta=eta, rungs=rungs, rank_by=rank_by, promote=promote, accelerator=accelerator,
-                           trials_per_gpu=trials_per_gpu)
+                           trials_per_gpu=trials_per_gpu, proxy_kind=proxy_kind, supernet=supernet,
+                           supernet_workers=supernet_workers)
         ctx = resolve_run(cfg, progress=_per_stage_printer("images"))
         if latency_ms is None:
             err.print(f"latency budget {ms(ctx.budget_ms)} ms for {ctx.num_classes} classes: {ctx.budget_source} "

@@ -158,19 +158,20 @@ def _comparison(data) -> str:
         return ""
     rows = "".join(f"<tr><td>{html.escape(n)}</td><td>{_pct(a)}</td><td>{ms:.3f}</td>"
                    f"<td>{'yes' if ok else 'no, over budget'}</td></tr>" for n, a, ms, ok in c.rows)
-    noise = (f"Each proxy accuracy was scored on {c.n_val} validation images: about "
+    noise = (f"Each {html.escape(data.accuracy_label)} was scored on {c.n_val} validation images: about "
              f"&plusmn;{c.tie_points:.1f} points separate two of them from a tie (two standard errors)."
              if c.n_val and c.tie_points is not None else "The validation size is not recorded: no noise estimate.")
     says = "".join(f"<p class='verdict'><b>{html.escape(v)}</b></p>" for v in c.verdicts)
     return ("<h4>Against the reference networks (same proxy)</h4><div class='scroll'><table id='references'>"
-            "<thead><tr><th>network</th><th>proxy accuracy</th><th>latency ms</th><th>within budget</th></tr></thead>"
+            f"<thead><tr><th>network</th><th>{html.escape(data.accuracy_label)}</th><th>latency ms</th>"
+            "<th>within budget</th></tr></thead>"
             f"<tbody>{rows}</tbody></table></div>{says}<p><small>{noise}</small></p>")
 
 
 def _front_table(data, marked_number: int | None) -> str:
     run = data.run_dir or data.run
     rung = bool(data.fidelity)
-    head = ("<tr><th>trial</th><th>proxy accuracy</th>" + ("<th>rung</th>" if rung else "") +
+    head = (f"<tr><th>trial</th><th>{html.escape(data.accuracy_label)}</th>" + ("<th>rung</th>" if rung else "") +
             "<th>latency ms</th><th>size MB</th><th>memory KB</th><th>MACs M</th>"
             "<th>bits (width:blocks)</th><th>keep</th><th>key</th><th>export it</th></tr>")
     rows = []
@@ -240,7 +241,7 @@ def _figure(data, mark):
         fig.add_vline(x=data.budget_ms, line_dash="dash", line_color="#555", row=row, col=1)
     fig.add_annotation(x=data.budget_ms, y=1.0, yref="paper", text=f"budget {data.budget_ms:.2f} ms",
                        showarrow=False, xanchor="right", yanchor="bottom", font=dict(size=11))
-    fig.update_yaxes(title_text="proxy accuracy", row=1, col=1)
+    fig.update_yaxes(title_text=data.accuracy_label, row=1, col=1)
     fig.update_yaxes(showticklabels=False, title_text="over<br>budget", range=[-1, 1], row=2, col=1)
     fig.update_xaxes(title_text=f"predicted latency [ms]<br>on {data.device_label}", title_font=dict(size=12),
                      row=2, col=1)  # two lines: one was wider than a phone
@@ -275,8 +276,8 @@ def render_html(data) -> str:
         _winners(data),
         f"<p>Latency: predicted from the <b>{html.escape(data.device_label)}</b> profile; these numbers "
         f"are <b>{html.escape(data.provenance)}</b>. Budget: {html.escape(data.budget_source)}. "
-        f"Accuracy: short proxy on {html.escape(data.dataset)} (a ranking signal; the test accuracy of an exported "
-        f"model is on its card)" + (f"; {html.escape(data.fidelity)}" if data.fidelity else "") + ".</p>",
+        f"Accuracy: {html.escape(data.accuracy_source)}" +
+        (f"; {html.escape(data.fidelity)}" if data.fidelity else "") + ".</p>",
         f"<p id='summary'>Trials: {html.escape(summary)}.</p>",
         _front_table(data, mark[0].number if mark else None),
         "<h3>Accuracy against latency</h3>",

@@ -59,6 +59,8 @@ class ReportData(NamedTuple):
     fidelity: str = ""  # "" (single budget) or how successive halving's rungs were run
     winners: tuple[WinnerCard, ...] = ()  # every exported winner folder (winner/, winners/<rule>/, --out), by folder
     comparison: Comparison | None = None  # the recommendation against the reference networks
+    accuracy_label: str = "proxy accuracy"  # "inherited-weight accuracy" with --proxy supernet
+    accuracy_source: str = ""  # a sentence: how the accuracies were had
 
 
 def winner_cards(run_dir: Path | None) -> tuple[WinnerCard, ...]:
@@ -104,8 +106,26 @@ def report_data(study, meta: RunMeta, config: SearchConfig, run_dir: Path | None
         objectives=objectives, dataset=meta.dataset, trials=rows, front=front,
         references=list(study.user_attrs.get("references", [])), hypervolume=hv,
         run_dir=str(run_dir or ""), recommended=_recommended(rows, budget), winner=_winner_card(run_dir),
-        fidelity=_fidelity_text(config), winners=winner_cards(run_dir))
+        fidelity=_fidelity_text(config), winners=winner_cards(run_dir),
+        **_accuracy_text(config, study.user_attrs.get("supernet"), meta.dataset))
     return data._replace(comparison=compare_references(data, val_images(meta), meta.num_classes))
+
+
+def _accuracy_text(config: SearchConfig, supernet: dict | None, dataset: str) -> dict[str, str]:
+    """How the run's accuracies were had, for the page's labels and its one sentence on it."""
+    if getattr(config, "proxy_kind", "train") != "supernet":
+        return {"accuracy_label": "proxy accuracy",
+                "accuracy_source": f"short proxy on {dataset} (a ranking signal; the test accuracy of an "
+                                   f"exported model is on its card)"}
+    sn = supernet or {}
+    b = sn.get("budget") or {}
+    trained = (f"trained once for {b.get('epochs', '?')} epochs ({sn.get('steps', '?')} steps) on the candidates "
+               f"within {sn.get('limit_ms', float('nan')):.2f} ms" if sn else "trained once")
+    return {"accuracy_label": "inherited-weight accuracy",
+            "accuracy_source": f"inherited-weight accuracy on {dataset}: every candidate scored with the weights it "
+                               f"inherits from the run's supernet (digest {sn.get('digest', '?')}, {trained}), "
+                               f"batch norm re-estimated, no training of its own (a ranking signal; the test "
+                               f"accuracy of an exported model is on its card)"}
 
 
 def val_images(meta: RunMeta) -> int | None:
@@ -241,7 +261,7 @@ def render_png(data: ReportData) -> bytes:
                    zorder=5, label=f"{mark[1]}: trial {mark[0].number}")
     ax.axvline(data.budget_ms, ls="--", c="#555", lw=1, label=f"budget {data.budget_ms:.2f} ms")
     ax.set_xlabel(f"predicted latency on {data.device_label} [ms] ({data.provenance})", fontsize=8)
-    ax.set_ylabel("proxy accuracy (validation)")
+    ax.set_ylabel(f"{data.accuracy_label} (validation)")
     ax.set_title(f"{data.run}: {data.space}", fontsize=10)
     ax.legend(fontsize=7, loc="lower right")
     ax.grid(alpha=0.3)

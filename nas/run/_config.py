@@ -18,9 +18,10 @@ import yaml
 from nas._paths import atomic_write
 from nas._typecheck import expect
 from nas.errors import SearchError
+from nas.supernet import SupernetBudget
 from nas.train import ProxyBudget
 
-__all__ = ["Rungs", "FIDELITIES", "PROMOTIONS", "SearchConfig", "RunMeta", "SAMPLERS", "OBJECTIVES", "CONFIG_FILE",
+__all__ = ["Rungs", "FIDELITIES", "PROXY_KINDS", "PROMOTIONS", "SearchConfig", "RunMeta", "SAMPLERS", "OBJECTIVES", "CONFIG_FILE",
            "write_run_config",
            "read_run_config", "load_config", "storage_on_disk", "storage_in_run"]
 
@@ -29,6 +30,7 @@ OBJECTIVES = ("acc", "latency", "size", "memory")
 RANK_BY = ("accuracy", "val_loss")
 CONFIG_FILE = "config.yaml"
 FIDELITIES = ("halving", "single")
+PROXY_KINDS = ("supernet", "train")  # --proxy
 PROMOTIONS = ("pareto", "bands")  # how a rung orders its candidates for promotion
 
 
@@ -87,6 +89,9 @@ class SearchConfig:
     promote: str = "pareto"  # halving: promotion order, Pareto rank + crowding, or signal within latency bands
     accelerator: str = "auto"  # where trials train: auto (CUDA when torch sees a GPU), cpu or cuda
     trials_per_gpu: int = 1  # trials sharing one GPU (each Ray task asks for 1/K of it)
+    proxy_kind: str = "train"  # how a trial's accuracy is had: "supernet" (inherited weights) or "train" (short proxy)
+    supernet: dict = field(default_factory=dict)  # SupernetBudget overrides (--supernet-epochs ...)
+    supernet_workers: int = 1  # >1: the supernet trains data-parallel on that many Ray Train workers
 
     _TYPES = {"device": str, "space": str, "data": str, "sampler": str, "out": str, "trials": int,
               "fidelity": str, "eta": int, "rungs": int, "rank_by": str, "promote": str, "workers": int, "seed": int,
@@ -94,7 +99,7 @@ class SearchConfig:
               "objectives": tuple, "latency_ms": (float, type(None)),
               "memory_kb": (float, type(None)), "size_kb": (float, type(None)), "name": (str, type(None)),
               "ray_address": (str, type(None)), "storage": (str, type(None)), "accelerator": str,
-              "trials_per_gpu": int}
+              "trials_per_gpu": int, "proxy_kind": str, "supernet": dict, "supernet_workers": int}
 
     def validate(self) -> None:
         for k, typ in self._TYPES.items():
@@ -143,6 +148,26 @@ class SearchConfig:
             v = self.proxy.get(k)
             if v is not None and v <= 0:  # 0 images would train nothing and score at chance
                 raise SearchError(f"{flags.get(k, 'proxy setting ' + k)} must be more than 0, got {v}")
+        if self.proxy_kind not in PROXY_KINDS:
+            raise SearchError(f"--proxy must be one of {', '.join(PROXY_KINDS)}, got {self.proxy_kind!r}")
+        if self.proxy_kind == "supernet" and self.fidelity == "halving":
+            raise SearchError("--fidelity halving trains candidates in rungs; it needs --proxy train "
+                              "(a supernet scores every candidate from its weights, without training)")
+        if self.supernet_workers < 1:
+            raise SearchError(f"--supernet-workers must be at least 1, got {self.supernet_workers}")
+        sn_names = {f.name: f for f in fields(SupernetBudget)}
+        unknown = sorted(set(self.supernet) - set(sn_names))
+        if unknown:
+            raise SearchError(f"unknown supernet setting(s) {', '.join(unknown)}; known: {', '.join(sorted(sn_names))}")
+        for k, v in self.supernet.items():
+            default = sn_names[k].default
+            typ = (float, int) if isinstance(default, float) else (int,) if isinstance(default, int) else (object,)
+            if "None" in str(sn_names[k].type):
+                typ += (type(None),)
+            expect(v, typ, f"supernet setting {k}", SearchError)
+            if k in ("epochs", "batch_size", "max_train_images") and v is not None and v <= 0:
+                flag = "--supernet-epochs" if k == "epochs" else f"supernet setting {k}"
+                raise SearchError(f"{flag} must be more than 0, got {v}")
         if self.name is not None and (not self.name or "/" in self.name or self.name in (".", "..")):
             raise SearchError(f"--name must be a plain folder name, got {self.name!r}")
 
@@ -161,6 +186,9 @@ class SearchConfig:
 
     def budget(self) -> ProxyBudget:
         return replace(ProxyBudget(), **self.proxy)
+
+    def supernet_budget(self) -> SupernetBudget:
+        return replace(SupernetBudget(), **self.supernet)
 
     def to_dict(self) -> dict:
         d = asdict(self)

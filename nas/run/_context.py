@@ -32,6 +32,7 @@ from nas.run._identity import (
     sha256_file,
 )
 from nas.space import Candidate, SearchSpace, footprint, load_space
+from nas.supernet import check_supported
 from nas.train import ProxyBudget, describe_device, proxy_resolution, proxy_sides, resolve_accelerator
 
 __all__ = ["RunContext", "resolve_run", "open_run", "record_inputs", "default_budget", "fastest_sampled",
@@ -175,6 +176,8 @@ def resolve_run(config: SearchConfig, progress=None) -> RunContext:
     and resizing it to the proxy's sides."""
     config.validate()
     space = load_space(config.space)
+    if config.proxy_kind == "supernet":
+        check_supported(space)  # one line before any work
     profile = load_device(config.device)
     dataset = load_dataset(config.data, seed=config.seed, progress=progress)
     name = config.name or f"{space.name}-{profile.name}-{time.strftime('%Y%m%d-%H%M%S')}"

@@ -65,6 +65,7 @@ from nas.train import ProxyResult
 __all__ = ["SearchProgress", "SearchResult", "run_search", "resume_search"]
 
 OVER_BUDGET_FACTOR = 20
+SUPERNET_LIMIT = 1.5  # the supernet holds the candidates within this x the latency budget
 TABLES_EVERY_S = 5.0
 
 
@@ -81,6 +82,7 @@ class SearchProgress:
     eta_s: float | None
     message: str = ""
     promoted: int = 0  # halving: rung tasks finished (promotions; not counted in ``done``)
+    phase: tuple[str, int, int, str] | None = None  # work before the trials: (what, done, total, unit)
 
 
 @dataclass
@@ -152,6 +154,7 @@ class _Search:
                              self.config.promote) \
             if self.config.fidelity == "halving" else None
         self.promoted = 0
+        self.supernet_digest = ""  # the supernet's that scores trials (--proxy supernet)
 
     # ---- reading the study
     def counts(self) -> dict[str, int]:
@@ -193,6 +196,49 @@ class _Search:
             n += 1
         return n
 
+    # ---- the supernet (--proxy supernet)
+    def prepare_supernet(self, pool: RayPool) -> None:
+        """Train the run's supernet once (or find it trained, or continue its checkpoint after
+        a kill) on the candidates within SUPERNET_LIMIT x the latency budget, then let the
+        pool score candidates from it. Recorded in the study (``supernet``: digest, budget,
+        steps, seconds, largest member)."""
+        from nas.supernet import read_training, train_on_ray
+
+        ctx, cfg = self.ctx, self.config
+        limit = SUPERNET_LIMIT * ctx.budget_ms
+        profile, nc, ic = ctx.profile, ctx.num_classes, ctx.dataset.in_channels
+
+        def allow(c: Candidate) -> bool:
+            return profile.latency_ms(c, num_classes=nc, in_channels=ic) <= limit
+
+        budget = cfg.supernet_budget()
+        had = read_training(self.run.path)
+        self.run.log("supernet: " + ("found trained" if had else
+                                     f"training ({budget.epochs:g} epochs of {budget.max_train_images} images, "
+                                     f"members within {limit:.2f} ms)"))
+        t0 = time.perf_counter()
+
+        def step(done: int, total: int, seconds: float) -> None:
+            left = seconds / max(1, done) * (total - done)
+            per_epoch = total / budget.epochs
+            p = self._progress(0, f"epoch {min(budget.epochs, done / per_epoch + 1):.0f}/{budget.epochs:g}, "
+                                  f"~{left / 60:.1f} min left")
+            p.phase = ("training the supernet", done, total, "steps")
+            self.progress(p)
+
+        workers = cfg.supernet_workers
+        net, record = train_on_ray(ctx.space, ctx.dataset, budget, cfg.seed, self.run.path, allow=allow,
+                                   workers=workers, threads=max(1, cfg.workers * ctx.proxy.threads // workers),
+                                   device=ctx.proxy.device, progress=step)
+        pool.use_supernet(net.to("cpu").to_bytes(), record["digest"])
+        self.supernet_digest = record["digest"]
+        tr = record.get("training", {})
+        self.study.set_user_attr("supernet", {"digest": record["digest"], "budget": record.get("budget"),
+                                              "steps": tr.get("steps"), "seconds": tr.get("seconds"),
+                                              "largest": tr.get("largest"), "limit_ms": limit})
+        self.run.log(f"supernet {record['digest']}: {tr.get('steps')} steps, largest member {tr.get('largest')} "
+                     f"({time.perf_counter() - t0:.0f} s here)")
+
     # ---- references
     def evaluate_references(self, pool: RayPool) -> None:
         """Train up to ``config.references`` reference networks of the space (the nearest to the
@@ -206,14 +252,15 @@ class _Search:
         todo = [n for _, n in rows[:self.config.references] if n not in done]
         if not todo:
             return
-        self.run.log(f"training {len(todo)} reference network(s) with the same proxy: " + ", ".join(todo))
+        verb = "scoring" if self.supernet_digest else "training"
+        self.run.log(f"{verb} {len(todo)} reference network(s) with the same proxy: " + ", ".join(todo))
         refs = {}
         for name in todo:
             cand = ctx.space.reference(name)
             refs[pool.submit(cand, self.data_ref, self.config.seed, ctx.proxy, ctx.proxy_side(cand))] = (name, cand)
         pending = list(refs)
         while pending:
-            self.progress(self._progress(0, f"training reference networks ({len(refs) - len(pending)}/{len(refs)})"))
+            self.progress(self._progress(0, f"{verb} reference networks ({len(refs) - len(pending)}/{len(refs)})"))
             ready, pending = pool.ray.wait(pending, num_returns=1, timeout=1.0)
             for r in ready:
                 name, cand = refs[r]
@@ -255,7 +302,9 @@ class _Search:
         # few writes: each user attribute is one SQLite transaction (~4 ms here), so the
         # secondary facts travel in one "info" dict (read back by trial_attrs)
         info = {"latency_provenance": ctx.profile.provenance, "device": ctx.profile.label,
-                "macs": macs, "bits": bits_summary(cand), "keep": keep_summary(cand)}
+                "macs": macs, "bits": bits_summary(cand), "keep": keep_summary(cand), "proxy": cfg.proxy_kind}
+        if self.supernet_digest:
+            info["supernet"] = self.supernet_digest
         trial.set_user_attr("key", cand.key)
         trial.set_user_attr("latency_ms", lat)
         cons = [lat - ctx.budget_ms]
@@ -525,6 +574,8 @@ def _drive(ctx: RunContext, run: RunFolder, progress, observers: Sequence[Search
     with RayPool(config.workers, config.ray_address, ctx.proxy.threads, gpu_share) as pool:
         search.data_ref = pool.ray.put(ctx.dataset)
         try:
+            if config.proxy_kind == "supernet":
+                search.prepare_supernet(pool)
             search.evaluate_references(pool)
             search.loop(pool)
             search.progress(search._progress(0))  # the bar ends at the final count

@@ -21,7 +21,7 @@ from nas.models import build_model, model_bytes
 from nas.space import Candidate, memory_bytes
 from nas.train import ProxyBudget, ProxyResult, evaluate_proxy, gpus_here
 
-__all__ = ["RayPool", "WorkerResult", "evaluate_candidate", "candidate_size", "one_line"]
+__all__ = ["RayPool", "WorkerResult", "evaluate_candidate", "score_from_supernet", "candidate_size", "one_line"]
 
 
 @dataclass(frozen=True)
@@ -75,6 +75,38 @@ def evaluate_candidate(cand: Candidate, dataset: Dataset, seed: int, budget: Pro
                         socket.gethostname(), node, os.getpid())
 
 
+_SUPERNETS: dict[str, object] = {}  # digest -> Supernet: loaded once per worker process
+
+
+def score_from_supernet(cand: Candidate, dataset: Dataset, seed: int, budget: ProxyBudget,
+                        weights: list, digest: str) -> WorkerResult:
+    """Runs in a Ray worker: score the candidate from the supernet's weights (extract it, re-
+    estimate batch norm, validate; no training), count it, say where it ran. ``weights`` is
+    ``[ObjectRef]`` of the supernet's bytes (nested in a list, so Ray does not fetch it for every
+    task): a worker fetches and loads it once, then keeps it for every later task."""
+    from nas.supernet import Supernet, score_candidate
+
+    torch.set_num_threads(budget.threads)
+    net = _SUPERNETS.get(digest)
+    if net is None:
+        import ray
+
+        blob = weights[0] if isinstance(weights[0], bytes) else ray.get(weights[0])
+        _SUPERNETS.clear()  # one supernet per worker: a new run's replaces the last one's
+        net = _SUPERNETS[digest] = Supernet.from_bytes(blob, cand.search_space, map_location=budget.device)
+    res = score_candidate(net, cand, dataset, seed=seed,  # type: ignore[arg-type]
+                          bn_batches=budget.bn_recalibration_batches, max_val_images=budget.max_val_images)
+    params, nbytes = candidate_size(cand, dataset.num_classes, dataset.in_channels)
+    try:
+        import ray
+
+        node = ray.get_runtime_context().get_node_id() or ""
+    except Exception:  # not inside Ray (direct call)
+        node = ""
+    return WorkerResult(res, params, nbytes, memory_bytes(cand, nbytes, dataset.num_classes, dataset.in_channels),
+                        socket.gethostname(), node, os.getpid())
+
+
 class RayPool:
     """Ray for the duration of a search: a local instance (num_cpus = workers, no dashboard)
     unless an address is given or Ray is already initialised by the caller."""
@@ -103,6 +135,9 @@ class RayPool:
             self.started = True
         # on a cluster, only nodes with a GPU take GPU trials (Ray schedules by the num_gpus asked)
         self.task = ray.remote(num_cpus=self.threads, num_gpus=self.gpus_per_task, max_retries=0)(evaluate_candidate)
+        self.score_task = ray.remote(num_cpus=self.threads, num_gpus=self.gpus_per_task,
+                                     max_retries=0)(score_from_supernet)
+        self.supernet: tuple[list, str] | None = None  # ([weights ref], digest) with --proxy supernet
         return self
 
     def __exit__(self, *exc) -> None:
@@ -111,7 +146,15 @@ class RayPool:
 
     def submit(self, cand: Candidate, data_ref, seed: int, budget: ProxyBudget, resolution: int,
                start: bytes | None = None, keep_state: bool = False):
+        """Train (``--proxy train``) or score from the supernet (``use_supernet``) one candidate."""
+        if self.supernet is not None and start is None and not keep_state:
+            return self.score_task.remote(cand, data_ref, seed, budget, *self.supernet)
         return self.task.remote(cand, data_ref, seed, budget, resolution, start, keep_state)
+
+    def use_supernet(self, blob: bytes, digest: str) -> None:
+        """From now on ``submit`` scores candidates from this supernet (put in the object
+        store once) instead of training them."""
+        self.supernet = ([self.ray.put(blob)], digest)
 
 
 def one_line(exc: BaseException) -> str:

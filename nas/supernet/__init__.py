@@ -5,7 +5,14 @@ A run keeps its supernet in ``<run>/supernet/`` (``save_supernet``, ``load_super
 
 from nas.supernet._files import SUPERNET_DIR, load_supernet, read_training, save_supernet, supernet_dir
 from nas.supernet._ray import train_on_ray
-from nas.supernet._supernet import SUPPORTED_SPACES, Supernet, SupernetError, family_of
+from nas.supernet._supernet import (
+    SUPPORTED_FAMILIES,
+    SUPPORTED_SPACES,
+    Supernet,
+    SupernetError,
+    check_supported,
+    family_of,
+)
 from nas.supernet._train import (
     CHECKPOINT_VERSION,
     SupernetBudget,
@@ -18,11 +25,13 @@ from nas.supernet._train import (
 __all__ = [
     "CHECKPOINT_VERSION",
     "SUPERNET_DIR",
+    "SUPPORTED_FAMILIES",
     "SUPPORTED_SPACES",
     "Supernet",
     "SupernetBudget",
     "SupernetError",
     "SupernetTraining",
+    "check_supported",
     "family_of",
     "load_supernet",
     "read_training",

@@ -38,9 +38,12 @@ from nas.errors import SupernetError
 from nas.models import Network, apply_fake_quant, build_model
 from nas.space import Candidate, OpSpec, SearchSpace
 
-__all__ = ["Supernet", "SupernetError", "SUPPORTED_SPACES", "family_of"]
+__all__ = ["Supernet", "SupernetError", "SUPPORTED_SPACES", "SUPPORTED_FAMILIES", "check_supported", "family_of"]
 
+# the built-in spaces, each checked by tests/test_supernet.py (forward == extract); a YAML space of
+# one of these families is held the same way
 SUPPORTED_SPACES = ("mobilenetv2", "mobilenetv3", "fbnet", "shufflenetv2")
+SUPPORTED_FAMILIES = ("mbconv", "shufflenet")
 _TEMPLATES = 64  # templates kept (an LRU): a sandwich step uses 4, scoring one per candidate
 _QUANT_ORIGINAL = "parametrizations.weight.original"
 
@@ -80,6 +83,14 @@ def _slices(have: torch.Size, want: torch.Size) -> tuple[slice, ...]:
     return tuple(out)
 
 
+def check_supported(space: SearchSpace) -> None:
+    """SupernetError (one line) unless a supernet can hold ``space``'s candidates."""
+    if getattr(space, "family", None) not in SUPPORTED_FAMILIES:
+        raise SupernetError(f"space {space.name!r} ({getattr(space, 'family', '?')} family) has no supernet yet "
+                            f"(supported: the {' and '.join(SUPPORTED_FAMILIES)} families, e.g. "
+                            f"{', '.join(SUPPORTED_SPACES)}); use --proxy train")
+
+
 class _Template:
     """A candidate's standalone network (built once, its own weights never used) and, for each
     of its parameters and buffers, the stored tensor and the slice of it that it is."""
@@ -101,15 +112,21 @@ class Supernet(nn.Module):
     """The weights of every candidate of ``space`` for data of ``num_classes`` classes and
     ``in_channels`` channels. ``forward(x, candidate)``; ``extract(candidate, side)``."""
 
-    def __init__(self, space: SearchSpace, num_classes: int, in_channels: int = 3):
+    def __init__(self, space: SearchSpace, num_classes: int, in_channels: int = 3,
+                 _state: dict[str, torch.Tensor] | None = None, _params: frozenset[str] = frozenset()):
         super().__init__()
-        if space.name not in SUPPORTED_SPACES:
-            raise SupernetError(f"space {space.name!r} has no supernet yet (supported: "
-                                f"{', '.join(SUPPORTED_SPACES)}); use --proxy train")
+        check_supported(space)
         self.space = space
         self.num_classes = num_classes
         self.in_channels = in_channels
         self._templates: OrderedDict[tuple[str, int], _Template] = OrderedDict()
+        if _state is not None:  # from saved weights: their names and shapes say what is held
+            for sname, t in _state.items():
+                if sname in _params:
+                    self.register_parameter(sname, nn.Parameter(t))
+                else:
+                    self.register_buffer(sname, t)
+            return
         shapes: dict[str, tuple[torch.Size, nn.Parameter | torch.Tensor, bool]] = {}
         for slot, op in sorted(space.all_slots(num_classes, in_channels), key=lambda so: (so[0], so[1].key)):
             for name, t, is_param in _op_tensors(op):
@@ -178,7 +195,8 @@ class Supernet(nn.Module):
     def to_bytes(self) -> bytes:
         buf = io.BytesIO()
         torch.save({"space": self.space.name, "num_classes": self.num_classes,
-                    "in_channels": self.in_channels, "state": self.state_dict()}, buf)
+                    "in_channels": self.in_channels, "state": self.state_dict(),
+                    "params": sorted(n for n, _ in self.named_parameters())}, buf)
         return buf.getvalue()
 
     @classmethod
@@ -186,12 +204,12 @@ class Supernet(nn.Module):
         d = torch.load(io.BytesIO(blob), map_location=map_location, weights_only=True)
         if d.get("space") != space.name:
             raise SupernetError(f"these supernet weights are of space {d.get('space')!r}, not {space.name!r}")
-        net = cls(space, int(d["num_classes"]), int(d["in_channels"]))
         try:
-            net.load_state_dict(d["state"], strict=True)
-        except RuntimeError as exc:
-            raise SupernetError(f"supernet weights do not fit space {space.name!r} as defined now "
-                                f"(was its YAML changed?): {str(exc).splitlines()[0]}") from None
+            net = cls(space, int(d["num_classes"]), int(d["in_channels"]), _state=d["state"],
+                      _params=frozenset(d["params"]))
+        except (RuntimeError, KeyError) as exc:
+            raise SupernetError(f"these supernet weights are damaged or of another hwnas version "
+                                f"({type(exc).__name__}: {str(exc).splitlines()[0][:100]})") from None
         return net
 
     # ------------------------------------------------------------------ internals
