@@ -163,3 +163,21 @@ def test_more_than_ray_has_is_refused(tmp_path, tiny_data, ray_session):
         train_on_ray(nas.load_space(SPACE), tiny_data, BUDGET, 0, tmp_path, workers=2, threads=4)
     with pytest.raises(SupernetError, match="GPU"):
         train_on_ray(nas.load_space(SPACE), tiny_data, BUDGET, 0, tmp_path, device="cuda")
+
+
+def test_worker_that_dies_is_one_error(tmp_path, tiny_data, ray_session):
+    def _die(candidate) -> bool:  # a local function: Ray ships it by value
+        os._exit(3)  # the Ray worker process ends here, as one killed for memory would
+
+    with pytest.raises(SupernetError, match="Ray worker training the supernet died.*continue from its checkpoint"):
+        train_on_ray(nas.load_space(SPACE), tiny_data, BUDGET, 0, tmp_path, threads=1, allow=_die)
+    assert read_training(tmp_path) is None
+
+
+@pytest.mark.slow  # Ray Train's start
+def test_data_parallel_failure_is_one_error(tmp_path, tiny_data, ray_session):
+    """A worker's error comes back through Ray Train's WorkerGroupError as the same one line."""
+    budget = SupernetBudget(epochs=1.0, max_train_images=256, batch_size=32, random_members=1, lr=1e6)
+    with pytest.raises(SupernetError, match="diverged.*non-finite supernet loss.*lower the supernet learning rate"):
+        train_on_ray(nas.load_space(SPACE), tiny_data, budget, 0, tmp_path, workers=2, threads=1)
+    assert read_training(tmp_path) is None
