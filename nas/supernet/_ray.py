@@ -43,7 +43,7 @@ _POLL_S = 0.5
 def train_on_ray(space: SearchSpace, dataset: Dataset, budget: SupernetBudget, seed: int, run_dir: Path, *,
                  allow: Callable[[Candidate], bool] | None = None, workers: int = 1, threads: int = 1,
                  device: str = "cpu",
-                 progress: Callable[[int, int, float], None] | None = None) -> tuple[Supernet, dict]:
+                 progress: Callable[[int, int, float], None] | None = None) -> tuple[Supernet, dict[str, Any]]:
     """The run's trained supernet and its record (``read_training``): loaded when ``run_dir``
     already holds one of this budget and seed, else trained on Ray (continuing ``checkpoint.pt``),
     saved in ``<run>/supernet/`` and returned on ``device``. ``progress(step, total, seconds)``
@@ -75,6 +75,7 @@ def train_on_ray(space: SearchSpace, dataset: Dataset, budget: SupernetBudget, s
         started = True
     try:
         _check_resources(ray, workers, threads, cuda)
+        task: Any
         if workers == 1:
             task = ray.remote(num_cpus=threads, num_gpus=1 if cuda else 0, max_retries=0)(_train_task)
         else:  # the launcher only waits on Ray Train's workers, which hold the resources
@@ -194,7 +195,7 @@ def _train(space: SearchSpace, dataset: Dataset, budget: SupernetBudget, seed: i
 
 
 def _train_task(space: SearchSpace, dataset: Dataset, budget: SupernetBudget, seed: int, run_dir: str,
-                allow: Callable[[Candidate], bool] | None, threads: int, cuda: bool, workers: int) -> dict:
+                allow: Callable[[Candidate], bool] | None, threads: int, cuda: bool, workers: int) -> dict[str, Any]:
     """The Ray task of a one-worker training (on the task's GPU when ``cuda``): saves the result."""
     net, training = _train(space, dataset, budget, seed, Path(run_dir), allow, threads, "cuda" if cuda else "cpu")
     return save_supernet(run_dir, net, training, budget, seed)
@@ -219,7 +220,7 @@ def _train_data_parallel(space: SearchSpace, dataset: Dataset, budget: SupernetB
     trainer.fit()  # raises Ray Train's TrainingFailedError when a worker fails
 
 
-def _train_worker(config: dict) -> None:
+def _train_worker(config: dict[str, Any]) -> None:
     """One Ray Train worker: its rank's share of every batch, gradients averaged over the
     process group Ray Train set up. The ranks' weights must agree at the end (checked); rank 0
     saves the result and writes every rank's digest to ``<run>/supernet/ray/ranks.json``."""
