@@ -20,7 +20,9 @@ members of every step follow from the seed and the step number alone).
 Data-parallel: given ``rank``/``world_size`` and an initialized ``torch.distributed`` process
 group (Ray Train's TorchTrainer sets one up), each process takes its share of every global
 batch and the gradients are averaged across processes before each step (an all-reduce over
-one flat buffer; every process draws the same members). Only rank 0 writes checkpoints.
+one flat buffer; every process draws the same members), as are the float buffers (batch-norm
+statistics and activation ranges, which each process updates on its share), so every process
+holds the same supernet after every step. Only rank 0 writes checkpoints.
 """
 
 from __future__ import annotations
@@ -230,6 +232,7 @@ def train_supernet(net: Supernet, dataset: Dataset, budget: SupernetBudget, seed
                     step_loss += float(loss.detach())
                 if world_size > 1:
                     _all_reduce_grads(net, world_size)
+                    _average_buffers(net, world_size)
                 nn.utils.clip_grad_norm_(net.parameters(), 5.0)
                 opt.step()
                 losses.append(step_loss / len(members))
@@ -257,6 +260,24 @@ def _all_reduce_grads(net: nn.Module, world_size: int) -> None:
     for p in params:
         k = p.numel()
         p.grad = flat[i:i + k].view_as(p).clone()
+        i += k
+
+
+def _average_buffers(net: nn.Module, world_size: int) -> None:
+    """Average the float buffers (batch-norm statistics, activation ranges) across processes,
+    which each updated them on its own share of the batch: every process then holds the same
+    supernet, the one rank 0 checkpoints and saves (so a resumed training continues every
+    process exactly). Integer and bool buffers move alike in every process (same members)."""
+    import torch.distributed as dist
+
+    bufs = [b for b in net.buffers() if b.is_floating_point()]
+    flat = torch.cat([b.reshape(-1) for b in bufs])
+    dist.all_reduce(flat)
+    flat /= world_size
+    i = 0
+    for b in bufs:
+        k = b.numel()
+        b.copy_(flat[i:i + k].view_as(b))
         i += k
 
 
