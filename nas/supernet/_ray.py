@@ -76,10 +76,16 @@ def train_on_ray(space: SearchSpace, dataset: Dataset, budget: SupernetBudget, s
     try:
         _check_resources(ray, workers, threads, cuda)
         task: Any
+        # on a cluster the task runs on this node: it writes the run folder, which may be local to it
+        # (data-parallel workers on other nodes need the run folder on storage they all share)
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=cuda)  # a GPU may be elsewhere
         if workers == 1:
-            task = ray.remote(num_cpus=threads, num_gpus=1 if cuda else 0, max_retries=0)(_train_task)
+            task = ray.remote(num_cpus=threads, num_gpus=1 if cuda else 0, max_retries=0,
+                              scheduling_strategy=here)(_train_task)
         else:  # the launcher only waits on Ray Train's workers, which hold the resources
-            task = ray.remote(num_cpus=0, max_retries=0)(_train_data_parallel)
+            task = ray.remote(num_cpus=0, max_retries=0, scheduling_strategy=here)(_train_data_parallel)
         ref = task.remote(space, dataset, budget, seed, str(run_dir), allow, threads, cuda, workers)
         _wait(ray, ref, progress_file, progress)
     finally:
