@@ -268,6 +268,30 @@ def test_litert_files_run_in_the_interpreter_with_the_accuracy_on_the_card(run_d
     assert r.exit_code == 2 and "holds no trained winner" in r.output
 
 
+@pytest.mark.slow
+@pytest.mark.skipif(not litert.available(), reason='needs pip install "hwnas[litert]"')
+def test_export_rewrites_the_files_distill_wrote_byte_for_byte(run_dir):
+    """Issue 25: `nas export --format tflite` re-quantized model.int8.tflite to another file (24.5%
+    -> 23.0% int8 accuracy from one model.pt). The distilled model was calibrated channels_last and
+    at --threads 2, the reloaded model.pt contiguous at the process's thread count (1 here, as
+    conftest sets): the activations summed in another order moved the int8 scales."""
+    import shutil
+
+    from nas.api import export_run
+
+    assert torch.get_num_threads() == 1 and DistillConfig().threads == 2  # the two paths' thread counts differ
+    card = distill_run(run_dir, DistillConfig(**{**FAST, "kd": False, "tflite": True}, measure_host=False,
+                                              out="twice"))
+    assert card.tflite.written, card.tflite
+    first = run_dir / "twice-as-distilled"
+    shutil.copytree(run_dir / "twice", first)
+    again = export_run(run_dir, "twice", ("onnx", "tflite"))
+    for name in ("model.tflite", "model.int8.tflite", "model.onnx", "model.int8.onnx"):
+        assert (run_dir / "twice" / name).read_bytes() == (first / name).read_bytes(), name
+    assert again.tflite.test_accuracy_int8 == card.tflite.test_accuracy_int8
+    assert again.test_accuracy_int8 == card.test_accuracy_int8
+
+
 def test_without_the_litert_extra_the_card_says_how_to_get_tflite(monkeypatch, tmp_path):
     from nas.winner import tflite_section
 

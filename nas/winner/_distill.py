@@ -310,9 +310,12 @@ def _distill_locked(folder: RunFolder, run: str | Path | RunContext, cfg: Distil
                 student, secs_own = _to_own_side(cand, student, data, cfg, progress)
                 secs += secs_own
             acc_torch = _accuracy(student, data)
-            float_model = strip_fake_quant(student).eval().cpu()  # exports and checks run on the CPU
-            save_checkpoint(out_dir / "model.pt", float_model, cand, data, res,
+            save_checkpoint(out_dir / "model.pt", strip_fake_quant(student).eval().cpu(), cand, data, res,
                             {"teacher": tinfo["key"], "bits": win.bits})
+            # exported and checked on the CPU as model.pt loads it, as `nas export` does: the trained
+            # module is channels_last and orders its parameters otherwise, which moved the int8 .tflite
+            # scales and the ONNX initializers' order (issue 25); now the files depend on model.pt only
+            float_model, _ = load_checkpoint(out_dir / "model.pt", space)
             if progress:
                 progress("exporting ONNX fp32 and int8", 0, 2)
             export_onnx(float_model, out_dir / "model.onnx", resolution=res)
