@@ -268,6 +268,80 @@ def test_litert_files_run_in_the_interpreter_with_the_accuracy_on_the_card(run_d
     assert r.exit_code == 2 and "holds no trained winner" in r.output
 
 
+@pytest.mark.slow
+@pytest.mark.skipif(not litert.available(), reason='needs pip install "hwnas[litert]"')
+def test_export_rewrites_the_files_distill_wrote_byte_for_byte(run_dir):
+    """Issue 25: `nas export --format tflite` re-quantized model.int8.tflite to another file (24.5%
+    -> 23.0% int8 accuracy from one model.pt). The distilled model was calibrated channels_last and
+    at --threads 2, the reloaded model.pt contiguous at the process's thread count (1 here, as
+    conftest sets): the activations summed in another order moved the int8 scales."""
+    import shutil
+
+    from nas.api import export_run
+
+    assert torch.get_num_threads() == 1 and DistillConfig().threads == 2  # the two paths' thread counts differ
+    card = distill_run(run_dir, DistillConfig(**{**FAST, "kd": False, "tflite": True}, measure_host=False,
+                                              out="twice"))
+    assert card.tflite.written, card.tflite
+    first = run_dir / "twice-as-distilled"
+    shutil.copytree(run_dir / "twice", first)
+    again = export_run(run_dir, "twice", ("onnx", "tflite"))
+    for name in ("model.tflite", "model.int8.tflite", "model.onnx", "model.int8.onnx"):
+        assert (run_dir / "twice" / name).read_bytes() == (first / name).read_bytes(), name
+    assert again.tflite.test_accuracy_int8 == card.tflite.test_accuracy_int8
+    assert again.test_accuracy_int8 == card.test_accuracy_int8
+
+
+@pytest.mark.slow
+def test_a_pick_that_resolves_to_an_already_trained_winner_copies_it(run_dir, distilled):
+    """Issue 25: `--pick knee` when the knee is the best trial retrained an identical model without
+    a word. A pick that resolves to the trial a winner folder holds, with the same recipe, copies
+    that folder (and says so); another recipe trains."""
+    pick = f"trial={distilled.trial}"
+    stages = set()
+    card = distill_run(run_dir, DistillConfig(**FAST, pick=pick), progress=lambda s, d, t: stages.add(s))
+    assert not stages  # nothing trained, exported or timed
+    win, copy = run_dir / "winner", run_dir / f"winners/trial-{distilled.trial}"
+    assert card.folder == f"winners/trial-{distilled.trial}" and card.pick == pick and card.copied_from == "winner"
+    assert card.recipe == distilled.recipe and card.recipe and card.recipe.startswith("sha256:")
+    for f in ("model.pt", "model.onnx", "model.int8.onnx"):
+        assert (copy / f).read_bytes() == (win / f).read_bytes(), f
+    assert WinnerCard.load(copy / "card.json") == card
+    assert card.to_dict() | {"pick": "best", "folder": "winner", "copied_from": None} == distilled.to_dict()
+    assert "The same trial as `winner/`, trained with the same recipe" in (copy / "card.md").read_text()
+    assert "already holds trained with the same recipe" in (run_dir / "search.log").read_text()
+    assert not list(copy.parent.glob(".*"))  # no half-made copy left beside it
+    # a copy of a copy names the folder that was trained
+    again = distill_run(run_dir, DistillConfig(**FAST, pick=pick, out="mine"))
+    assert again.copied_from == "winner" and again.folder == "mine"
+    # another recipe (here the seed) is another model: trained
+    other = distill_run(run_dir, DistillConfig(**{**FAST, "kd": False}, pick=pick, seed=7, measure_host=False,
+                                               out="seed7"))
+    assert other.copied_from is None and other.recipe != distilled.recipe and other.trial == distilled.trial
+
+
+def test_the_recipe_digest_changes_with_what_trains_the_winner_only(tmp_path):
+    from nas.winner import recipe_digest
+
+    base = DistillConfig(seed=0)
+    d = recipe_digest(base, "k", "builtin sha256:1")
+    # where the files go and where they train: the same recipe
+    for same in (dict(pick="knee"), dict(out="x"), dict(force=True), dict(threads=1), dict(accelerator="cpu")):
+        assert recipe_digest(DistillConfig(seed=0, **same), "k", "builtin sha256:1") == d, same
+    for other in (dict(epochs=6.0), dict(lr=0.05), dict(seed=1), dict(kd=True), dict(teacher_epochs=3.0),
+                  dict(own_side_epochs=2.0), dict(calibration_images=128), dict(tflite=False), dict(start="auto")):
+        assert recipe_digest(DistillConfig(**{"seed": 0, **other}), "k", "builtin sha256:1") != d, other
+    assert recipe_digest(base, "k2", "builtin sha256:1") != d and recipe_digest(base, "k", "builtin sha256:2") != d
+    t1, t2 = tmp_path / "t1.pt", tmp_path / "t2.pt"  # a teacher by its weights, not its path
+    t1.write_bytes(b"a")
+    t2.write_bytes(b"a")
+    assert recipe_digest(DistillConfig(seed=0, teacher=str(t1)), "k", "") == \
+        recipe_digest(DistillConfig(seed=0, teacher=str(t2)), "k", "")
+    t2.write_bytes(b"b")
+    assert recipe_digest(DistillConfig(seed=0, teacher=str(t1)), "k", "") != \
+        recipe_digest(DistillConfig(seed=0, teacher=str(t2)), "k", "")
+
+
 def test_without_the_litert_extra_the_card_says_how_to_get_tflite(monkeypatch, tmp_path):
     from nas.winner import tflite_section
 

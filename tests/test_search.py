@@ -1,3 +1,4 @@
+import importlib.util
 import json
 import os
 import signal
@@ -17,7 +18,7 @@ from nas.api import run_search
 from nas.errors import BudgetError, RunLockedError, SearchError
 from nas.report import load_run, regenerate, report_data
 from nas.run import RunFolder, SearchConfig
-from nas.search import trial_attrs, trial_row
+from nas.search import DASHBOARD_NOTE, OVER_BUDGET_ATTR, trial_attrs, trial_row
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -75,6 +76,14 @@ def test_over_budget_candidates_are_recorded_but_cost_no_training(tmp_path, ray_
         assert t.user_attrs["latency_ms"] > 1.2 and "proxy_seconds" not in trial_attrs(t)
         assert trial_attrs(t)["params"] > 0 and trial_attrs(t)["bytes"] > 0
         assert t.constraints["latency_over_budget_ms"] > 0  # Optuna 5 reads it by name
+        # COMPLETE for the samplers, its 0.0 said to be a placeholder (issue 25: the dashboard showed it as measured)
+        assert t.state.name == "COMPLETE" and t.values[0] == 0.0
+        assert t.user_attrs[OVER_BUDGET_ATTR] == f"not trained (latency {t.user_attrs['latency_ms']:.2f} ms > " \
+            "1.20 ms): its accuracy 0.0 is a placeholder, not a measurement"
+    if importlib.util.find_spec("optuna_dashboard"):  # the study's note on its dashboard page
+        from optuna_dashboard import get_note
+
+        assert get_note(study) == DASHBOARD_NOTE
     trained = [t for t in study.trials if t.user_attrs["status"] == "evaluated"]
     assert len(trained) == 2 and all(t.user_attrs["latency_ms"] <= 1.2 for t in trained)
 

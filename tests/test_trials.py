@@ -92,3 +92,68 @@ def test_rows_and_counts_agree_with_the_study(run5):
         assert r.resolution == int(r.key.split(":r")[1].split(":")[0])  # the candidate's own side
         if r.status == "evaluated":
             assert r.proxy_side and r.proxy_side <= 28 and len(r.node) <= 12
+
+
+def _proposals(sampler: str, placeholder: float, n: int = 40) -> tuple[list[str], optuna.Study]:
+    """A study alone, told as the driver tells it: a candidate over the pixel7 budget COMPLETE with
+    ``placeholder`` as its accuracy and its violated constraint, the others a score from their MACs.
+    The candidates proposed, in order."""
+    from nas.latency import load_device
+    from nas.search._sampler import make_sampler
+    from nas.search._trials import mark_over_budget, set_constraints
+    from nas.space import load_space
+
+    space, profile = load_space("mobilenetv3"), load_device("pixel7")
+    budget = 3.0
+    study = optuna.create_study(directions=["maximize", "minimize"], sampler=make_sampler(sampler, 0, n))
+    keys = []
+    for _ in range(n):
+        trial = study.ask()
+        cand = space.suggest(trial)
+        lat = profile.latency_ms(cand, num_classes=10)
+        set_constraints(trial, ["latency_over_budget_ms"], [lat - budget])
+        if lat > budget:
+            mark_over_budget(trial, [f"latency {lat:.2f} ms > {budget:.2f} ms"])
+            study.tell(trial, [placeholder, lat])
+        else:
+            study.tell(trial, [sum(op.macs for op in cand.ops(num_classes=10)) / 1e9, lat])
+        keys.append(cand.key)
+    return keys, study
+
+
+@pytest.mark.parametrize("sampler", ["tpe", "nsga2"])
+def test_an_over_budget_trial_says_its_accuracy_is_a_placeholder_that_no_sampler_reads(sampler):
+    """Issue 25: optuna-dashboard showed over-budget trials with accuracy 0.0, as if measured. They
+    stay COMPLETE with their violated constraint (NSGA-II builds populations from COMPLETE trials
+    only; TPE ranks infeasible ones by their violation), and say in a user attribute that the 0.0
+    is a placeholder. Proof that neither sampler reads it: another placeholder, the same proposals."""
+    from nas.search import OVER_BUDGET_ATTR
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    keys, study = _proposals(sampler, 0.0)
+    over = [t for t in study.trials if t.user_attrs.get("status") == "over_budget"]
+    assert 5 <= len(over) <= 35  # both kinds are proposed, so the samplers had something to rank
+    for t in over:
+        assert t.state == optuna.trial.TrialState.COMPLETE and t.values[0] == 0.0
+        assert t.constraints["latency_over_budget_ms"] > 0
+        why = t.user_attrs[OVER_BUDGET_ATTR]
+        assert why.startswith("not trained (latency ") and "> 3.00 ms" in why and "placeholder" in why
+    assert not any(OVER_BUDGET_ATTR in t.user_attrs for t in study.trials if t not in over)
+    assert _proposals(sampler, 0.77)[0] == keys
+
+
+def test_the_dashboard_note_says_what_the_zero_accuracy_of_an_over_budget_trial_is():
+    pytest.importorskip("optuna_dashboard")  # in the test extras
+    from optuna_dashboard import get_note
+    from optuna_dashboard._serializer import serialize_frozen_trial
+
+    from nas.search import DASHBOARD_NOTE, OVER_BUDGET_ATTR
+    from nas.search._trials import write_dashboard_note
+
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    assert write_dashboard_note(study)
+    assert get_note(study) == DASHBOARD_NOTE and "accuracy 0.0 as a placeholder" in DASHBOARD_NOTE
+    _, told = _proposals("random", 0.0, n=12)
+    t = next(t for t in told.trials if t.user_attrs.get("status") == "over_budget")
+    shown = serialize_frozen_trial(told._study_id, t, {})  # what the dashboard's trial page lists
+    assert {"key": OVER_BUDGET_ATTR, "value": t.user_attrs[OVER_BUDGET_ATTR]} in shown["user_attrs"]

@@ -275,6 +275,9 @@ def _distill(run: Path | RunContext, cfg: DistillConfig, allow_changed: bool = F
         stop()
     pct = lambda v: "n/a" if v is None else f"{v * 100:.2f}%"  # noqa: E731
     out.print(f"winner: trial {card.trial} {card.candidate}")
+    if card.copied_from:
+        out.print(f"the same trial as {card.copied_from}/, trained with the same recipe: {card.copied_from}/ already "
+                  f"holds it, copied to {card.folder}/ (not retrained)", markup=False)
     qual = "ESTIMATED " if card.provenance == "estimated" else ""
     out.print(f"{qual}predicted latency on {card.device_label}: {card.predicted_latency_ms:.3f} ms "
               f"(budget {card.latency_budget_ms:.3f} ms; {card.num_classes} classes)")

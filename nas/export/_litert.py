@@ -13,6 +13,7 @@ without TensorFlow) and ai-edge-litert (the interpreter, XNNPACK on CPU). Withou
 from __future__ import annotations
 
 import contextlib
+import copy
 import os
 import re
 import sys
@@ -86,13 +87,20 @@ def _failed_op(exc: Exception) -> str:
 def export_tflite(model: torch.nn.Module, path: str | os.PathLike, shape: list[int],
                   int8: bool = False, calibration: np.ndarray | None = None, seed: int = 0) -> Path:
     """Convert ``model`` (float, eval mode) at input ``shape`` (1, C, H, W) to ``path``.
-    ``int8``: PT2E static quantization calibrated on ``calibration`` (N, C, H, W float32)."""
+    ``int8``: PT2E static quantization calibrated on ``calibration`` (N, C, H, W float32).
+
+    The file depends on the weights and the images only: the network is converted from a copy
+    in the default (contiguous) memory format, and torch runs on one thread meanwhile. A
+    channels_last model (as trained) or another thread count sums the calibration activations
+    in another order, which moves their observed ranges by a rounding error and with them the
+    int8 scales: ``nas distill`` and ``nas export`` wrote different model.int8.tflite files from
+    one model.pt (issue 25)."""
     require()
     path = Path(path)
-    model = model.eval()
+    model = copy.deepcopy(model).eval().to(memory_format=torch.contiguous_format)
     x = torch.from_numpy(np.random.default_rng(seed).standard_normal(shape).astype(np.float32))
     try:
-        with torch.no_grad(), _quiet_stderr():
+        with torch.no_grad(), _quiet_stderr(), _one_thread():
             litert_torch = _litert_torch()
             if not int8:
                 edge = litert_torch.convert(model, (x,))
@@ -118,6 +126,16 @@ def export_tflite(model: torch.nn.Module, path: str | os.PathLike, shape: list[i
     except Exception as exc:  # noqa: BLE001 - the converter raises many kinds; name the op
         raise ExportError(f"{path.name}: LiteRT conversion failed at {_failed_op(exc)}") from None
     return path
+
+
+@contextlib.contextmanager
+def _one_thread():
+    prev = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(prev)
 
 
 def _interpreter(path: str | os.PathLike, threads: int = 1):

@@ -16,6 +16,8 @@ from nas.search._halving import (
 )
 from nas.search._trials import (
     CONSTRAINT_NAMES_ATTR,
+    DASHBOARD_NOTE,
+    OVER_BUDGET_ATTR,
     TrialRow,
     bit_counts,
     constraints_of,
@@ -30,7 +32,9 @@ from nas.search._worker import WorkerResult
 
 __all__ = [
     "CONSTRAINT_NAMES_ATTR",
+    "DASHBOARD_NOTE",
     "Ladder",
+    "OVER_BUDGET_ATTR",
     "Promotion",
     "PROMOTING_ATTR",
     "RUNGS_ATTR",

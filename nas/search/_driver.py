@@ -51,12 +51,14 @@ from nas.search._trials import (
     CONSTRAINT_NAMES_ATTR,
     bits_summary,
     keep_summary,
+    mark_over_budget,
     open_storage,
     open_study,
     read_trials,
     set_constraints,
     status_counts,
     trial_attrs,
+    write_dashboard_note,
 )
 from nas.search._worker import RayPool, WorkerResult, candidate_size, one_line
 from nas.space import Candidate, memory_bytes
@@ -322,7 +324,7 @@ class _Search:
         set_constraints(trial, cfg.constraint_names(), cons)
         if over:
             trial.set_user_attr("info", {**info, "over": "; ".join(over)})
-            trial.set_user_attr("status", "over_budget")
+            mark_over_budget(trial, over)  # the 0.0 told below is a placeholder (nas.search._trials)
             self.study.tell(trial, _values(cfg.objectives, 0.0, lat, info["bytes"], info["memory"]))
             return "over"
         if cand.key in known:
@@ -527,6 +529,7 @@ def run_search(config: SearchConfig | RunContext,
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             study.set_metric_names(ctx.config.metric_names())
         study.set_user_attr(CONSTRAINT_NAMES_ATTR, ctx.config.constraint_names())
+        write_dashboard_note(study)  # over-budget trials show accuracy 0.0 there: a placeholder
         ctx = record_inputs(ctx)  # the device profile copied into the run: what prices candidates from now on
         write_run_config(run.path, ctx.config, ctx.meta)
         run.log(f"new run {ctx.meta.study_name}: {ctx.space.name} on {ctx.profile.label}, budget "

@@ -20,7 +20,8 @@ from nas.space import Candidate
 
 __all__ = ["STATUSES", "TrialRow", "trial_attrs", "trial_row", "read_trials", "status_counts",
            "open_storage", "open_study", "set_constraints", "constraints_of", "CONSTRAINT_NAMES_ATTR",
-           "bit_counts", "bits_summary", "keep_summary"]
+           "bit_counts", "bits_summary", "keep_summary", "OVER_BUDGET_ATTR", "DASHBOARD_NOTE", "over_budget_attr",
+           "mark_over_budget", "write_dashboard_note"]
 
 CONSTRAINT_NAMES_ATTR = "constraint_names"  # study user attribute: what each constraint value is
 
@@ -44,6 +45,44 @@ def constraints_of(trial, names: list[str]) -> dict[str, float]:
     if any(n in cons for n in names):
         return {n: cons[n] for n in names if n in cons}
     return dict(zip(names, trial.system_attrs.get("constraints", [])))
+
+# An over-budget trial is told COMPLETE with accuracy 0.0 and its violated constraints: NSGA-II
+# builds its populations from COMPLETE trials only, and TPE ranks infeasible COMPLETE trials by how
+# far over the budget they are (their objective values are never read), so FAIL or PRUNED would
+# change what both samplers learn. The 0.0 is a placeholder, never a measurement: the trial says so
+# in a user attribute (OVER_BUDGET_ATTR, a column of optuna-dashboard's trial table) and the study
+# in a dashboard note (DASHBOARD_NOTE).
+OVER_BUDGET_ATTR = "over_budget"
+DASHBOARD_NOTE = (
+    "**Over-budget trials were not trained.** A candidate over the latency budget (or over "
+    "--memory-kb / --size-kb) is told to Optuna at once, COMPLETE, with the constraint it violates "
+    "and **accuracy 0.0 as a placeholder**: TPE and NSGA-II rank it below every feasible trial by "
+    "how far over it is, and never read its objective values. Such trials carry the user attribute "
+    "`status: over_budget` and `over_budget` (why, and that the 0.0 is not a measurement); hide them "
+    "from the plots by filtering on it. The run's report.html and trials.csv keep them off the front.")
+
+
+def over_budget_attr(over: list[str]) -> str:
+    """The ``OVER_BUDGET_ATTR`` value of a trial over ``over`` (["latency 3.10 ms > 2.50 ms", ...])."""
+    return f"not trained ({'; '.join(over)}): its accuracy 0.0 is a placeholder, not a measurement"
+
+
+def mark_over_budget(trial, over: list[str]) -> None:
+    """Record on an asked trial why it is over budget and that it is not trained."""
+    trial.set_user_attr("status", "over_budget")
+    trial.set_user_attr(OVER_BUDGET_ATTR, over_budget_attr(over))
+
+
+def write_dashboard_note(study) -> bool:
+    """The study's note in optuna-dashboard (``DASHBOARD_NOTE``), where that optional package is
+    installed (its ``save_note`` is the format the dashboard reads); False where it is not."""
+    try:
+        from optuna_dashboard import save_note
+    except ImportError:
+        return False
+    save_note(study, DASHBOARD_NOTE)
+    return True
+
 
 STATUSES = ("evaluated", "duplicate", "over_budget", "failed", "interrupted", "running")
 

@@ -198,6 +198,11 @@ class WinnerCard:
     calibration_images: int = 256
     tflite: TfliteSection = field(default_factory=lambda: TfliteSection(written=False))
     target: TargetLatency | None = None  # None on cards written before the profile's int8 prediction was kept
+    # The digest of what trained these files (nas.winner._distill.recipe_digest): a later pick that
+    # resolves to the same trial with the same recipe copies this folder instead of retraining.
+    # None on cards written before it was kept.
+    recipe: str | None = None
+    copied_from: str | None = None  # the run's folder these files were copied from, same trial and recipe
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "class_names", tuple(self.class_names))
@@ -442,6 +447,8 @@ def card_markdown(card: WinnerCard) -> str:
         "",
         f"`{card.candidate}`",
         "",
+        *([f"_The same trial as `{card.copied_from}/`, trained with the same recipe: its files, copied, "
+           f"not retrained._", ""] if card.copied_from else []),
         f"**Ship {card.ship}.**",
         "",
         *([f"_{host_line(card)}._", ""] if host_line(card) else []),

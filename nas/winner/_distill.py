@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
+import shutil
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -24,6 +26,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from nas._version import __version__
 from nas.errors import DistillError, NasError
 from nas.export import export_onnx, onnx_accuracy_batches, ort_session, time_session
 from nas.latency import load_device
@@ -56,7 +59,8 @@ from nas.winner._card import (
 from nas.winner._pick import parse_rule, pick_winner, winner_folder
 from nas.winner._ship import calibration_images, tflite_section
 
-__all__ = ["DistillConfig", "distill_run"]  # pick_winner, onnx_accuracy_batches: from nas.winner._pick, nas.export._onnx
+# pick_winner, onnx_accuracy_batches: from nas.winner._pick, nas.export._onnx
+__all__ = ["DistillConfig", "distill_run", "recipe_digest"]
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
 
@@ -239,6 +243,70 @@ def _teacher(space, dataset, cfg: DistillConfig, cache: Path, progress: Progress
     return model, {"key": cand.key, "source": what, "seconds": secs}
 
 
+# ----------------------------------------------------------------------------- the recipe
+
+# What a winner's files are a function of, besides its trial and the run's data: every DistillConfig
+# field but where the files go (pick, out, force) and where and how fast it trains (accelerator,
+# threads: the same recipe, up to floating-point rounding).
+_RECIPE_FIELDS = ("epochs", "teacher_net", "kd", "temperature", "alpha", "batch_size", "lr", "calibration_images",
+                  "measure_host", "tflite", "seed", "own_side_epochs", "own_side_lr", "start", "continue_epochs",
+                  "continue_lr")
+
+
+def recipe_digest(cfg: DistillConfig, key: str, data: str) -> str:
+    """The digest of the final training's recipe (``cfg``, its seed resolved) for the candidate
+    ``key`` on ``data`` (the run's dataset and its digest), kept on the card: two picks that
+    resolve to the same trial with the same digest would train the same files."""
+    teacher = None
+    if cfg.teacher:
+        teacher = hashlib.sha256(Path(cfg.teacher).read_bytes()).hexdigest()  # its weights, not its path
+    recipe = {"hwnas": __version__, "candidate": key, "data": data, "teacher_epochs": cfg.teacher_train_epochs,
+              "teacher": teacher, **{f: getattr(cfg, f) for f in _RECIPE_FIELDS}}
+    return "sha256:" + hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _trained_twin(run_dir: Path, trial: int, recipe: str, out_dir: Path) -> tuple[Path, WinnerCard] | None:
+    """A winner folder of the run (``winner/``, ``winners/*/``, an ``--out`` folder) other than
+    ``out_dir`` that holds ``trial`` trained with ``recipe``, all its files present."""
+    def order(path: Path) -> tuple:  # winner/ first, then the other picks' folders, then --out folders
+        rel = path.parent.relative_to(run_dir).as_posix()
+        return rel != "winner", not rel.startswith("winners/"), rel
+
+    for path in sorted({*run_dir.glob("*/card.json"), *run_dir.glob("winners/*/card.json")}, key=order):
+        src = path.parent
+        if src == out_dir or src.name.startswith("."):
+            continue
+        try:
+            card = WinnerCard.load(path)
+        except DistillError:
+            continue
+        if card.trial == trial and card.recipe == recipe and \
+                all((src / f).is_file() for f in ("model.pt", "card.md", *card.files)):
+            return src, card
+    return None
+
+
+def _copy_twin(run: RunFolder, run_dir: Path, src: Path, card: WinnerCard, out_dir: Path,
+               cfg: DistillConfig) -> WinnerCard:
+    """``src``'s files as ``out_dir`` (a copy under a hidden name, then renamed into place; with
+    --force the folder it replaces goes only then), its card saying which pick it is and where
+    the files came from."""
+    copied = replace(card, pick=cfg.pick, folder=cfg.folder,
+                     copied_from=card.copied_from or src.relative_to(run_dir).as_posix())
+    tmp = out_dir.parent / f".{out_dir.name}.copying"
+    shutil.rmtree(tmp, ignore_errors=True)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(src, tmp)
+    (tmp / "card.json").write_text(copied.to_json())
+    (tmp / "card.md").write_text(copied.markdown())
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    tmp.rename(out_dir)
+    run.log(f"winner ({cfg.pick}): trial {card.trial} {card.candidate}, which {copied.copied_from}/ already holds "
+            f"trained with the same recipe ({card.recipe}): copied to {cfg.folder}/, not retrained")
+    return copied
+
+
 # ----------------------------------------------------------------------------- the run
 
 def distill_run(run: str | Path | RunContext, cfg: DistillConfig | None = None,
@@ -280,6 +348,10 @@ def _distill_locked(folder: RunFolder, run: str | Path | RunContext, cfg: Distil
             what = "a winner"
         raise DistillError(f"{out_dir} already holds {what}; pass --force to replace it, or --out NAME "
                            f"to keep both")
+    recipe = recipe_digest(cfg, win.key, f"{meta.dataset} {meta.data_digest}")
+    twin = _trained_twin(run_dir, win.number, recipe, out_dir)
+    if twin is not None:  # e.g. the knee is the best trial: winner/ already holds it
+        return _copy_twin(folder, run_dir, *twin, out_dir, cfg)
     data = dataset.at_resolution(res, progress)  # images on disk: made once, unless the search made it
     prev_threads = torch.get_num_threads()
     torch.set_num_threads(cfg.threads)
@@ -310,9 +382,12 @@ def _distill_locked(folder: RunFolder, run: str | Path | RunContext, cfg: Distil
                 student, secs_own = _to_own_side(cand, student, data, cfg, progress)
                 secs += secs_own
             acc_torch = _accuracy(student, data)
-            float_model = strip_fake_quant(student).eval().cpu()  # exports and checks run on the CPU
-            save_checkpoint(out_dir / "model.pt", float_model, cand, data, res,
+            save_checkpoint(out_dir / "model.pt", strip_fake_quant(student).eval().cpu(), cand, data, res,
                             {"teacher": tinfo["key"], "bits": win.bits})
+            # exported and checked on the CPU as model.pt loads it, as `nas export` does: the trained
+            # module is channels_last and orders its parameters otherwise, which moved the int8 .tflite
+            # scales and the ONNX initializers' order (issue 25); now the files depend on model.pt only
+            float_model, _ = load_checkpoint(out_dir / "model.pt", space)
             if progress:
                 progress("exporting ONNX fp32 and int8", 0, 2)
             export_onnx(float_model, out_dir / "model.onnx", resolution=res)
@@ -381,6 +456,7 @@ def _distill_locked(folder: RunFolder, run: str | Path | RunContext, cfg: Distil
                 calibration_images=int(len(calib)),
                 tflite=tfl,
                 created=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                recipe=recipe,
             )
             run.write(f"{cfg.folder}/card.json", card.to_json())
             run.write(f"{cfg.folder}/card.md", card.markdown())
