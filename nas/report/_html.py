@@ -140,12 +140,13 @@ def _winners(data) -> str:
         rows.append(
             f"<tr><td><code>{html.escape(w.folder)}/</code></td><td>{html.escape(w.pick)}</td><td>{w.trial}</td>"
             f"<td>{html.escape(_formats(w))}</td>"
+            f"<td>{html.escape(w.trained_at.start if w.trained_at else 'not recorded')}</td>"
             f"<td>fp32 {_pct(w.test_accuracy_fp32)}, int8 {_pct(w.test_accuracy_int8)}</td><td>{lite}</td>"
             f"<td>{' '.join(f'<code>{html.escape(f)}</code>' for f in [*_model_files(w), 'card.md'])}</td>"
             f"<td>{html.escape(w.ship)}</td></tr>")
     return (f"<h3 id='winners'>Exported winners ({len(data.winners)})</h3><p>In <code>{html.escape(run)}</code>; "
             "test accuracies measured with the exported files (the held-out test split).</p><div class='scroll'>"
-            "<table id='winners-table'><thead><tr><th>folder</th><th>pick</th><th>trial</th><th>formats</th>"
+            "<table id='winners-table'><thead><tr><th>folder</th><th>pick</th><th>trial</th><th>formats</th><th>start</th>"
             "<th>ONNX test accuracy</th><th>.tflite test accuracy</th><th>files</th><th>ship</th></tr></thead>"
             f"<tbody>{''.join(rows)}</tbody></table></div>")
 

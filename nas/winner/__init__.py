@@ -13,7 +13,7 @@ from nas.winner._card import (
     WinnerCard,
     host_line,
 )
-from nas.winner._distill import PICK_HELP, DistillConfig, distill_run, recipe_digest
+from nas.winner._distill import NO_TEACHER, PICK_HELP, DistillConfig, distill_run, recipe_digest
 from nas.winner._pick import parse_rule, pick_winner, rule_of_folder, winner_folder
 from nas.winner._ship import FORMATS, export_run, parse_formats, tflite_section
 
@@ -29,6 +29,7 @@ __all__ = [
     "TrainedAt",
     "TrainingSeconds",
     "WinnerCard",
+    "NO_TEACHER",
     "PICK_HELP",
     "distill_run",
     "export_run",

@@ -65,9 +65,10 @@ class InputSpec:
 class TrainedAt:
     proxy_side: int
     proxy_side_test_accuracy: float
-    start: str
+    start: str  # where the weights came from: "from scratch", "initialised from the supernet (digest ...), ..."
     own_side: int
     own_side_epochs: float
+    supernet: str | None = None  # the digest of the run's supernet the winner started from, if it did
 
 
 @dataclass(frozen=True)
@@ -484,6 +485,7 @@ def card_markdown(card: WinnerCard) -> str:
         f"{inp.normalisation} (mean {list(inp.mean)}, std {list(inp.std)}). From the search's dataset: "
         f"`nas.load_dataset(...).test_arrays(resolution={inp.side})`.",
         f"- Classes (output index: name): {', '.join(f'{i}: {n}' for i, n in enumerate(card.class_names))}.",
+        *([f"- Start: {ta.start}."] if ta else []),
         f"- Training: {train}; {t.total:.0f} s on {d.trained_on}. Data: {card.dataset}.",
         "",
         "Classify images with model.onnx (`python classify.py photo.png [more.png ...]`, run in this folder; "

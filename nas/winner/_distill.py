@@ -10,7 +10,16 @@ key), ``model.onnx`` (fp32, outputs checked against torch), ``model.int8.onnx``
 The teacher and the student train at the winner's proxy input side (the dataset's side scaled
 by the candidate's resolution, ``nas.train._proxy.proxy_resolution``: cheap); the student's weights then
 move to the candidate's own input side (fine-tuned there, batch-norm re-estimated), and that is
-what is exported, scored and timed: the network the device profile priced."""
+what is exported, scored and timed: the network the device profile priced.
+
+A run whose folder holds a trained supernet (``nas.supernet``: ``<run>/supernet/``) gives the
+winner its start and its teacher (``inherit``, on by default): the student starts from the
+weights it inherits (``Supernet.extract`` at its proxy side, the side the supernet trained it
+at) and is distilled from the supernet's largest member, trained already (no teacher is trained
+here). The largest member trained at its own proxy side, so the teacher sees each batch resized
+to that side (``_Resized``: the antialiased bilinear resize the supernet's training used), not a
+network rebuilt at the student's side with other strides. ``teacher="none"`` keeps the start and
+drops the distillation; ``inherit=False`` ignores the supernet (the recipe of a run without one)."""
 
 from __future__ import annotations
 
@@ -25,6 +34,7 @@ from typing import Any, Callable
 
 import numpy as np
 import torch
+from torch import nn
 
 from nas._version import __version__
 from nas.errors import DistillError, NasError
@@ -33,7 +43,8 @@ from nas.latency import load_device
 from nas.models import apply_fake_quant, build_model, strip_fake_quant
 from nas.run import RunContext, RunFolder, open_run, read_run_config
 from nas.search import bit_counts, open_study, read_trials, trial_weights
-from nas.space import Candidate, float_bytes, memory_bytes
+from nas.space import Candidate, SearchSpace, float_bytes, memory_bytes
+from nas.supernet import Supernet, load_supernet, read_training
 from nas.train import (
     ProxyBudget,
     describe_device,
@@ -60,15 +71,18 @@ from nas.winner._pick import parse_rule, pick_winner, winner_folder
 from nas.winner._ship import calibration_images, tflite_section
 
 # pick_winner, onnx_accuracy_batches: from nas.winner._pick, nas.export._onnx
-__all__ = ["DistillConfig", "distill_run", "recipe_digest"]
+__all__ = ["DistillConfig", "distill_run", "recipe_digest", "NO_TEACHER"]
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
+NO_TEACHER = "none"  # DistillConfig.teacher / --teacher none: no distillation, whatever the run holds
 
 
 @dataclass(frozen=True)
 class DistillConfig:
     pick: str = "best"  # best | knee | latency<=X | trial=N
-    teacher: str | None = None  # a checkpoint path (model.pt format); None: trained here (teacher_net)
+    # a checkpoint path (model.pt format); None: the supernet's largest member in a run that has a
+    # supernet (and inherit), else trained here with kd (teacher_net); "none": no distillation at all
+    teacher: str | None = None
     # Student epochs over the whole training split. 5 keeps the default command within its
     # 10 minutes; on the CIFAR-10 benchmark 10 epochs gained 9.3 test points over 5, more than
     # any teacher gave (BENCHMARKS.md, issue 6): pass --epochs 10 when time allows.
@@ -107,6 +121,10 @@ class DistillConfig:
     start: str = "scratch"  # scratch | auto: the trial's checkpoint when the run kept one
     continue_epochs: float = 2.0
     continue_lr: float = 0.05
+    # A run with a trained supernet (<run>/supernet/): the winner starts from the weights it
+    # inherits and is distilled from the supernet's largest member (module docstring). False: the
+    # supernet is ignored, the winner trains as in a run without one (to measure what it gives).
+    inherit: bool = True
     out: str | None = None  # folder inside the run; None: winner_folder(pick)
     force: bool = False  # replace a folder that holds a winner already
 
@@ -134,6 +152,14 @@ class DistillConfig:
             raise DistillError(f"--out must be a folder name inside the run, got {self.out!r}")
 
     @property
+    def no_teacher(self) -> bool:
+        return self.teacher == NO_TEACHER
+
+    @property
+    def teacher_checkpoint(self) -> str | None:
+        return None if self.no_teacher else self.teacher
+
+    @property
     def folder(self) -> str:
         return self.out or winner_folder(self.pick)
 
@@ -152,12 +178,14 @@ PICK_HELP = ("Which trained trial within the budget becomes the winner: best (th
 # ----------------------------------------------------------------------------- training
 
 def _train(cand: Candidate, dataset, epochs: float, cfg: DistillConfig, teacher=None, quantize: bool = True,
-           progress: Progress | None = None, stage: str = "training", init=None, state: dict | None = None):
+           progress: Progress | None = None, stage: str = "training", init=None, state: dict | None = None,
+           continued: bool = True):
     """Build ``cand`` at the dataset's side, train it, re-estimate BN; (model, seconds).
     ``init(model)``, if given, sets the starting weights (benchmarks try L1-norm channel
     selection from a trained parent this way) instead of a random init. ``state``: a
-    fake-quantized state dict to continue from (a search checkpoint): trained ``epochs`` at
-    ``cfg.continue_lr`` with a short warm-up."""
+    fake-quantized state dict to start from: a search checkpoint continued (``continued``:
+    trained ``epochs`` at ``cfg.continue_lr`` with a short warm-up), or the weights a supernet
+    gives (``continued=False``: the usual recipe, ``cfg.lr`` and its warm-up)."""
     torch.manual_seed(cfg.seed)
     model = build_model(cand, dataset.num_classes, dataset.in_channels, resolution=dataset.resolution)
     if init is not None:
@@ -168,9 +196,10 @@ def _train(cand: Candidate, dataset, epochs: float, cfg: DistillConfig, teacher=
         model.load_state_dict(state)
     device = resolve_accelerator(cfg.accelerator)
     model = model.to(device=torch.device(device), memory_format=torch.channels_last)
+    cont = state is not None and continued
     budget = ProxyBudget(epochs=epochs, max_train_images=None, batch_size=cfg.batch_size,
-                         lr=cfg.lr if state is None else cfg.continue_lr,
-                         warmup_fraction=0.25 if state is None else 0.1, threads=cfg.threads, device=device)
+                         lr=cfg.continue_lr if cont else cfg.lr,
+                         warmup_fraction=0.1 if cont else 0.25, threads=cfg.threads, device=device)
     t0 = time.perf_counter()
     try:
         train_model(model, dataset, budget, cfg.seed, teacher=teacher, kd_temperature=cfg.temperature,
@@ -213,13 +242,13 @@ def _teacher(space, dataset, cfg: DistillConfig, cache: Path, progress: Progress
     """The user's checkpoint, or a float teacher trained here (cached in the run folder per
     key, input side, epochs and seed): the space's largest candidate, or with
     ``cfg.teacher_net == "parent"`` the student candidate unpruned."""
-    if cfg.teacher:
-        model, blob = load_checkpoint(cfg.teacher, space)
+    if cfg.teacher_checkpoint:
+        model, blob = load_checkpoint(cfg.teacher_checkpoint, space)
         if blob["num_classes"] != dataset.num_classes or blob["in_channels"] != dataset.in_channels:
             raise DistillError(f"teacher {cfg.teacher} has {blob['num_classes']} classes and "
                                f"{blob['in_channels']} input channels; the data has {dataset.num_classes} "
                                f"and {dataset.in_channels}")
-        return model, {"key": blob["key"], "source": str(cfg.teacher), "seconds": 0.0}
+        return model, {"key": blob["key"], "source": str(cfg.teacher_checkpoint), "seconds": 0.0}
     if cfg.teacher_net == "parent":
         if student is None:
             raise DistillError("a parent teacher needs the student candidate")
@@ -248,20 +277,21 @@ def _teacher(space, dataset, cfg: DistillConfig, cache: Path, progress: Progress
 # What a winner's files are a function of, besides its trial and the run's data: every DistillConfig
 # field but where the files go (pick, out, force) and where and how fast it trains (accelerator,
 # threads: the same recipe, up to floating-point rounding).
-_RECIPE_FIELDS = ("epochs", "teacher_net", "kd", "temperature", "alpha", "batch_size", "lr", "calibration_images",
+_RECIPE_FIELDS = ("epochs", "inherit", "teacher_net", "kd", "temperature", "alpha", "batch_size", "lr", "calibration_images",
                   "measure_host", "tflite", "seed", "own_side_epochs", "own_side_lr", "start", "continue_epochs",
                   "continue_lr")
 
 
-def recipe_digest(cfg: DistillConfig, key: str, data: str) -> str:
+def recipe_digest(cfg: DistillConfig, key: str, data: str, supernet: str | None = None) -> str:
     """The digest of the final training's recipe (``cfg``, its seed resolved) for the candidate
-    ``key`` on ``data`` (the run's dataset and its digest), kept on the card: two picks that
-    resolve to the same trial with the same digest would train the same files."""
-    teacher = None
-    if cfg.teacher:
-        teacher = hashlib.sha256(Path(cfg.teacher).read_bytes()).hexdigest()  # its weights, not its path
+    ``key`` on ``data`` (the run's dataset and its digest) and the ``supernet`` it inherits from
+    (its digest; None when it does not), kept on the card: two picks that resolve to the same
+    trial with the same digest would train the same files."""
+    teacher = cfg.teacher  # None, or "none" (no distillation)
+    if cfg.teacher_checkpoint:
+        teacher = hashlib.sha256(Path(cfg.teacher_checkpoint).read_bytes()).hexdigest()  # its weights, not its path
     recipe = {"hwnas": __version__, "candidate": key, "data": data, "teacher_epochs": cfg.teacher_train_epochs,
-              "teacher": teacher, **{f: getattr(cfg, f) for f in _RECIPE_FIELDS}}
+              "teacher": teacher, "supernet": supernet, **{f: getattr(cfg, f) for f in _RECIPE_FIELDS}}
     return "sha256:" + hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -307,6 +337,83 @@ def _copy_twin(run: RunFolder, run_dir: Path, src: Path, card: WinnerCard, out_d
     return copied
 
 
+# ----------------------------------------------------------------------------- the supernet
+
+@dataclass(frozen=True)
+class _Inheritance:
+    """A run's trained supernet as the winner's start and teacher."""
+
+    net: Supernet
+    digest: str
+    largest: Candidate  # the supernet's largest member (float, unpruned): the teacher
+
+
+def _inheritance(run_dir: Path, space: SearchSpace, num_classes: int, in_channels: int,
+                 cfg: DistillConfig) -> _Inheritance | None:
+    """The run's supernet when it has a trained one and ``cfg.inherit``; else None."""
+    if not cfg.inherit:
+        return None
+    record = read_training(run_dir)
+    if record is None:
+        return None
+    net = load_supernet(run_dir, space)
+    if (net.num_classes, net.in_channels) != (num_classes, in_channels):
+        raise DistillError(f"the run's supernet has {net.num_classes} classes and {net.in_channels} input "
+                           f"channels; the data has {num_classes} and {in_channels}")
+    digest = net.digest()
+    if record.get("digest") not in (None, digest):
+        raise DistillError(f"{run_dir / 'supernet'}: weights.pt (digest {digest}) is not the supernet training.json "
+                           f"describes ({record.get('digest')}); delete the folder to train the supernet again")
+    try:
+        largest = space.parse(record["training"]["largest"])
+    except (KeyError, TypeError):
+        raise DistillError(f"{run_dir / 'supernet' / 'training.json'} does not name the supernet's largest "
+                           f"member") from None
+    return _Inheritance(net.eval(), digest, largest)
+
+
+class _Resized(nn.Module):
+    """A network fed at the input side it was trained at: each batch is resized to ``side``
+    first (antialiased bilinear, as the supernet's training resized each member's batch)."""
+
+    def __init__(self, net: nn.Module, side: int):
+        super().__init__()
+        self.net = net
+        self.side = side
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[-1] != self.side:
+            x = nn.functional.interpolate(x, size=(self.side, self.side), mode="bilinear", antialias=True,
+                                          align_corners=False).contiguous(memory_format=torch.channels_last)
+        return self.net(x)
+
+
+def _supernet_teacher(inh: _Inheritance, side: int, data, cfg: DistillConfig) -> tuple[nn.Module, dict]:
+    """The supernet's largest member at ``side`` (the side it trained at), fed ``data``'s
+    batches resized to it; its batch-norm statistics, which the supernet's members share,
+    re-estimated on those batches (as a trial's score does). Nothing is trained."""
+    device = resolve_accelerator(cfg.accelerator)
+    teacher = _Resized(inh.net.extract(inh.largest, side), side)
+    teacher = teacher.to(device=torch.device(device), memory_format=torch.channels_last)
+    recalibrate_bn(teacher, data, 8, cfg.seed)
+    source = (f"the largest member of the run's supernet (digest {inh.digest}), trained with it, fed each batch "
+              f"resized to its {side} px")
+    return teacher.eval(), {"key": inh.largest.key, "source": source, "seconds": 0.0}
+
+
+def _start_text(inh: _Inheritance | None, continued: str | None, teacher_key: str | None,
+                supernet_teacher: bool) -> str:
+    """Where the winner's weights came from, for its card (``TrainedAt.start``)."""
+    if continued is not None:
+        return continued
+    if inh is None:
+        return "from scratch"
+    kd = ("no distillation" if teacher_key is None else
+          f"distilled from its largest member {teacher_key}" if supernet_teacher else
+          f"distilled from {teacher_key}")
+    return f"initialised from the supernet (digest {inh.digest}), {kd}"
+
+
 # ----------------------------------------------------------------------------- the run
 
 def distill_run(run: str | Path | RunContext, cfg: DistillConfig | None = None,
@@ -317,8 +424,8 @@ def distill_run(run: str | Path | RunContext, cfg: DistillConfig | None = None,
     ``allow_changed``; a ``cifar10`` run whose cache is gone fails, it never downloads."""
     cfg = cfg or DistillConfig()
     cfg.validate()
-    if cfg.teacher and not Path(cfg.teacher).is_file():
-        raise DistillError(f"checkpoint {cfg.teacher} not found")
+    if cfg.teacher_checkpoint and not Path(cfg.teacher_checkpoint).is_file():
+        raise DistillError(f"checkpoint {cfg.teacher} not found (--teacher none: no distillation)")
     # the lock first: a run another process holds (a search still running) is "in use by pid N",
     # not judged by the trials it has finished so far
     if not isinstance(run, RunContext):
@@ -348,11 +455,14 @@ def _distill_locked(folder: RunFolder, run: str | Path | RunContext, cfg: Distil
             what = "a winner"
         raise DistillError(f"{out_dir} already holds {what}; pass --force to replace it, or --out NAME "
                            f"to keep both")
-    recipe = recipe_digest(cfg, win.key, f"{meta.dataset} {meta.data_digest}")
+    trained = read_training(run_dir) if cfg.inherit else None  # the supernet the winner would inherit from
+    recipe = recipe_digest(cfg, win.key, f"{meta.dataset} {meta.data_digest}",
+                           supernet=trained.get("digest") if trained else None)
     twin = _trained_twin(run_dir, win.number, recipe, out_dir)
     if twin is not None:  # e.g. the knee is the best trial: winner/ already holds it
         return _copy_twin(folder, run_dir, *twin, out_dir, cfg)
     data = dataset.at_resolution(res, progress)  # images on disk: made once, unless the search made it
+    inh = _inheritance(run_dir, space, data.num_classes, data.in_channels, cfg)  # refused before any file is made
     prev_threads = torch.get_num_threads()
     torch.set_num_threads(cfg.threads)
     if resolve_accelerator(cfg.accelerator) == "cuda":
@@ -363,17 +473,29 @@ def _distill_locked(folder: RunFolder, run: str | Path | RunContext, cfg: Distil
             out_dir.mkdir(parents=True, exist_ok=True)
             run.log(f"winner ({cfg.pick}): trial {win.number} {win.key}")
             teacher, tinfo = (None, {"key": None, "source": "", "seconds": 0.0})
-            if cfg.kd or cfg.teacher:
+            supernet_teacher = (inh is not None and not cfg.no_teacher and not cfg.teacher_checkpoint
+                                and not (cfg.kd and cfg.teacher_net == "parent"))
+            if supernet_teacher and inh is not None:
+                teacher, tinfo = _supernet_teacher(inh, ctx.proxy_side(inh.largest), data, cfg)
+            elif not cfg.no_teacher and (cfg.kd or cfg.teacher):
                 (run_dir / "teachers").mkdir(exist_ok=True)
                 teacher, tinfo = _teacher(space, data, cfg, run_dir / "teachers", progress, cand)
+            if teacher is not None:
                 tinfo["test_accuracy"] = _accuracy(teacher, data)
                 run.log(f"teacher {tinfo['key']}: test accuracy {tinfo['test_accuracy']:.4f}")
             start = trial_weights(run_dir, win.number, data.resolution) if cfg.start == "auto" else None
+            continued = None
             if start is not None:
+                continued = f"continued from the search's rung-{win.rung} weights for {cfg.continue_epochs:g} epochs"
                 run.log(f"the winner continues from its rung-{win.rung} weights (checkpoints/trial-{win.number}.pt)")
-            student, secs = _train(cand, data, cfg.continue_epochs if start is not None else cfg.epochs, cfg,
-                                   teacher=teacher, progress=progress, state=start,
-                                   stage=("continuing the winner" if start is not None else
+            elif inh is not None:  # the weights it inherits, at the side the supernet trained it at
+                start = inh.net.extract(cand, data.resolution).state_dict()
+            start_text = _start_text(inh if continued is None else None, continued, tinfo["key"], supernet_teacher)
+            if inh is not None:
+                run.log(f"the winner is {start_text}")
+            student, secs = _train(cand, data, cfg.continue_epochs if continued else cfg.epochs, cfg,
+                                   teacher=teacher, progress=progress, state=start, continued=continued is not None,
+                                   stage=("continuing the winner" if continued else
                                           "distilling the winner" if teacher is not None else "training the winner"))
             proxy_side, proxy_acc = res, _accuracy(student, data)
             if cand.resolution != res:  # ship the priced network: the candidate at its own side
@@ -410,8 +532,8 @@ def _distill_locked(folder: RunFolder, run: str | Path | RunContext, cfg: Distil
                 candidate=cand.key, trial=win.number, pick=cfg.pick, folder=cfg.folder, num_classes=data.num_classes,
                 trained_at=TrainedAt(
                     proxy_side=proxy_side, proxy_side_test_accuracy=proxy_acc,
-                    start=f"continued from the search's rung-{win.rung} weights for {cfg.continue_epochs:g} epochs"
-                    if start is not None else "from scratch",
+                    start=start_text,
+                    supernet=inh.digest if inh is not None and continued is None else None,
                     own_side=cand.resolution,
                     own_side_epochs=cfg.own_side_epochs if proxy_side != cand.resolution else 0),
                 device=profile.name,
@@ -438,8 +560,9 @@ def _distill_locked(folder: RunFolder, run: str | Path | RunContext, cfg: Distil
                 teacher=tinfo["key"], teacher_source=tinfo["source"], teacher_accuracy=tinfo.get("test_accuracy"),
                 distillation=Distillation(
                     kd=teacher is not None, temperature=cfg.temperature, alpha=cfg.alpha, epochs=cfg.epochs,
-                    teacher_epochs=cfg.teacher_train_epochs,
-                    teacher_net=cfg.teacher_net if teacher is not None and not cfg.teacher else None,
+                    teacher_epochs=0.0 if supernet_teacher else cfg.teacher_train_epochs,
+                    teacher_net="supernet" if supernet_teacher else
+                    cfg.teacher_net if teacher is not None and not cfg.teacher else None,
                     batch_size=cfg.batch_size, lr=cfg.lr, threads=cfg.threads,
                     trained_on=describe_device(resolve_accelerator(cfg.accelerator))),
                 training_seconds=TrainingSeconds(teacher=tinfo["seconds"], student=secs,
