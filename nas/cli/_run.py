@@ -341,7 +341,12 @@ def export_cmd(
 def distill_cmd(
     run_dir: Path = typer.Argument(..., help="A run folder (results/<name>)."),
     pick: str = typer.Option(D.pick, "--pick", help=PICK_HELP),
-    teacher: Optional[Path] = typer.Option(None, "--teacher", help="A teacher checkpoint (model.pt format)."),
+    teacher: Optional[Path] = typer.Option(None, "--teacher", help="A teacher checkpoint (model.pt format), or "
+                                           "none: no distillation (in a supernet run: keep the inherited start "
+                                           "without the supernet's teacher)."),
+    no_inherit: bool = typer.Option(not D.inherit, "--no-inherit", help="In a run with a supernet: train the winner "
+                                    "from scratch, as in a run without one (by default it starts from the weights "
+                                    "it inherits and is distilled from the supernet's largest member)."),
     epochs: float = typer.Option(D.epochs, "--epochs", help="Student epochs (10 gained 9.3 points over 5 on CIFAR, "
                                  "BENCHMARKS.md)."),
     teacher_epochs: Optional[float] = typer.Option(D.teacher_epochs, "--teacher-epochs",
@@ -374,7 +379,7 @@ def distill_cmd(
                         teacher_epochs=teacher_epochs, kd=kd or kd_teacher is not None,
                         teacher_net=kd_teacher or D.teacher_net, out=out_name, force=force,
                         own_side_epochs=own_side_epochs, start=start, continue_epochs=continue_epochs,
-                        accelerator=accelerator, own_side_lr=own_side_lr)
+                        accelerator=accelerator, own_side_lr=own_side_lr, inherit=not no_inherit)
     _distill(run_dir, cfg, allow_changed)
 
 
