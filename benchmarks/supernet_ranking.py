@@ -94,7 +94,11 @@ def main() -> None:
     ap.add_argument("--part", choices=["target", "proxy", "supernet", "all"], default="all")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--supernet-epochs", type=float, default=None)
+    ap.add_argument("--from-run", default=None, help="score with the supernet a `nas search --proxy supernet` run "
+                    "trained (the same default budget, seed and limit) instead of training one here")
     ap.add_argument("--tag", default="")
+    ap.add_argument("--seeds", default="0,1", help="target seeds to run (another process may run the others)")
+    ap.add_argument("--also", nargs="*", default=[], help="result files whose target runs are merged in")
     args = ap.parse_args()
     tag = Path(args.data).stem if args.data != "builtin" else "builtin"
     out = RESULTS / f"supernet_ranking_{tag}{'_' + args.tag if args.tag else ''}.json"
@@ -118,18 +122,23 @@ def main() -> None:
                 save()
                 print(name, r, flush=True)
 
+    for extra in args.also:  # target runs made by another process (another --seeds)
+        have = {(r["key"], r["seed"]) for r in res.get("target", [])}
+        res.setdefault("target", []).extend(r for r in json.loads(Path(extra).read_text()).get("target", [])
+                                            if (r["key"], r["seed"]) not in have)
     if args.part in ("target", "all"):
-        runs("target", [(k, args.data, s, float(TARGET_FACTOR)) for s in (0, 1) for k in keys])
+        seeds = [int(x) for x in args.seeds.split(",")]
+        runs("target", [(k, args.data, s, float(TARGET_FACTOR)) for s in seeds for k in keys])
     if args.part in ("proxy", "all"):
         runs("proxy", [(k, args.data, 0, 1.0) for k in keys])
     if args.part in ("supernet", "all"):
-        res["supernet"] = supernet_scores(keys, args.data, args.supernet_epochs, budget)
+        res["supernet"] = supernet_scores(keys, args.data, args.supernet_epochs, budget, args.from_run)
         save()
     report(res, keys)
     save()
 
 
-def supernet_scores(keys, data, epochs, budget_ms):
+def supernet_scores(keys, data, epochs, budget_ms, from_run=None):
     import torch
 
     from nas.data import load_dataset
@@ -146,14 +155,21 @@ def supernet_scores(keys, data, epochs, budget_ms):
         return profile.latency_ms(c, num_classes=ds.num_classes, in_channels=ds.in_channels) <= 1.5 * budget_ms
 
     t0 = time.perf_counter()
-    net = Supernet(space, ds.num_classes, ds.in_channels)
-    tr = train_supernet(net, ds, b, seed=0, allow=allow, threads=2)
-    train_s = time.perf_counter() - t0
+    if from_run:
+        from nas.supernet import load_supernet, read_training
+
+        net, rec = load_supernet(from_run, space), read_training(from_run)
+        assert rec is not None and rec["budget"] == b.__dict__ and rec["seed"] == 0, "another supernet budget"
+        steps, largest, train_s = rec["training"]["steps"], rec["training"]["largest"], rec["training"]["seconds"]
+    else:
+        net = Supernet(space, ds.num_classes, ds.in_channels)
+        tr = train_supernet(net, ds, b, seed=0, allow=allow, threads=2)
+        steps, largest, train_s = tr.steps, tr.largest, time.perf_counter() - t0
     scores, t1 = [], time.perf_counter()
     for k in keys:
         r = score_candidate(net, space.parse(k), ds, seed=0)
         scores.append({"key": k, "accuracy": r.accuracy, "seconds": r.seconds})
-    return {"budget": b.__dict__, "train_seconds": train_s, "steps": tr.steps, "largest": tr.largest,
+    return {"budget": b.__dict__, "train_seconds": train_s, "steps": steps, "largest": largest, "from_run": from_run,
             "score_seconds_median": statistics.median(s["seconds"] for s in scores),
             "score_wall": time.perf_counter() - t1, "scores": scores}
 

@@ -59,6 +59,15 @@ class DeviceProfile:
     _spaces: dict = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
+    def __getstate__(self) -> dict:  # a lock does not pickle: a profile sent to a Ray task gets a new one
+        d = dict(self.__dict__)
+        d.pop("_lock", None)
+        return d
+
+    def __setstate__(self, d: dict) -> None:
+        self.__dict__.update(d)
+        self._lock = threading.Lock()
+
     # ------------------------------------------------------------------ prediction
     @property
     def is_estimated(self) -> bool:
