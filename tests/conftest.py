@@ -89,5 +89,5 @@ def run5(tmp_path_factory, ray_session):
 
     tmp = tmp_path_factory.mktemp("run5")
     cfg = SearchConfig(device="pixel7", space="mobilenetv3", trials=5, workers=2, data="builtin", out=str(tmp),
-                       name="run", references=1, proxy=dict(TINY_PROXY), seed=0)
+                       name="run", references=1, proxy=dict(TINY_PROXY), seed=0, proxy_kind="train")
     return tmp, run_search(cfg)

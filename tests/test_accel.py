@@ -23,7 +23,8 @@ def test_auto_and_cpu_resolve_and_the_run_records_them(tmp_path):
     assert resolve_accelerator("auto") == ("cuda" if torch.cuda.is_available() else "cpu")
     with pytest.raises(NasError, match="choose one of auto, cpu, cuda"):
         resolve_accelerator("tpu")
-    ctx = resolve_run(SearchConfig(trials=1, out=str(tmp_path), name="a", accelerator="cpu", proxy=dict(TINY_PROXY)))
+    ctx = resolve_run(SearchConfig(trials=1, out=str(tmp_path), name="a", accelerator="cpu", proxy=dict(TINY_PROXY),
+                                   proxy_kind="train"))
     assert ctx.proxy.device == "cpu" and ctx.meta.proxy_budget["device"] == "cpu" and ctx.meta.accelerator == "CPU"
     assert describe_device("cpu") == "CPU"
 

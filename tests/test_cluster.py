@@ -58,7 +58,7 @@ def test_search_runs_trials_on_both_nodes_of_a_ray_cluster(tmp_path):
         assert node.returncode == 0, node.stderr[-2000:]
         p = subprocess.run([sys.executable, "-m", "nas", "search", "--ray-address", addr, "--trials", "4",
                             "--workers", "2", "--proxy-images", "320", "--references", "0", "--no-distill",
-                            "--fidelity", "halving", "--eta", "2", "--rungs", "2",
+                            "--proxy", "train", "--fidelity", "halving", "--eta", "2", "--rungs", "2",
                             "--out", str(tmp_path), "--name", "c"],
                            env=env, capture_output=True, text=True, timeout=600)
         assert p.returncode == 0, p.stderr[-2000:]

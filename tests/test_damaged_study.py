@@ -28,7 +28,8 @@ def made_run(tmp_path_factory) -> Path:
     from nas.search._trials import open_storage
 
     tmp = tmp_path_factory.mktemp("made")
-    ctx = resolve_run(SearchConfig(trials=1, out=str(tmp), name="run", proxy=dict(TINY_PROXY), seed=0))
+    ctx = resolve_run(SearchConfig(trials=1, out=str(tmp), name="run", proxy=dict(TINY_PROXY), seed=0,
+                                   proxy_kind="train"))
     with RunFolder(ctx.run_dir) as run:
         optuna.create_study(study_name=ctx.meta.study_name, storage=open_storage(ctx.meta.storage),
                             directions=["maximize", "minimize"])

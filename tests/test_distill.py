@@ -24,7 +24,7 @@ def run_dir(tmp_path_factory, ray_session):
     out = tmp_path_factory.mktemp("runs")
     data = small_builtin(out / "small.npz")  # 1,000 training and 300 test images: every winner trains and tests on it
     res = run_search(SearchConfig(trials=3, workers=2, out=str(out), name="r", references=0, proxy=dict(TINY_PROXY),
-                                  data=str(data)))
+                                  data=str(data), proxy_kind="train"))
     return res.run_dir
 
 
@@ -181,7 +181,7 @@ def test_a_colour_winners_card_classifies_as_its_files_and_export_refreshes_its_
 
     root = png_folder(tmp_path / "photos", n=20, size=24)
     res = run_search(SearchConfig(trials=1, workers=1, out=str(tmp_path / "out"), name="rgb", references=0,
-                                  proxy=dict(TINY_PROXY), data=str(root), distill=False))
+                                  proxy=dict(TINY_PROXY), data=str(root), distill=False, proxy_kind="train"))
     card = distill_run(res.run_dir, DistillConfig(**{**FAST, "kd": False, "tflite": True}, measure_host=False))
     win = res.run_dir / "winner"
     md = (win / "card.md").read_text()
@@ -409,7 +409,7 @@ def test_a_photo_folder_goes_from_search_to_a_shipped_winner(tmp_path, ray_sessi
     ONNX file scores on the folder's test split, read a batch at a time."""
     root = png_folder(tmp_path / "photos", n=30, size=40)
     res = run_search(SearchConfig(trials=2, workers=1, out=str(tmp_path / "out"), name="f", references=0,
-                                  proxy=dict(TINY_PROXY), data=str(root), distill=False))
+                                  proxy=dict(TINY_PROXY), data=str(root), distill=False, proxy_kind="train"))
     stages = set()
     card = distill_run(res.run_dir, DistillConfig(**FAST, measure_host=False),
                        progress=lambda stage, done, total: stages.add(stage))

@@ -58,7 +58,8 @@ def test_an_unknown_promotion_order_is_one_error(tmp_path):
 
 def _cfg(tmp_path, name, trials_=6, rungs_=3, data="builtin", **kw):
     return SearchConfig(trials=trials_, workers=2, data=data, out=str(tmp_path), name=name, references=0,
-                        distill=False, proxy=dict(TINY_PROXY), fidelity="halving", eta=2, rungs=rungs_, **kw)
+                        distill=False, proxy=dict(TINY_PROXY), fidelity="halving", eta=2, rungs=rungs_,
+                        proxy_kind="train", **kw)
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,7 @@ from nas.latency import load_device
 from nas.report import load_run, regenerate
 from nas.run import SearchConfig, open_run, read_run_config
 from nas.run._identity import folder_digest
-from nas.search import read_trials, status_counts
+from nas.search import read_trials, status_counts, trial_attrs
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 PIXEL7 = Path(load_device("pixel7").path)
@@ -48,7 +48,7 @@ def made(tmp_path_factory, ray_session):
     data = small_builtin(tmp / "data.npz", train_per_class=20, test_per_class=10)
     cfg = SearchConfig(device=str(profile), space="mobilenetv3", trials=2, workers=1, data=str(data),
                        sampler="random", out=str(tmp / "out"), name="r", references=0, proxy=dict(TINY_PROXY),
-                       distill=False, seed=3)
+                       distill=False, seed=3, proxy_kind="train")
     res = run_search(cfg)
     assert res.evaluated + res.failed == 2
     return tmp, res.run_dir, profile, data
@@ -216,6 +216,9 @@ def test_resume_refuses_a_flag_it_cannot_honour(made, flag):
 
 def test_resume_with_more_trials_extends_a_finished_run_with_new_candidates(made, tmp_path):
     run = _copy(made, tmp_path)
+    raw = yaml.safe_load((run / "config.yaml").read_text())
+    del raw["config"]["proxy_kind"]  # as a run made before --proxy: it resumes with the short proxy
+    (run / "config.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
     study, _, _ = load_run(run)
     before = {r.key for r in read_trials(study) if r.status == "evaluated"}
     n_before = len(study.trials)
@@ -229,6 +232,9 @@ def test_resume_with_more_trials_extends_a_finished_run_with_new_candidates(made
     new = [x for x in rows if x.status == "evaluated" and x.number >= n_before]
     assert len(new) == 2 and not {x.key for x in new} & before  # the resumed sampler proposed new ones
     assert read_run_config(run)[0].trials == 4  # recorded: a later resume goes on from 4
+    assert {trial_attrs(t)["proxy"] for t in load_run(run)[0].trials if t.number >= n_before} == {"train"}
+    assert yaml.safe_load((run / "config.yaml").read_text())["config"]["proxy_kind"] == "train"
+    assert not (run / "supernet").exists()
     r = runner.invoke(app, ["search", "--resume", str(run)])  # nothing left to do
     assert r.exit_code == 0 and status_counts(read_trials(load_run(run)[0]))["evaluated"] == c["evaluated"]
 

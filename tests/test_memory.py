@@ -37,7 +37,7 @@ def test_memory_and_size_budgets_keep_over_budget_candidates_untrained(tmp_path,
 
     cfg = SearchConfig(trials=3, workers=2, data="builtin", out=str(tmp_path), name="m", references=0,
                        distill=False, proxy=dict(TINY_PROXY), memory_kb=900.0, size_kb=800.0,
-                       objectives=("acc", "latency", "memory", "size"))
+                       objectives=("acc", "latency", "memory", "size"), proxy_kind="train")
     res = run_search(cfg)
     study = open_study(res.study_name, res.storage)
     assert study.metric_names == ["accuracy", "latency_ms", "memory_mb", "size_mb"]
@@ -87,7 +87,7 @@ def test_footprint_from_the_operator_list_is_what_the_driver_measures(space):
 def _resolve(tmp_path, **budgets):
     from nas.run import SearchConfig, resolve_run
 
-    return resolve_run(SearchConfig(out=str(tmp_path), name="r", **budgets))
+    return resolve_run(SearchConfig(out=str(tmp_path), name="r", proxy_kind="train", **budgets))
 
 
 @pytest.mark.parametrize("flag, kb, what", [("memory_kb", 400.0, "smallest peak memory"),

@@ -73,7 +73,7 @@ def _built_run(trials: list[tuple[float, float]], refs: list[tuple[str, float, f
                    device_label="pixel7", device_provenance="estimated", device_source="estimated",
                    dataset=f"built: 8000 train / {n_val + 500} val / 1000 test images, 32x32x3, {num_classes} classes",
                    num_classes=num_classes, proxy_budget={"max_val_images": n_val})
-    return study, meta, SearchConfig(device="pixel7", space="mobilenetv3")
+    return study, meta, SearchConfig(device="pixel7", space="mobilenetv3", proxy_kind="train")  # short-proxy scores
 
 
 def _page(study, meta, cfg):
@@ -138,7 +138,7 @@ def test_the_report_follows_the_winners_distill_and_export(tmp_path, ray_session
 
     data = small_builtin(tmp_path / "small.npz")
     res = run_search(SearchConfig(device="pixel7", trials=3, workers=2, out=str(tmp_path), name="r", references=0,
-                                  proxy=dict(TINY_PROXY), data=str(data)))
+                                  proxy=dict(TINY_PROXY), data=str(data), proxy_kind="train"))
     page = (res.run_dir / "report.html").read_text()
     assert "not exported yet" in page and "id='winners'" not in page  # the search alone: nothing exported
     fast = dict(epochs=0.2, own_side_epochs=0.1, measure_host=False, tflite=True)

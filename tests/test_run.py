@@ -30,7 +30,7 @@ def _space_copy(tmp_path, name: str, resolutions: list[int]) -> Path:
 
 def _config(tmp_path, space: Path, **kw) -> SearchConfig:
     base = dict(device="pixel7", space=str(space), trials=4, workers=2, out=str(tmp_path / "out"), name="r",
-                references=0, proxy=dict(TINY_PROXY), distill=False)
+                references=0, proxy=dict(TINY_PROXY), distill=False, proxy_kind="train")
     return SearchConfig(**{**base, **kw})
 
 
@@ -58,7 +58,7 @@ def test_a_copy_that_keeps_a_builtin_name_runs_its_own_content(tmp_path, ray_ses
 
 
 def test_the_context_is_resolved_once_and_written_in_one_place(tmp_path):
-    ctx = resolve_run(SearchConfig(trials=1, out=str(tmp_path), name="c", proxy=dict(TINY_PROXY)))
+    ctx = resolve_run(SearchConfig(trials=1, out=str(tmp_path), name="c", proxy=dict(TINY_PROXY), proxy_kind="train"))
     assert ctx.space is load_space("mobilenetv3") and ctx.dataset.num_classes == ctx.meta.num_classes == 10
     assert "mobilenet_v3_small_1.0_224" in ctx.budget_source and ctx.budget_ms == ctx.meta.latency_budget_ms
     assert not ctx.run_dir.exists()  # nothing is written before the search starts

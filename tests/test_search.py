@@ -25,7 +25,7 @@ optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 def config(tmp_path, **kw):
     base = dict(device="pixel7", space="mobilenetv3", trials=4, workers=2, data="builtin", out=str(tmp_path),
-                name="run", references=1, proxy=dict(TINY_PROXY), seed=0)
+                name="run", references=1, proxy=dict(TINY_PROXY), seed=0, proxy_kind="train")
     base.update(kw)
     return SearchConfig(**base)
 
@@ -177,7 +177,7 @@ def test_kill_9_then_resume_keeps_every_finished_trial(tmp_path):
     # with successive halving: finished rungs are kept too, and the promotions still due run
     args = [sys.executable, "-m", "nas", "search", "--trials", "6", "--workers", "2", "--out", str(tmp_path),
             "--name", "run", "--references", "0", "--proxy-images", "640", "--no-distill",
-            "--fidelity", "halving", "--eta", "2", "--rungs", "2"]
+            "--proxy", "train", "--fidelity", "halving", "--eta", "2", "--rungs", "2"]
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     db = tmp_path / "run" / "study.db"
     deadline = time.time() + 240

@@ -59,8 +59,8 @@ def test_a_search_writes_only_inside_out(tmp_path):
     for d in (work, home):
         d.mkdir()
     env = {**os.environ, "HOME": str(home), "HWNAS_CACHE": str(home / ".cache" / "hwnas")}
-    p = subprocess.run([sys.executable, "-m", "nas", "search", "--trials", "1", "--proxy-images", "128",
-                        "--references", "0", "--no-distill", "--out", str(out), "--name", "r"],
+    p = subprocess.run([sys.executable, "-m", "nas", "search", "--trials", "1", "--proxy", "train",
+                        "--proxy-images", "128", "--references", "0", "--no-distill", "--out", str(out), "--name", "r"],
                        cwd=work, env=env, capture_output=True, text=True, timeout=600)
     assert p.returncode == 0, p.stderr[-2000:]
     assert list(work.iterdir()) == []
