@@ -147,7 +147,7 @@ def run_child(folder: Path, pythonpath: str | None, cache: Path, code: str = CHI
 def run_search(folder: Path, cache: Path, out: Path) -> dict:
     env = dict(os.environ, HWNAS_CACHE=str(cache))
     cmd = [sys.executable, "-m", "nas", "search", "--data", str(folder), "--trials", "4", "--workers", "2",
-           "--proxy-images", "256", "--references", "0", "--no-distill", "--out", str(out), "--name", "mem"]
+           "--proxy", "train", "--proxy-images", "256", "--references", "0", "--no-distill", "--out", str(out), "--name", "mem"]
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     peak = [0, 0, 0]

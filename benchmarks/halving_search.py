@@ -165,6 +165,7 @@ def main() -> None:
                 cfg = SearchConfig(trials=trials, workers=2, data=path, sampler=sampler, seed=seed, out=str(tmp),
                                    name=f"{data}-{seed}-{sampler}-{fidelity}", references=0, distill=False,
                                    proxy={"max_train_images": args.images}, fidelity=fidelity.split("-")[0],
+                                   proxy_kind="train",
                                    **VARIANTS.get(fidelity.partition("-")[2], {}))
                 t0 = time.perf_counter()
                 res = run_search(cfg)

@@ -73,7 +73,7 @@ def main() -> None:
                     cfg = SearchConfig(device="pixel7", space="mobilenetv3", trials=args.trials, workers=2,
                                        data=path, sampler=sampler, seed=seed, out=tmp,
                                        name=f"{data}-{sampler}-{seed}", references=0,
-                                       proxy={"max_train_images": args.images})
+                                       proxy={"max_train_images": args.images}, proxy_kind="train")
                     t0 = time.perf_counter()
                     res = run_search(cfg)
                     study, meta, _ = load_run(res.run_dir)

@@ -2,7 +2,7 @@
 wall time of the default command.
 
 (b)/(c): the same 12 candidates (random sampler, seed 0, no budget pressure: --latency-ms 1000)
-trained with the default proxy on the built-in data, once with 1 worker and once with 2, on one
+trained with the short proxy (--proxy train) on the built-in data, once with 1 worker and once with 2, on one
 local Ray (num_cpus=2) warmed up by a 2-trial run. Driver overhead = per trained trial, ask +
 suggest + latency prediction + submit, plus result -> tell -> trials.csv/pareto.json refresh
 (SearchResult.driver_ms; medians).
@@ -47,7 +47,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         ray.init(num_cpus=2, include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False)
         base = dict(device="pixel7", space="mobilenetv3", sampler="random", seed=0, latency_ms=1000.0,
-                    references=0, out=tmp, distill=False)
+                    references=0, out=tmp, distill=False, proxy_kind="train")  # trials trained per minute
         run_search(SearchConfig(**base, trials=2, workers=2, name="warmup"))
         for w in (1, 2):
             r = run_search(SearchConfig(**base, trials=args.trials, workers=w, name=f"w{w}"))

@@ -125,7 +125,7 @@ def prepare(runs: str, trials: int):
         t0 = time.perf_counter()
         r = run_search(SearchConfig(device="pixel7", space="mobilenetv3", data=str(CIFAR), trials=trials,
                                     workers=2, latency_ms=budget, out=runs, name="cifar", references=0,
-                                    distill=False))
+                                    distill=False, proxy_kind="train"))
         info = {"trials": trials, "budget_ms": budget, "seconds": time.perf_counter() - t0,
                 "evaluated": r.evaluated, "over_budget": r.over_budget, "best_proxy": r.best_accuracy}
     return run_dir, refs, data, info
