@@ -44,7 +44,7 @@ def runs(tmp_path_factory, ray_session):
     out = tmp_path_factory.mktemp("inherit")
     data = small_builtin(out / "small.npz")
     plain = api_run_search(SearchConfig(trials=3, workers=2, out=str(out), name="plain", references=0,
-                                        proxy=dict(TINY_PROXY), data=str(data))).run_dir
+                                        proxy=dict(TINY_PROXY), data=str(data), proxy_kind="train")).run_dir
     with_net = out / "with-supernet"
     shutil.copytree(plain, with_net)
     ctx = open_run(with_net, download=False)
