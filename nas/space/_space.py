@@ -332,9 +332,9 @@ class SearchSpace:
                             blk = Block.parse(op_tok)
                             for bits in {FLOAT_BITS, min(st.bits)}:
                                 b = Block.of(blk.kind, blk.kernel, blk.expansion, blk.groups, 1.0, bits)
-                                op = self._block_op(b, hh, cin, cout, st, stride)
-                                if op is not None:
-                                    out.add((f"{sk.name}/s{si}b{pos}", op))
+                                block_op = self._block_op(b, hh, cin, cout, st, stride)
+                                if block_op is not None:
+                                    out.add((f"{sk.name}/s{si}b{pos}", block_op))
                     h = -(-h // st.stride)
                     c = cout
         return out
