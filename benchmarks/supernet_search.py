@@ -122,8 +122,9 @@ def main() -> None:
             print(seed, arm, json.dumps(row[arm], indent=1), flush=True)
         if "reference" in args.arms:
             for recipe, arm in (("reference_inherited", "supernet"), ("reference_scratch", "train")):
-                if recipe in row or not (runs / f"{arm}-s{seed}" / "config.yaml").exists():
-                    continue
+                run = runs / f"{arm}-s{seed}"
+                if recipe in row or not (run / "winner" / "card.json").exists():
+                    continue  # its arm's run is not finished (winner exported) yet
                 row[recipe] = train_reference(runs / f"{arm}-s{seed}", recipe.endswith("inherited"), seed)
                 save()
                 print(seed, recipe, row[recipe], flush=True)
