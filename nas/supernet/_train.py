@@ -40,6 +40,7 @@ import torch
 from torch import nn
 
 from nas.data import Dataset
+from nas.errors import CandidateError
 from nas.space import FLOAT_BITS, Candidate, SearchSpace
 from nas.supernet._supernet import Supernet, SupernetError
 from nas.train import ProxyResult, evaluate_batches, proxy_resolution, recalibrate_bn
@@ -113,7 +114,7 @@ def sandwich_ends(space: SearchSpace, allow: Callable[[Candidate], bool] | None,
 def _valid(space: SearchSpace, c: Candidate) -> bool:
     try:
         space.validate(c)
-    except Exception:  # noqa: BLE001 - an invalid combination is simply not a member
+    except CandidateError:  # an invalid combination (e.g. groups that do not divide) is not a member
         return False
     return True
 
