@@ -169,7 +169,7 @@ def supernet_scores(keys, data, epochs, budget_ms, from_run=None):
     for k in keys:
         r = score_candidate(net, space.parse(k), ds, seed=0)
         scores.append({"key": k, "accuracy": r.accuracy, "seconds": r.seconds})
-    return {"budget": b.__dict__, "train_seconds": train_s, "steps": steps, "largest": largest, "from_run": from_run,
+    return {"budget": b.__dict__, "train_seconds": train_s, "steps": steps, "largest": largest, "from_run": portable(str(from_run)) if from_run else None,
             "score_seconds_median": statistics.median(s["seconds"] for s in scores),
             "score_wall": time.perf_counter() - t1, "scores": scores}
 
