@@ -64,6 +64,11 @@ def evaluate_candidate(cand: Candidate, dataset: Dataset, seed: int, budget: Pro
     torch.set_num_threads(budget.threads)
     res = evaluate_proxy(cand, dataset, seed=seed, budget=budget, resolution=resolution, start=start,
                          keep_state=keep_state)
+    return _counted(res, cand, dataset)
+
+
+def _counted(res: ProxyResult, cand: Candidate, dataset: Dataset) -> WorkerResult:
+    """A worker's result: the proxy's, the candidate counted, and where it ran."""
     params, nbytes = candidate_size(cand, dataset.num_classes, dataset.in_channels)
     try:
         import ray
@@ -96,15 +101,7 @@ def score_from_supernet(cand: Candidate, dataset: Dataset, seed: int, budget: Pr
         net = _SUPERNETS[digest] = Supernet.from_bytes(blob, cand.search_space, map_location=budget.device)
     res = score_candidate(net, cand, dataset, seed=seed,  # type: ignore[arg-type]
                           bn_batches=budget.bn_recalibration_batches, max_val_images=budget.max_val_images)
-    params, nbytes = candidate_size(cand, dataset.num_classes, dataset.in_channels)
-    try:
-        import ray
-
-        node = ray.get_runtime_context().get_node_id() or ""
-    except Exception:  # not inside Ray (direct call)
-        node = ""
-    return WorkerResult(res, params, nbytes, memory_bytes(cand, nbytes, dataset.num_classes, dataset.in_channels),
-                        socket.gethostname(), node, os.getpid())
+    return _counted(res, cand, dataset)
 
 
 class RayPool:
