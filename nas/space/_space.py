@@ -16,7 +16,7 @@ import math
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 from nas.errors import CandidateError, ReferenceNotFoundError
 from nas.space._candidate import Block, Candidate, format_number, make_divisible, pruned_channels
@@ -318,26 +318,32 @@ class SearchSpace:
                         if "/s" not in slot:
                             out.add((slot, op))
                 # blocks: every op of every position, unpruned, float and at the lowest bits
-                h = res
-                for s in [sk.stem["stride"]] + ([2] if sk.maxpool else []):
-                    h = -(-h // s)
-                c = self._channels(sk.stem["channels"], w, kind="stem")
-                for si, st in enumerate(sk.stages):
-                    cout = self._channels(st.channels, w, kind="stage", index=si)
-                    for pos in range(max(st.depth)):
-                        stride = st.stride if pos == 0 else 1
-                        cin = c if pos == 0 else cout
-                        hh = h if pos == 0 else -(-h // st.stride)
-                        for op_tok in st.ops:
-                            blk = Block.parse(op_tok)
-                            for bits in {FLOAT_BITS, min(st.bits)}:
-                                b = Block.of(blk.kind, blk.kernel, blk.expansion, blk.groups, 1.0, bits)
-                                block_op = self._block_op(b, hh, cin, cout, st, stride)
-                                if block_op is not None:
-                                    out.add((f"{sk.name}/s{si}b{pos}", block_op))
-                    h = -(-h // st.stride)
-                    c = cout
+                for si, pos, st, hh, cin, cout, stride in self._block_positions(sk, res, w):
+                    for op_tok in st.ops:
+                        blk = Block.parse(op_tok)
+                        for bits in {FLOAT_BITS, min(st.bits)}:
+                            b = Block.of(blk.kind, blk.kernel, blk.expansion, blk.groups, 1.0, bits)
+                            block_op = self._block_op(b, hh, cin, cout, st, stride)
+                            if block_op is not None:
+                                out.add((f"{sk.name}/s{si}b{pos}", block_op))
         return out
+
+    def _block_positions(self, sk: Skeleton, res: int,
+                         w: float) -> Iterator[tuple[int, int, Stage, int, int, int, int]]:
+        """Every block position of skeleton ``sk`` at resolution ``res`` and width ``w``:
+        (stage index, position, stage, input side, input channels, output channels, stride).
+        The shape entering a position does not depend on the genes (skip ops keep shapes)."""
+        h = res
+        for s in [sk.stem["stride"]] + ([2] if sk.maxpool else []):
+            h = -(-h // s)
+        c = self._channels(sk.stem["channels"], w, kind="stem")
+        for si, st in enumerate(sk.stages):
+            cout = self._channels(st.channels, w, kind="stage", index=si)
+            for pos in range(max(st.depth)):
+                yield (si, pos, st, h if pos == 0 else -(-h // st.stride), c if pos == 0 else cout, cout,
+                       st.stride if pos == 0 else 1)
+            h = -(-h // st.stride)
+            c = cout
 
     def all_ops(self, num_classes: int = 1000, in_channels: int = 3) -> set[OpSpec]:
         """Every OpSpec that a candidate of the searched domain can contain at its target
@@ -366,27 +372,16 @@ class SearchSpace:
             ops = self.ops(cand, num_classes=num_classes, in_channels=in_channels)
             out.update(ops[:n_lead] + ops[-n_tail:])
         # blocks: enumerate every (position, op, keep, bits) per stage
-        h = res
-        for s in [sk.stem["stride"]] + ([2] if sk.maxpool else []):
-            h = -(-h // s)
-        c = self._channels(sk.stem["channels"], w, kind="stem")
-        for si, st in enumerate(sk.stages):
-            cout = self._channels(st.channels, w, kind="stage", index=si)
-            for pos in range(max(st.depth)):
-                stride = st.stride if pos == 0 else 1
-                cin = c if pos == 0 else cout
-                hh = h if pos == 0 else -(-h // st.stride)
-                for op_tok in st.ops:
-                    blk = Block.parse(op_tok)
-                    keeps = st.keep if self._prunable(blk) else (1.0,)
-                    for keep in keeps:
-                        for bits in st.bits:
-                            b = Block.of(blk.kind, blk.kernel, blk.expansion, blk.groups, keep, bits)
-                            op = self._block_op(b, hh, cin, cout, st, stride)
-                            if op is not None:
-                                out.add(op)
-            h = -(-h // st.stride)
-            c = cout
+        for _si, _pos, st, hh, cin, cout, stride in self._block_positions(sk, res, w):
+            for op_tok in st.ops:
+                blk = Block.parse(op_tok)
+                keeps = st.keep if self._prunable(blk) else (1.0,)
+                for keep in keeps:
+                    for bits in st.bits:
+                        b = Block.of(blk.kind, blk.kernel, blk.expansion, blk.groups, keep, bits)
+                        op = self._block_op(b, hh, cin, cout, st, stride)
+                        if op is not None:
+                            out.add(op)
         return out
 
     def _prunable(self, b: Block) -> bool:
