@@ -3,6 +3,7 @@ polled, reused once saved; a training killed with SIGKILL continues from its che
 ends with the weights of an uninterrupted one; data-parallel over 2 CPU workers on gloo (Ray
 Train); a diverging training is one SupernetError and leaves no weights."""
 
+import contextlib
 import json
 import os
 import signal
@@ -78,6 +79,32 @@ train_on_ray(nas.load_space("shufflenetv2"), data, budget, 0, Path(sys.argv[1]),
 """
 
 
+def _descendants(root: int) -> list[int]:
+    """Every process below `root`, read from /proc (Linux)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # ended while listed
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = [], [root]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def _alive(pid: int) -> bool:
+    """Whether `pid` still runs (a zombie whose parent is gone counts as ended)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
 def test_killed_training_resumes_from_its_checkpoint(tmp_path, tiny_data, straight, ray_session):
     """kill -9 of the process training (and of its Ray) mid-training; the next call continues from
     the checkpoint and ends with the weights of an uninterrupted training."""
@@ -96,16 +123,26 @@ def test_killed_training_resumes_from_its_checkpoint(tmp_path, tiny_data, straig
             assert time.monotonic() < deadline, "no checkpoint within 120 s"
             time.sleep(0.05)
     finally:
-        os.killpg(proc.pid, signal.SIGKILL)  # the process, its Ray and Ray's workers
+        # the process, its Ray and Ray's workers: Ray puts each worker in a process group of its
+        # own, so the group kill alone can leave the training worker writing checkpoints
+        family = _descendants(proc.pid)
+        os.killpg(proc.pid, signal.SIGKILL)
+        for pid in family:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
         proc.wait()
         proc.stderr.close()
     deadline = time.monotonic() + 30
-    while True:  # every process of the session gone: nothing writes the run folder any more
+    while True:  # every one of them gone: nothing writes the run folder any more
+        alive = [pid for pid in family if _alive(pid)]
         try:
             os.killpg(proc.pid, 0)
+            alive.append(proc.pid)
         except ProcessLookupError:
+            pass
+        if not alive:
             break
-        assert time.monotonic() < deadline, "processes of the killed training outlived it"
+        assert time.monotonic() < deadline, f"processes of the killed training outlived it: {alive}"
         time.sleep(0.2)
     assert not (run / "supernet" / "weights.pt").exists()  # killed before the end
     stopped_at = torch.load(checkpoint, weights_only=True)["step"]
