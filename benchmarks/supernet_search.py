@@ -41,8 +41,9 @@ def run_cli(args: list[str]) -> tuple[float, int, str]:
     return time.perf_counter() - t0, p.returncode, (p.stdout + p.stderr)[-3000:]
 
 
-def train_reference(run_dir: Path, inherit: bool, seed: int) -> dict:
-    """The reference trained with a run's final recipe, exported to ONNX, scored on test."""
+def train_reference(run_dir: Path, inherit: bool, seed: int, **recipe) -> dict:
+    """The reference trained with a run's final recipe, exported to ONNX, scored on test.
+    ``recipe``: DistillConfig fields that differ from the defaults (lr, epochs...)."""
     import torch
 
     import nas
@@ -58,7 +59,7 @@ def train_reference(run_dir: Path, inherit: bool, seed: int) -> dict:
     )
 
     ctx = open_run(run_dir)
-    cfg = DistillConfig(seed=seed)
+    cfg = DistillConfig(seed=seed, **recipe)
     ref = nas.load_space(REFERENCE[0]).reference(REFERENCE[1])
     side = ctx.proxy_side(ref)
     data = ctx.dataset.at_resolution(side)
@@ -68,9 +69,11 @@ def train_reference(run_dir: Path, inherit: bool, seed: int) -> dict:
     if inherit:
         inh = _inheritance(run_dir, ctx.space, data.num_classes, data.in_channels, cfg)
         assert inh is not None, f"{run_dir} has no supernet"
-        teacher, _ = _supernet_teacher(inh, ctx.proxy_side(inh.largest), data, cfg)
         state = inh.net.extract(ref, side).state_dict()
-        how = f"inherited from supernet {inh.digest}, distilled from {inh.largest.key}"
+        how = f"inherited from supernet {inh.digest}"
+        if cfg.teacher != "none":
+            teacher, _ = _supernet_teacher(inh, ctx.proxy_side(inh.largest), data, cfg)
+            how += f", distilled from {inh.largest.key}"
     model, _ = _train(ref, data, cfg.epochs, cfg, teacher=teacher, state=state, continued=False)
     own = ctx.dataset.at_resolution(ref.resolution)
     model, _ = _to_own_side(ref, model, own, cfg, None)

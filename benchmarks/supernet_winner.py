@@ -48,6 +48,9 @@ def main() -> None:
     ap.add_argument("--pick", default="best", help="the winner by a --pick rule (when no --key)")
     ap.add_argument("--epochs", type=float, default=5.0)
     ap.add_argument("--own-side-epochs", type=float, default=1.0)
+    ap.add_argument("--lr", type=float, default=0.1, help="the winner's learning rate (the default recipe's 0.1)")
+    ap.add_argument("--reference", action="store_true",
+                    help="also train the budget's reference (MobileNetV3-Small 1.0) with each recipe")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--recipes", default=",".join(RECIPES))
@@ -79,13 +82,13 @@ def main() -> None:
         if not rows:
             raise SystemExit(f"no trial of {args.run} has the key {args.key}")
         pick = f"trial={rows[0].number}"
-    res = {"run": str(args.run), "pick": pick, "epochs": args.epochs, "own_side_epochs": args.own_side_epochs,
+    res = {"run": str(args.run), "pick": pick, "epochs": args.epochs, "lr": args.lr, "own_side_epochs": args.own_side_epochs,
            "seed": args.seed, "supernet": {k: record[k] for k in ("digest", "seed", "budget", "training")},
            "recipes": {}}
     for name in args.recipes.split(","):
         cfg = DistillConfig(pick=pick, epochs=args.epochs, own_side_epochs=args.own_side_epochs, seed=args.seed,
-                            threads=args.threads, measure_host=False, tflite=False, force=True,
-                            out=f"{FOLDER}/{name}", **RECIPES[name])
+                            lr=args.lr, threads=args.threads, measure_host=False, tflite=False, force=True,
+                            out=f"{FOLDER}/{name}-lr{args.lr:g}-e{args.epochs:g}", **RECIPES[name])
         t0 = time.perf_counter()
         card = distill_run(args.run, cfg)
         res["winner"] = card.candidate
@@ -96,6 +99,14 @@ def main() -> None:
             "proxy_side_test_accuracy": card.trained_at.proxy_side_test_accuracy if card.trained_at else None,
             "seconds": time.perf_counter() - t0}
         print(f"[{time.strftime('%H:%M:%S')}] {name}: {res['recipes'][name]}", file=sys.stderr, flush=True)
+        if args.reference:
+            from supernet_search import train_reference
+
+            res["recipes"][name]["reference"] = train_reference(
+                args.run, cfg.inherit, args.seed, lr=args.lr, epochs=args.epochs, own_side_epochs=args.own_side_epochs,
+                threads=args.threads, **({"teacher": "none"} if cfg.teacher == "none" else {}))
+            print(f"[{time.strftime('%H:%M:%S')}] reference, {name}: {res['recipes'][name]['reference']}",
+                  file=sys.stderr, flush=True)
         if args.out:
             args.out.write_text(json.dumps(res, indent=1))
     summarize(res)
@@ -126,10 +137,12 @@ def summarize(res: dict) -> None:
     print(f"winner {res.get('winner')} ({res['pick']}), {res['epochs']:g} epochs + {res['own_side_epochs']:g} at "
           f"its own side, seed {res['seed']}; supernet {res['supernet']['digest']}")
     rows = [[name, pct(r["test_accuracy_fp32"]), pct(r["test_accuracy_int8"]), pct(r["test_accuracy_torch"]),
-             pct(r["teacher_test_accuracy"]), f"{r['seconds']:.0f}", r["start"]]
+             pct(r["teacher_test_accuracy"]), pct((r.get("reference") or {}).get("test_accuracy_fp32")),
+             f"{r['seconds']:.0f}", r["start"]]
             for name, r in res["recipes"].items()]
-    print(table(["recipe", "ONNX fp32 test %", "ONNX int8 test %", "torch test %", "teacher test %", "seconds",
-                 "start"], rows))
+    print(f"learning rate {res.get('lr', 0.1):g}")
+    print(table(["recipe", "ONNX fp32 test %", "ONNX int8 test %", "torch test %", "teacher test %",
+                 "reference ONNX fp32 test %", "seconds", "start"], rows))
 
 
 if __name__ == "__main__":
