@@ -87,7 +87,9 @@ def folder(tmp_path):
     return out, phone, env, keys
 
 
-def _run(out, env, *args, **extra):
+def _run(out, env, *args, fresh=False, **extra):
+    if fresh:  # time every op again: a kept log resumes (test_time_ops_sh_resumes_a_stopped_run)
+        (out / "benchmark_log.txt").unlink(missing_ok=True)
     return subprocess.run(["sh", str(out / "time_ops.sh"), *args], capture_output=True, text=True,
                           env={**env, **extra}, timeout=60)
 
@@ -119,17 +121,17 @@ def test_time_ops_sh_pins_to_the_prime_cores_and_cools_down(folder, tmp_path):
     assert log.count("Inference (avg)") == 2 and "== hwnas thermal status before: 0" in log
     assert "COOL_DOWN=0.2 s" in r.stdout  # the cool-down set at export
     # the clocks disagree with the table (a SoC revision, a table error): the phone's clocks win
-    r = _run(out, env, CLOCKS="0:1803000 1:1803000 2:1803000 3:1803000 4:2350000 5:2350000 6:2850000 7:3000000")
+    r = _run(out, env, fresh=True, CLOCKS="0:1803000 1:1803000 2:1803000 3:1803000 4:2350000 5:2350000 6:2850000 7:3000000")
     assert "pinning to cores 80: the cores with the highest maximum clock (this script's table says c0" in r.stdout
     # a SoC not in the table: the fastest cores, read on the phone
-    r = _run(out, env, SOC="somechip", CLOCKS="0:2000000 1:2000000 2:3100000 3:3100000")
+    r = _run(out, env, fresh=True, SOC="somechip", CLOCKS="0:2000000 1:2000000 2:3100000 3:3100000")
     assert r.returncode == 0 and "pinning to cores c: the cores with the highest maximum clock" in r.stdout
     # the user's mask wins over both
-    r = _run(out, env, CPU_MASK="40")
+    r = _run(out, env, fresh=True, CPU_MASK="40")
     assert "pinning to cores 40: CPU_MASK" in r.stdout
     assert sum(c.startswith("shell taskset 40 ") for c in (phone / "adb_calls.txt").read_text().splitlines()) == 2
     # a phone that throttled during the run is told
-    r = _run(out, env, THERMAL="2")
+    r = _run(out, env, fresh=True, THERMAL="2")
     assert r.returncode == 0 and "warning: the phone's thermal status is 2" in r.stderr
     # the log becomes a profile: runtime and source say what timed it
     r = runner.invoke(app, ["profile", "import", "--name", "pixel7-mine", "--results", str(out / "benchmark_log.txt"),
@@ -138,6 +140,28 @@ def test_time_ops_sh_pins_to_the_prime_cores_and_cools_down(folder, tmp_path):
     prof = load_device(tmp_path / "profiles" / "pixel7-mine.yaml")
     assert prof.runtime == "tflite-xnnpack" and "time_ops.sh" in prof.source and "time_ops.py" not in prof.source
     assert prof.table[keys[0]] == pytest.approx(0.8124)
+
+
+def test_time_ops_sh_resumes_a_stopped_run(folder, tmp_path):
+    """Ops the log already holds a timing for are not timed again; a failed one is, and the
+    import takes the later timing without a warning."""
+    out, phone, env, keys = folder
+    _fake_benchmark_model(out / "benchmark_model")
+    log = out / "benchmark_log.txt"
+    log.write_text(f"== hwnas op {keys[0]}\nbenchmark_model failed\n== hwnas op {keys[1]}\n"
+                   + BENCHMARK_RUN.format(graph="b"))
+    r = _run(out, env)
+    assert r.returncode == 0, r.stderr
+    assert "1 of 2 ops already timed" in r.stdout and "timing 1 op models" in r.stdout
+    runs = [c for c in (phone / "adb_calls.txt").read_text().splitlines() if "--graph=" in c]
+    assert len(runs) == 1 and runs[0].endswith(" --warmup_runs=5 --num_runs=50") and "op00000.tflite" in runs[0]
+    r = _run(out, env)  # all timed: nothing to do
+    assert "2 of 2 ops already timed" in r.stdout and "timing 0 op models" in r.stdout
+    assert len([c for c in (phone / "adb_calls.txt").read_text().splitlines() if "--graph=" in c]) == 1
+    assert not (out / ".timed_ops").exists()
+    r = runner.invoke(app, ["profile", "import", "--name", "resumed", "--results", str(log), "--out", str(tmp_path / "p")])
+    assert r.exit_code == 0 and "warning" not in r.output and "skipped" not in r.output, r.output
+    assert set(load_device(tmp_path / "p" / "resumed.yaml").table) == set(keys)
 
 
 def test_the_soc_table_is_in_the_script_and_the_pixel7_header_line_is_right():

@@ -87,6 +87,7 @@ def read_benchmark_log(path: Path) -> LogTimings:
                 last = line.strip()[:120]
     if key is not None:
         skip()
+    skipped = [sk for sk in skipped if sk[0] not in table]  # timed again later (a resumed run): not skipped
     if not table:
         if skipped:
             k, ln, why = skipped[0]

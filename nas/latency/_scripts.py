@@ -126,6 +126,9 @@ _BENCHMARK_SCRIPT = r'''#!/bin/sh
 # Put it beside this script, named benchmark_model (it is pushed for you), or at
 # /data/local/tmp/benchmark_model. The script stops with one line if it is in neither place.
 #
+# A run stopped half way (Ctrl-C, the phone unplugged) resumes where it stopped when started again:
+# ops the log already holds a timing for are skipped. Delete benchmark_log.txt to time them all again.
+#
 # Each op: one thread, XNNPACK (TFLite's CPU default), WARMUP warm-up and RUNS timed runs
 # (benchmark_model adds runs until at least 0.5 s of warm-up and 1 s of timing), pinned to the
 # prime cores, then COOL_DOWN seconds of rest. About @PHONE_S@ s per op before the cool-down.
@@ -236,22 +239,33 @@ extra=""
 if [ -n "$MIN_SECS" ]; then extra="--min_secs=$MIN_SECS --warmup_min_secs=$MIN_SECS"; fi
 $ADB shell mkdir -p "$DIR"
 $ADB push "$here/ops/." "$DIR/" >/dev/null
+# a run stopped half way (Ctrl-C, the phone unplugged) resumes: ops the log already holds a timing
+# for are not timed again (delete benchmark_log.txt to time everything again)
+done_keys="$here/.timed_ops"
+touch "$log"
+awk '/^== hwnas op / { k = substr($0, 13) } /Inference \(avg\)/ { if (k != "") print k; k = "" }' "$log" > "$done_keys"
 n=$(wc -l < "$here/ops.txt" | tr -d ' ')
-took=$(awk "BEGIN { s = $n * (@PHONE_S@ + $COOL_DOWN); if (s < 120) printf \"%.0f s\", s; else printf \"%.0f min\", s / 60 }")
-echo "timing $n op models: about $took on a phone (@PHONE_S@ s per op + COOL_DOWN=$COOL_DOWN s)"
-: > "$log"
+already=$(awk '{ print $2 }' "$here/ops.txt" | grep -cxFf "$done_keys" || true)
+left=$((n - already))
+took=$(awk "BEGIN { s = $left * (@PHONE_S@ + $COOL_DOWN); if (s < 120) printf \"%.0f s\", s; else printf \"%.0f min\", s / 60 }")
+if [ "$already" -gt 0 ]; then
+    echo "$already of $n ops already timed in $log: not timed again (delete it to time them all)"
+fi
+echo "timing $left op models: about $took on a phone (@PHONE_S@ s per op + COOL_DOWN=$COOL_DOWN s)"
 if [ "$LOCAL" = 0 ]; then
     t=$(thermal || true); echo "== hwnas thermal status before: ${t:-unknown}" >> "$log"
 fi
 i=0
 while read -r file key; do
     i=$((i + 1))
+    if grep -qxF "$key" "$done_keys"; then continue; fi
     echo "== hwnas op $key" >> "$log"
     $ADB shell $PIN "$BIN" --graph="$DIR/$(basename "$file")" --num_threads=1 --use_xnnpack=true \
         --warmup_runs="$WARMUP" --num_runs="$RUNS" $extra < /dev/null >> "$log" 2>&1 || echo "benchmark_model failed" >> "$log"
     echo "$i/$n $key"
     if [ "$i" -lt "$n" ] && [ "$COOL_DOWN" != 0 ]; then sleep "$COOL_DOWN"; fi
 done < "$here/ops.txt"
+rm -f "$done_keys"
 if [ "$LOCAL" = 0 ]; then
     t=$(thermal || true); echo "== hwnas thermal status after: ${t:-unknown}" >> "$log"
     if [ -n "$t" ] && [ "$t" -gt 0 ]; then
