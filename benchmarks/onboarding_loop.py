@@ -18,7 +18,8 @@ Also reported per precision: how many of a network's ops the table held (the res
 estimator), and the error of the networks whose ops were all timed.
 
 Times things: run it on an otherwise idle machine. `--work DIR` keeps the op models, the log and
-the whole-network files, and reuses them when run again (export and timing are skipped).
+the whole-network files, and reuses them when run again (export and op timing resume where they
+stopped; the whole networks are timed again).
 """
 
 from __future__ import annotations
@@ -73,16 +74,13 @@ def main() -> None:
 
     # 1-3: export, time_ops.sh --local, import
     log = ops_dir / "benchmark_log.txt"
-    if not log.is_file():
-        export_ops([args.space], ops_dir, samples=args.samples, seed=args.seed, bits=bits, fmt="tflite",
-                   cool_down_s=0)
-        t_export = time.time() - t0
-        proc = subprocess.run(["sh", str(ops_dir / "time_ops.sh"), "--local"], text=True,
-                              env={**os.environ, "PYTHON": sys.executable, "COOL_DOWN": "0"})
-        if proc.returncode:
-            raise SystemExit("time_ops.sh --local failed")
-    else:
-        t_export = 0.0
+    export_ops([args.space], ops_dir, samples=args.samples, seed=args.seed, bits=bits, fmt="tflite",
+               cool_down_s=0)  # resumes: op models already in the folder are kept
+    t_export = time.time() - t0
+    proc = subprocess.run(["sh", str(ops_dir / "time_ops.sh"), "--local"], text=True,  # resumes too
+                          env={**os.environ, "PYTHON": sys.executable, "COOL_DOWN": "0"})
+    if proc.returncode:
+        raise SystemExit("time_ops.sh --local failed")
     res = import_results("onboarding-loop", log, work / "profiles", force=True)
     prof = load_device(res.path)
     print(f"profile: {res.ops} op timings ({len(res.skipped)} skipped); estimator leave-one-out MAPE "
