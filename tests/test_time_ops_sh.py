@@ -262,3 +262,20 @@ def test_the_onboarding_loop_runs_for_real_on_this_computer(tmp_path, monkeypatc
         ratios.append(predicted / measured)
     # in milliseconds on both sides (a microsecond slip would be 1000x) and of the network's order
     assert all(0.1 < q < 10 for q in ratios), ratios
+
+
+def test_progress_off_a_terminal_says_how_far_and_how_long_at_intervals(capsys):
+    from nas.cli._app import _plain_progress
+
+    update = _plain_progress("exporting op models", "ops", every_s=0.0)
+    for i in range(1, 5):
+        update(i, 4)
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0] == "exporting op models: 1/4 ops ..."
+    assert [ln.split(",")[0] for ln in lines[1:3]] == ["exporting op models: 2/4 ops", "exporting op models: 3/4 ops"]
+    assert all(re.search(r", about \d+ s left$", ln) for ln in lines[1:3])
+    assert re.fullmatch(r"exporting op models: 4/4 ops in \d+ s", lines[3])
+    quiet = _plain_progress("x", "ops")  # without every_s: the first and the last line only
+    for i in range(1, 5):
+        quiet(i, 4)
+    assert len(capsys.readouterr().err.splitlines()) == 2
