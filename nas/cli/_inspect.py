@@ -113,8 +113,8 @@ def devices_cmd(
                       p.validation_text())
     out.print(table)
     if not profiles.is_dir():
-        out.print(f"(no {profiles}/ folder here: your own profiles are listed from there, or --profiles DIR)",
-                  markup=False)
+        out.print(f"(no folder {profiles}/: your own profiles are listed from profiles/, where nas profile import "
+                  f"and fit write them, or from --profiles DIR)", markup=False)
 
 
 @app.command("latency")
