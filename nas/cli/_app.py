@@ -36,6 +36,10 @@ def ms(x: float) -> str:
     """Milliseconds with enough digits to be true: 3.57, 0.0001 (never "0.00")."""
     return f"{x:.2f}" if x >= 0.1 else f"{x:.2g}"
 
+def _duration(s: float) -> str:
+    return f"{s:.0f} s" if s < 90 else f"{s / 60:.0f} min" if s < 5400 else f"{s / 3600:.1f} h"
+
+
 USER_ERROR = 2
 
 
@@ -69,14 +73,15 @@ def main(version: Optional[bool] = typer.Option(None, "--version", callback=_ver
 
 
 
-def progress_printer(label: str, unit: str):
+def progress_printer(label: str, unit: str, every_s: float | None = None):
     """A transient rich progress bar fed by (..., done, total) calls, counting ``unit``. Where
     stderr is not a terminal (a log file, CI) a bar draws nothing: a plain line says when the
-    step starts and when it ends instead, so a long step is never silent."""
+    step starts and when it ends instead, so a long step is never silent; with ``every_s``
+    also a line with the count and the time left at most every ``every_s`` seconds."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
     if not err.is_terminal:
-        return _plain_progress(label, unit)
+        return _plain_progress(label, unit, every_s)
 
     bar = Progress(TextColumn(label, markup=False), BarColumn(bar_width=24),
                    TextColumn(f"{{task.completed}}/{{task.total}} {unit}", markup=False),
@@ -95,16 +100,25 @@ def progress_printer(label: str, unit: str):
     return update
 
 
-def _plain_progress(label: str, unit: str):
+def _plain_progress(label: str, unit: str, every_s: float | None = None):
     import time
 
     started: list[float] = []
+    last = [0.0, 0]  # when the last line was printed, and at what count
 
     def update(*args):
         done, total = args[-2], args[-1]
+        now = time.perf_counter()
         if not started:
-            started.append(time.perf_counter())
+            started.append(now)
+            last[:] = [now, done]
             err.print(f"{label}: {done}/{total} {unit} ...", markup=False, highlight=False)
+        elif every_s is not None and done < total and now - last[0] >= every_s and done > last[1]:
+            rate = (now - started[0]) / done if done else 0.0
+            left = rate * (total - done)
+            err.print(f"{label}: {done}/{total} {unit}, about {_duration(left)} left", markup=False,
+                      highlight=False)
+            last[:] = [now, done]
         if done >= total and len(started) == 1:
             started.append(time.perf_counter())
             err.print(f"{label}: {total}/{total} {unit} in {started[1] - started[0]:.0f} s", markup=False,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Optional
 
 import typer
@@ -88,18 +89,32 @@ def candidate_describe(
 
 @app.command("devices")
 @user_errors
-def devices_cmd() -> None:
-    """List the device profiles and where their numbers come from."""
+def devices_cmd(
+    profiles: Path = typer.Option(Path("profiles"), "--profiles",
+                                  help="Folder of your own profiles (nas profile import/fit write to profiles/)."),
+) -> None:
+    """List the device profiles and where their numbers come from: the built-in ones, then
+    yours (each by the path that --device takes)."""
     table = Table(title="device profiles")
     for col in ("name", "provenance", "runtime", "threads", "bits (native; fallback)", "table", "validation"):
         table.add_column(col)
-    for name in device_names():
-        p = load_device(name)
+    entries: list[str] = list(device_names())
+    if profiles.is_dir():
+        entries += [str(p) for p in sorted(profiles.glob("*.yaml"))]
+    for name in entries:
+        try:
+            p = load_device(name)
+        except NasError as exc:  # one unreadable file of yours does not hide the others
+            table.add_row(name, "unreadable", "", "", "", "", str(exc))
+            continue
         fb = ", ".join(f"{k}->{v}" for k, v in sorted(p.bit_fallback.items()))
-        table.add_row(name, p.provenance, p.runtime, str(p.threads),
+        table.add_row(name, p.provenance_summary, p.runtime, str(p.threads),
                       f"{','.join(map(str, p.native_bits))}; {fb}", str(len(p.table)),
                       p.validation_text())
     out.print(table)
+    if not profiles.is_dir():
+        out.print(f"(no folder {profiles}/: your own profiles are listed from profiles/, where nas profile import "
+                  f"and fit write them, or from --profiles DIR)", markup=False)
 
 
 @app.command("latency")
@@ -126,6 +141,7 @@ def latency_cmd(
     total = prof.latency_ms(cand, num_classes=num_classes)
     n_est = sum(r.source == "estimate" for r in rows)
     qual = "ESTIMATED " if prof.is_estimated else ""
+    out.print(f"provenance of this price: {prof.provenance_for(cand, num_classes=num_classes)}", markup=False)
     out.print(f"device: {prof.label}; priced with {num_classes} classifier outputs (--classes; a search "
               f"prices with its dataset's class count)")
     out.print(f"{qual}predicted latency: {total:.3f} ms  (sum of ops {sum(r.ms for r in rows):.3f} ms, "

@@ -3,14 +3,26 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Optional
 
 import typer
 
 import nas
-from nas.cli._app import out, profile_app, progress_printer, user_errors
+from nas.cli._app import err, out, profile_app, progress_printer, user_errors
 from nas.errors import NasError
+from nas.latency import (
+    EXPORT_S_PER_OP,
+    TFLITE_PHONE_S_PER_OP,
+    calibrate_host,
+    check_cpu_mask,
+    export_ops,
+    fit_measurements,
+    import_results,
+    load_device,
+    ops_to_export,
+    validate_profile,
+)
 from nas.latency import _host as host
-from nas.latency import calibrate_host, export_ops, fit_measurements, import_results, load_device, validate_profile
 
 
 def _host_only(device: str):
@@ -79,12 +91,18 @@ def profile_export_ops(
     space: list[str] = typer.Option(..., "--space", "-s", help="Space(s) whose ops to export."),
     out_dir: Path = typer.Option(..., "--out", help="Folder for the op models, manifest and script."),
     samples: int = typer.Option(50, "--samples", min=0,
-                                help="Ops of N sampled candidates per space; 0 = every op of the space."),
+                                help="Ops of N sampled candidates per space; 0 = every op of the space. The "
+                                     "count of op models and the time they take are printed first."),
     bits: str = typer.Option("32,8", "--bits", help="Precisions to export (comma-separated)."),
     seed: int = typer.Option(0, "--seed"),
     fmt: str = typer.Option("onnx", "--format", help="onnx: time_ops.py (Python + onnxruntime on the device); "
                                                    "tflite: time_ops.sh (TFLite's benchmark_model over adb, no "
                                                    "Python on the phone; needs the litert extra)."),
+    cpu_mask: str = typer.Option("auto", "--cpu-mask",
+                                 help="time_ops.sh: the cores to pin to, a hex taskset mask (c0 = cores 6-7, the "
+                                      "Pixel 7's Cortex-X1 pair); auto = the prime cores of the phone's SoC."),
+    cool_down: float = typer.Option(1.0, "--cool-down", min=0.0,
+                                    help="time_ops.sh: seconds of rest between ops (COOL_DOWN overrides it)."),
 ) -> None:
     """Write a space's op models (fp32/int8), a manifest and a timing script for a device."""
     try:
@@ -93,18 +111,35 @@ def profile_export_ops(
         raise NasError(f"--bits {bits!r}: expected comma-separated bit widths such as 32,8") from None
     for name in space:
         nas.load_space(name)  # unknown names fail before any work
-    export_ops(space, out_dir, samples=samples, seed=seed, bits=bit_list,
-               progress=progress_printer("exporting op models", "ops"), fmt=fmt)
+    cpu_mask = check_cpu_mask(cpu_mask)
+    n = len(ops_to_export(space, samples, seed, bit_list))
+    per_op = EXPORT_S_PER_OP.get(fmt)
+    which = f"every op of {', '.join(space)}" if samples == 0 else \
+        f"the ops of {samples} sampled candidate{'s' if samples != 1 else ''} per space ({', '.join(space)})"
+    plan = f"{n} op models: {which}, at {', '.join(map(str, bit_list))} bits"
+    if per_op is not None:
+        plan += f"; about {_minutes(n * per_op)} to export (~{per_op:g} s per {fmt} op model on a 2-core machine)"
     if fmt == "tflite":
-        out.print(f"wrote {out_dir}/manifest.json, {out_dir}/ops/ (.tflite), {out_dir}/ops.txt and "
-                  f"{out_dir}/time_ops.sh", markup=False)
+        plan += (f", then about {_minutes(n * (TFLITE_PHONE_S_PER_OP + cool_down))} of phone time "
+                 f"({TFLITE_PHONE_S_PER_OP:g} s per op + {cool_down:g} s cool-down). --samples sets the count")
+    out.print(plan, markup=False)
+    export_ops(space, out_dir, samples=samples, seed=seed, bits=bit_list,
+               progress=progress_printer("exporting op models", "ops", every_s=30), fmt=fmt,
+               cpu_mask=cpu_mask, cool_down_s=cool_down)
+    if fmt == "tflite":
+        out.print(f"wrote {out_dir}/manifest.json, {out_dir}/ops/ (.tflite), {out_dir}/ops.txt, "
+                  f"{out_dir}/time_ops.sh and {out_dir}/benchmark_model_host.py", markup=False)
         out.print(f"with the phone on adb (and benchmark_model: see the script's header), run "
-                  f"`{out_dir}/time_ops.sh`, then `nas profile import --name NAME --results "
-                  f"{out_dir}/benchmark_log.txt --runtime tflite-xnnpack`", markup=False)
+                  f"`{out_dir}/time_ops.sh` (`--local` tries the loop on this computer first), then "
+                  f"`nas profile import --name NAME --results {out_dir}/benchmark_log.txt`", markup=False)
         return
     out.print(f"wrote {out_dir}/manifest.json, {out_dir}/ops/ and {out_dir}/time_ops.py")
     out.print(f"copy the folder to the device, run `python3 time_ops.py`, then "
               f"`nas profile import --name NAME --results {out_dir}/results.json`", markup=False)
+
+
+def _minutes(s: float) -> str:
+    return f"{s:.0f} s" if s < 90 else f"{s / 60:.0f} min" if s < 5400 else f"{s / 3600:.1f} h"
 
 
 @profile_app.command("import")
@@ -114,13 +149,27 @@ def profile_import(
     results: Path = typer.Option(..., "--results", help="results.json written by time_ops.py, or "
                                                          "benchmark_log.txt written by time_ops.sh."),
     out_dir: Path = typer.Option(Path("profiles"), "--out", help="Where to write NAME.yaml."),
-    runtime: str = typer.Option("onnxruntime-cpu", "--runtime"),
+    runtime: Optional[str] = typer.Option(None, "--runtime",
+                                          help="What timed the ops (default: onnxruntime-cpu for results.json, "
+                                               "tflite-xnnpack for a benchmark_model log)."),
     threads: int = typer.Option(1, "--threads", min=1),
     force: bool = typer.Option(False, "--force", help="Replace an existing profile of that name."),
 ) -> None:
     """Build a measured profile from op timings taken on the device."""
-    path = import_results(name, results, out_dir, runtime=runtime, threads=threads, force=force)
-    out.print(f"wrote {path}; use it with --device {path}")
+    res = import_results(name, results, out_dir, runtime=runtime, threads=threads, force=force)
+    for key, line, why in res.skipped:
+        err.print(f"warning: {results}: line {line}: no 'Inference (avg)' timing for op {key} ({why}): "
+                  f"skipped, the estimator prices it", markup=False)
+    v = res.validation
+    out.print(f"wrote {res.path} ({res.ops} op timings, {res.runtime}"
+              f"{f'; {len(res.skipped)} ops skipped' if res.skipped else ''}); use it with --device {res.path}",
+              markup=False)
+    w = v["worst_fit"]
+    out.print(f"the estimator that prices ops outside the table: leave-one-out over the {v['entries']} timed ops "
+              f"MAPE {v['loo_mape_pct']}%, {v['loo_within_10pct'] * 100:.0f}% within ±10% (fitted to all of them: "
+              f"MAPE {v['fit_mape_pct']}%, worst {w['op']} at {w['estimated_over_timed']:.2f}x its timing). "
+              f"A network's price says how many of its ops were timed (nas latency --device {res.path} KEY)",
+              markup=False)
 
 
 @profile_app.command("fit")
@@ -142,12 +191,22 @@ def profile_fit(
     force: bool = typer.Option(False, "--force", help="Replace an existing profile of that name."),
 ) -> None:
     """Learn a profile from end-to-end latencies of whole candidates."""
-    path, fit = fit_measurements(name, measurements, out_dir, load_device(prior), runtime=runtime,
+    prior_prof = load_device(prior)
+    path, fit = fit_measurements(name, measurements, out_dir, prior_prof, runtime=runtime,
                                  threads=threads, force=force, column=column, classes=classes,
                                  in_channels=in_channels)
     v = fit.cv
     out.print(f"wrote {path}; model: {fit.level}, {fit.loss} loss (chosen by cross-validation); {v['method']}: MAPE "
               f"{v['mape_pct']}%, {v['within_10pct'] * 100:.0f}% within ±10%, Kendall tau {v['kendall_tau']}")
+    for r in fit.rejected:
+        err.print(f"note: rejected a model with lower cross-validated error (MAPE {r['cv_mape_pct']}%): {r['reason']}",
+                  markup=False)
+    prof = load_device(path)
+    for p, what in (("f32", "fp32"), ("i8", "int8")):
+        if p not in prof.fitted_for.get("precisions", [p]):
+            err.print(f"warning: no {what} network among the timings: {what} networks are priced by the prior "
+                      f"{prior_prof.name} ({prior_prof.provenance}) unchanged, not corrected by this fit; time "
+                      f"some {what} networks to fit them", markup=False)
 
 
 # ----------------------------------------------------------------------------- search

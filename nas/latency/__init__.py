@@ -4,12 +4,27 @@ from nas.latency._calibration import Calibration
 from nas.latency._estimator import FEATURES, Estimator, nnls, op_features
 from nas.latency._fit import error_stats
 from nas.latency._host import measure_candidate
-from nas.latency._onboard import export_ops, fit_measurements, import_results
+from nas.latency._onboard import (
+    FLOOR_MARGIN,
+    ImportedProfile,
+    export_ops,
+    fit_measurements,
+    import_results,
+    ops_to_export,
+)
 from nas.latency._profile import DeviceProfile, OpLatency, device_names, load_device, profile_files, read_table
+from nas.latency._scripts import EXPORT_S_PER_OP, SOC_PRIME_CORES, TFLITE_PHONE_S_PER_OP, check_cpu_mask
 from nas.latency._validate import calibrate_host, end_to_end, kendall_tau, validate_profile
 
 __all__ = [
     "Calibration",
+    "EXPORT_S_PER_OP",
+    "FLOOR_MARGIN",
+    "ImportedProfile",
+    "SOC_PRIME_CORES",
+    "TFLITE_PHONE_S_PER_OP",
+    "check_cpu_mask",
+    "ops_to_export",
     "DeviceProfile",
     "Estimator",
     "FEATURES",

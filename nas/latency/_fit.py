@@ -23,6 +23,7 @@ operators the search will price (the candidates' own class and input-channel cou
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from typing import Callable
 
 import numpy as np
 import scipy.optimize
@@ -58,6 +59,7 @@ class WholeNetworkFit:
     cv: dict                  # cross-validated error of the chosen configuration
     tried: list[dict] = field(default_factory=list)  # every configuration's CV MAPE
     scale: float | None = None  # level "scale": the factor on the prior's whole prediction
+    rejected: list[dict] = field(default_factory=list)  # better-by-CV configurations a check refused
 
 
 def error_stats(pred: np.ndarray, y: np.ndarray) -> dict:
@@ -156,17 +158,22 @@ def _folds(n: int, seed: int) -> list[np.ndarray]:
 
 
 def fit_whole_networks(nets: list[list[tuple[OpSpec, int]]], ms: list[float], prior: Estimator,
-                       prior_ms: list[float] | None = None, seed: int = 0) -> WholeNetworkFit:
+                       prior_ms: list[float] | None = None, seed: int = 0,
+                       accept: Callable[[WholeNetworkFit], str | None] | None = None) -> WholeNetworkFit:
     """Fit a latency model to whole-network timings. ``nets``: each network's operators with
     the precision they execute at; ``ms``: its measured latency; ``prior_ms``: the prior
-    profile's prediction for each network (default: its estimator's sum)."""
+    profile's prediction for each network (default: its estimator's sum). ``accept``: a check
+    of a fitted model (None: accepted, else the reason it is not); configurations are tried
+    in order of cross-validated error, and a rejected one gives way to the next (each
+    rejection is listed in ``rejected``). If every one is rejected, a NasError gives the
+    best one's reason."""
     y = np.asarray(ms, float)
     if len(y) < 3:
         raise NasError(f"need at least 3 measured networks, got {len(y)}")
     d = _Design(nets, prior, prior_ms)
     folds = _folds(len(y), seed)
     all_idx = np.arange(len(y))
-    tried, best = [], None
+    tried, ranked = [], []
     for level, lk, lo, loss in GRID:
         if len(y) < MIN_TIMINGS[level]:
             continue
@@ -177,10 +184,24 @@ def fit_whole_networks(nets: list[list[tuple[OpSpec, int]]], ms: list[float], pr
         stats = error_stats(pred, y)
         tried.append({"level": level, "ridge_kinds": lk, "ridge_ops": lo, "loss": loss,
                       "cv_mape_pct": stats["mape_pct"]})
-        if best is None or stats["mape_pct"] < best[1]["mape_pct"]:
-            best = ((level, lk, lo, loss), stats)
-    (level, lk, lo, loss), stats = best
-    coef, off, r, scale = _solve(d, all_idx, y, level, lk, lo, loss)
+        ranked.append(((level, lk, lo, loss), stats))
+    ranked.sort(key=lambda r: r[1]["mape_pct"])  # stable: ties keep the grid's order (simplest first)
+    rejected: list[dict] = []
+    for (level, lk, lo, loss), stats in ranked:
+        fit = _final_fit(d, y, prior, level, lk, lo, loss, stats, folds, tried)
+        reason = accept(fit) if accept is not None else None
+        if reason is None:
+            fit.rejected = rejected
+            return fit
+        rejected.append({"level": level, "ridge_kinds": lk, "ridge_ops": lo, "loss": loss,
+                         "cv_mape_pct": stats["mape_pct"], "reason": reason})
+    raise NasError(f"no model these {len(y)} timings support prices every network above its physical floor: "
+                   f"{rejected[0]['reason']}; time more networks, smaller ones among them")
+
+
+def _final_fit(d: _Design, y: np.ndarray, prior: Estimator, level: str, lk: float, lo: float, loss: str,
+               stats: dict, folds: list[np.ndarray], tried: list[dict]) -> WholeNetworkFit:
+    coef, off, r, scale = _solve(d, np.arange(len(y)), y, level, lk, lo, loss)
     full = prior.vector().copy()
     if coef is not None:
         full[d.used] = coef

@@ -54,6 +54,7 @@ class DeviceProfile:
     calibration: dict[str, Calibration]  # "f32" and "i8"
     validation: dict[str, Any] = field(default_factory=dict)
     path: Path | None = None
+    fitted_for: dict[str, Any] = field(default_factory=dict)  # nas profile fit: what the timings covered
     measure_missing: Callable[[list[tuple[OpSpec, int]]], dict[str, float]] | None = None
     _block_cache: dict = field(default_factory=dict, repr=False)
     _spaces: dict = field(default_factory=dict, repr=False)
@@ -99,6 +100,42 @@ class DeviceProfile:
         if not np.isfinite(ms) or ms <= 0:
             raise DeviceError(f"device {self.name}: op {key} is neither in the table nor estimable")
         return OpLatency(op, eb, ms, "estimate")
+
+    @property
+    def provenance_summary(self) -> str:
+        """The provenance with what it covers, for ``nas devices``: a measured table that does
+        not hold every op says the rest is estimated; a fit that saw one precision says so."""
+        if self.provenance == "measured" and self.measure_missing is None:
+            return f"measured ({len(self.table)} ops) + estimated (other ops)"
+        seen = self.fitted_for.get("precisions")
+        if self.provenance == "fitted" and seen is not None and len(seen) < 2:
+            other = "int8" if "f32" in seen else "fp32"
+            return f"fitted ({'fp32' if 'f32' in seen else 'int8'} only; {other} from the prior " \
+                   f"{self.fitted_for.get('prior', '')})"
+        return self.provenance
+
+    def coverage(self, candidate: Candidate, num_classes: int = 1000, in_channels: int = 3) -> tuple[int, int]:
+        """(ops of ``candidate`` priced from the table, ops in all)."""
+        rows = self.breakdown(candidate, num_classes, in_channels)
+        return sum(r.source == "table" for r in rows), len(rows)
+
+    def provenance_for(self, candidate: Candidate, num_classes: int = 1000, in_channels: int = 3) -> str:
+        """Where this network's price comes from. A measured (or imported) profile's price is
+        "measured" only when every op is a table entry; otherwise it says how many were:
+        "measured (3 of 16 ops) + estimated (13)". A fitted profile's price for a precision its
+        timings had none of is the prior's, and says so."""
+        if self.provenance == "fitted":
+            seen = self.fitted_for.get("precisions")
+            prec = "i8" if candidate.is_quantized else "f32"
+            if seen is not None and prec not in seen:
+                prior = self.fitted_for.get("prior", "the prior")
+                return (f"{self.fitted_for.get('prior_provenance', 'estimated')} (the prior {prior}: no "
+                        f"{'int8' if prec == 'i8' else 'fp32'} network among the fitted timings)")
+            return self.provenance
+        if self.provenance not in ("measured", "imported"):
+            return self.provenance
+        n, m = self.coverage(candidate, num_classes, in_channels)
+        return self.provenance if n == m else f"{self.provenance} ({n} of {m} ops) + estimated ({m - n})"
 
     def predict_from_breakdown(self, candidate: Candidate, rows: list[OpLatency]) -> float:
         cal = self.calibration_for(candidate)
@@ -203,7 +240,8 @@ class DeviceProfile:
             return (f"{v['method']}: MAPE {v['mape_pct']}%, {v['within_10pct'] * 100:.0f}% within ±10%, "
                     f"Kendall tau {v['kendall_tau']}")
         if "loo_mape_pct" in v:
-            return (f"leave-one-out on {v['entries']} source entries: MAPE {v['loo_mape_pct']}%, "
+            what = "timed ops" if "timed ops" in str(v.get("method", "")) else "source entries"
+            return (f"leave-one-out on {v['entries']} {what}: MAPE {v['loo_mape_pct']}%, "
                     f"{v['loo_within_10pct'] * 100:.0f}% within ±10%")
         parts = [f"{prec}: {v[prec]['within_10pct'] * 100:.0f}% within ±10%, MAPE {v[prec]['mape_pct']}%, "
                  f"tau {v[prec]['kendall_tau']}" for prec in ("f32", "i8") if prec in v]
@@ -321,7 +359,8 @@ def _read_profile(path: Path) -> DeviceProfile:
         provenance=provenance, source=str(_need(raw, "source", str, path)).strip(),
         runtime=_need(raw, "runtime", str, path), threads=_need(raw, "threads", int, path, default=1),
         native_bits=native, bit_fallback=fallback, table=table, estimator=estimator,
-        calibration=calib, validation=validation, path=path, measure_missing=measure)
+        calibration=calib, validation=validation, path=path, measure_missing=measure,
+        fitted_for=_need(raw, "fitted_for", dict, path, default={}) or {})
 
 
 def profile_files(path: str | Path) -> dict[str, Path]:

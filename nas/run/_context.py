@@ -205,7 +205,7 @@ def resolve_run(config: SearchConfig, progress=None) -> RunContext:
     meta = RunMeta(
         study_name=name, storage=storage,
         latency_budget_ms=budget_ms, latency_budget_source=source, device_label=profile.label,
-        device_provenance=profile.provenance, device_source=profile.source,
+        device_provenance=profile.provenance_summary, device_source=profile.source,
         dataset=dataset.describe(), num_classes=dataset.num_classes,
         proxy_budget=asdict(proxy), accelerator=describe_device(device),
         space_source=space_path, space_sha256=sha256_file(space_path) if space_path else "",

@@ -539,7 +539,8 @@ def _distill_locked(folder: RunFolder, run: str | Path | RunContext, cfg: Distil
                 device=profile.name,
                 device_summary=f"{profile.name}, {profile.provenance} ({profile.source_sentence()}); "
                                f"{profile.validation_text()}",
-                provenance=profile.provenance, device_label=profile.label, device_source=profile.source,
+                provenance=profile.provenance_for(cand, data.num_classes, data.in_channels),  # how many ops were timed
+                device_label=profile.label, device_source=profile.source,
                 predicted_latency_ms=profile.latency_ms(cand, num_classes=data.num_classes,
                                                         in_channels=data.in_channels),
                 latency_budget_ms=budget_ms, latency_budget_source=ctx.budget_source,
