@@ -109,11 +109,12 @@ def pte_section(float_model, out_dir: Path, shape: list[int], calib: np.ndarray,
         facts[f"host_latency_{kind}_ms"] = executorch.pte_latency(out_dir / name, shape)
     if progress:
         progress("exporting ExecuTorch fp32 and int8", 2, 2)
-    threads = executorch.runtime_threads()
+    n = executorch.runtime_threads()
+    threads = "the runtime's default threads" if n is None else f"{n} thread" + ("s" if n != 1 else "")
     return PteSection(written=bool(files), files=files, errors=tuple(errors),
                       executorch_version=_version("executorch"),
                       note="accuracy measured in ExecuTorch's runtime, one image per call; host latency: median of "
-                           f"repeated calls, XNNPACK, {threads if threads else 'default'} thread(s), on this machine",
+                           f"repeated calls, XNNPACK, {threads}, on this machine",
                       **facts)
 
 
