@@ -37,6 +37,21 @@ def main() -> None:
             else:
                 rows.append([ref, f"{macs:.1f}", "n/a", "", f"{params:.3f}", "n/a", ""])
     print(table(["reference", "MACs (M)", "published", "diff", "params (M)", "published", "diff"], rows))
+    print()
+    # The EfficientNet-Lite README's MAdds also count about 3 operations per output element of every
+    # convolution and residual add (tests/test_counting.py, LITE_OPS_PER_ELEMENT)
+    s = nas.load_space("efficientnet_lite")
+    rows = []
+    for ref in s.references():
+        cand = s.reference(ref)
+        macs = nas.count(cand)["macs"] / 1e6
+        elems = sum(la.out_elems for op in cand.ops() for la in op.layers()
+                    if la.kind in ("conv", "depthwise", "add")) / 1e6
+        pub = s.published(ref)["macs_m"]
+        rows.append([ref, f"{macs:.1f}", f"{elems:.2f}", f"{macs + 3 * elems:.1f}", pub,
+                     f"{(macs / pub - 1) * 100:+.1f}%", f"{((macs + 3 * elems) / pub - 1) * 100:+.2f}%"])
+    print(table(["reference", "MACs (M)", "output elements (M)", "MACs + 3 x elements", "README MAdds",
+                 "diff (MACs)", "diff (+3 x elements)"], rows))
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ from nas.run import RunContext, SearchConfig
 from nas.search import SearchObserver, SearchProgress, SearchResult
 from nas.search import resume_search as _resume
 from nas.search import run_search as _run
-from nas.winner import FORMATS, DistillConfig, WinnerCard
+from nas.winner import DEFAULT_FORMATS, DistillConfig, WinnerCard
 from nas.winner import distill_run as _distill
 from nas.winner import export_run as _export
 
@@ -47,7 +47,7 @@ def distill_run(run: str | os.PathLike | RunContext, cfg: DistillConfig | None =
     return card
 
 
-def export_run(run_dir: str | os.PathLike, folder: str = "winner", formats: tuple[str, ...] = FORMATS,
+def export_run(run_dir: str | os.PathLike, folder: str = "winner", formats: tuple[str, ...] = DEFAULT_FORMATS,
                progress: Progress | None = None, allow_changed: bool = False) -> WinnerCard:
     """Re-export a trained winner (``nas.winner.export_run``), then regenerate the run's report."""
     card = _export(run_dir, folder, formats, progress=progress, allow_changed=allow_changed)

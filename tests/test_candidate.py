@@ -94,7 +94,7 @@ def test_semantic_errors(key, reason):
 
 
 def test_unknown_space_in_key():
-    with pytest.raises(nas.errors.UnknownSpaceError, match="valid: fbnet"):
+    with pytest.raises(nas.errors.UnknownSpaceError, match="valid: efficientnet_lite, fbnet"):
         nas.parse_candidate("resnet:r224:w1:k3e1")
 
 

@@ -34,7 +34,7 @@ def test_unknown_space_is_one_line_exit_2():
     r = run("space", "show", "resnet")
     assert r.exit_code == 2
     lines = [ln for ln in r.output.splitlines() if ln.strip()]
-    assert len(lines) == 1 and "valid: fbnet, mobilenetv2, mobilenetv3, shufflenetv2" in lines[0]
+    assert len(lines) == 1 and "valid: efficientnet_lite, fbnet, mobilenetv2, mobilenetv3, shufflenetv2" in lines[0]
     assert "Traceback" not in r.output
 
 

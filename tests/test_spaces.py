@@ -30,6 +30,14 @@ def test_required_references_exist():
     fb = nas.load_space("fbnet")
     assert "fbnet_b_1.0_224" in fb.references() and "fbnet_b_cifar_1.0_32" in fb.references()
     assert sum(len(s) for s in fb.reference("fbnet_b_1.0_224").stages) == 22
+    lite = nas.load_space("efficientnet_lite")
+    assert lite.references() == ["efficientnet_lite0_224", "efficientnet_lite1_240", "efficientnet_lite2_260",
+                                 "efficientnet_lite3_280", "efficientnet_lite4_300"]
+    # no squeeze-excite, ReLU6 everywhere; Lite4's repeats (1.8x, rounded up) are the deepest the space holds
+    ops = [op for op in lite.reference("efficientnet_lite4_300").ops() if op.kind == "mbconv"]
+    assert all(op.se == 0 and op.act == "relu6" for op in ops)
+    assert [len(s) for s in lite.reference("efficientnet_lite4_300").stages] == [1, 4, 4, 6, 6, 8, 1]
+    assert [max(st.depth) for st in lite.skeletons["default"].stages] == [1, 4, 4, 6, 6, 8, 1]
 
 
 def test_samples_are_in_domain_and_seeded(space):
@@ -85,6 +93,21 @@ references:
 """
 
 
+def test_fixed_layers_keep_their_channels_at_every_width(tmp_path):
+    """``fixed: true`` on the stem and head: their channels do not follow the width (EfficientNet-Lite);
+    ``shrink: false`` only keeps them from going below width 1."""
+    text = (TINY.replace("choices: [1.0]", "choices: [0.5, 1.0, 2.0]")
+            .replace("stem: {channels: 16, stride: 2, act: relu}", "stem: {channels: 16, stride: 2, act: relu, fixed: true}"))
+    fixed = nas.load_space(_write(tmp_path, text.replace("head: {channels: 64, act: relu}",
+                                                         "head: {channels: 64, act: relu, fixed: true}"), "f.yaml"))
+    shrink = nas.load_space(_write(tmp_path, text.replace("head: {channels: 64, act: relu}",
+                                                          "head: {channels: 64, act: relu, shrink: false}"), "s.yaml"))
+    for w, head_shrink in ((0.5, 64), (2.0, 128)):
+        ops = fixed.parse(f"tiny:r64:w{w:g}:k3e3").ops()
+        assert ops[0].cout == 16 and ops[1].cin == 16 and ops[1].cout == 16 * w and ops[2].cout == 64
+        assert shrink.parse(f"tiny:r64:w{w:g}:k3e3").ops()[2].cout == head_shrink
+
+
 def test_num_candidates_matches_enumeration(tmp_path):
     space = nas.load_space(_write(tmp_path, TINY))
     # per block 2 ops x 2 keeps x 2 bits = 8; depth 1 or 2 -> 8 + 64
@@ -123,6 +146,7 @@ def test_unknown_space_lists_valid_names():
     (TINY.replace("depth: [1, 2]", "depth: one"), "depth"),
     (TINY.replace('stages: ["k3e3"]', 'stages: ["k3e3 k3e3 k3e3"]'), "reference tiny_1.0_64"),
     (TINY.replace("  default:", "  main:"), "'default'"),
+    (TINY.replace("head: {channels: 64, act: relu}", "head: {channels: 64, act: relu, fixed: 2}"), "head.fixed"),
 ])
 def test_malformed_space_yaml_is_a_clear_error(tmp_path, text, needle):
     path = _write(tmp_path, text, "bad.yaml")

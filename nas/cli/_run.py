@@ -307,17 +307,28 @@ def _print_tflite(card, win: Path) -> None:
         out.print(f"LiteRT: {tfl.note}", markup=False)
 
 
+def _print_pte(card, win: Path) -> None:
+    pte = card.pte
+    pct = lambda v: "n/a" if v is None else f"{v * 100:.2f}%"  # noqa: E731
+    for e in pte.errors:
+        err.print(f"ExecuTorch export failed: {e}", markup=False)
+    if pte.written:
+        out.print(f"ExecuTorch: {', '.join(str(win / f) for f in pte.files)}; test accuracy fp32 "
+                  f"{pct(pte.test_accuracy_fp32)}, int8 {pct(pte.test_accuracy_int8)}", markup=False)
+
+
 @app.command("export")
 @user_errors
 def export_cmd(
     run_dir: Path = typer.Argument(..., help="A run folder whose winner `nas distill` trained."),
-    formats: str = typer.Option("onnx,tflite", "--format", help="onnx, tflite or both (comma-separated)."),
+    formats: str = typer.Option("onnx,tflite", "--format", help="onnx, tflite, pte (ExecuTorch, needs the executorch "
+                                "extra), comma-separated."),
     folder: str = typer.Option("winner", "--folder", help="The winner's folder in the run (winners/<pick> for "
                                                           "other picks)."),
     allow_changed: bool = typer.Option(False, "--allow-changed", help="Use the run's data even where it changed "
                                        "since the run started (refused otherwise)."),
 ) -> None:
-    """Re-export a run's trained winner (its model.pt) as ONNX and/or LiteRT, and update its card."""
+    """Re-export a run's trained winner (its model.pt) as ONNX, LiteRT and/or ExecuTorch, and update its card."""
     from nas.winner import parse_formats
 
     fmts = parse_formats(formats)
@@ -332,6 +343,8 @@ def export_cmd(
                   f"{card.test_accuracy_fp32 * 100:.2f}%, int8 {card.test_accuracy_int8 * 100:.2f}%", markup=False)
     if "tflite" in fmts:
         _print_tflite(card, win)
+    if "pte" in fmts:
+        _print_pte(card, win)
     out.print(f"ship {card.ship}", markup=False)
     out.print(f"report: {Path(run_dir) / 'report.html'} (regenerated)")
 

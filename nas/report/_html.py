@@ -117,13 +117,13 @@ def _ship_lead(w) -> list[str]:
 
 
 def _model_files(card) -> list[str]:
-    """The model files a winner's card lists (ONNX and .tflite, fp32 and int8), in its order."""
-    return [f for f in card.files if f.endswith((".onnx", ".tflite"))]
+    """The model files a winner's card lists (ONNX, .tflite and .pte, fp32 and int8), in its order."""
+    return [f for f in card.files if f.endswith((".onnx", ".tflite", ".pte"))]
 
 
 def _formats(card) -> str:
     names = {"model.onnx": "ONNX fp32", "model.int8.onnx": "ONNX int8", "model.tflite": ".tflite fp32",
-             "model.int8.tflite": ".tflite int8"}
+             "model.int8.tflite": ".tflite int8", "model.pte": ".pte fp32", "model.int8.pte": ".pte int8"}
     return ", ".join(names.get(f, f) for f in _model_files(card))
 
 

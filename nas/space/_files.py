@@ -133,7 +133,8 @@ class _SpaceReader:
             stem = {"channels": self.get(stem, "channels", f"{where}.stem", int),
                     "kernel": self.get(stem, "kernel", f"{where}.stem", int, 3),
                     "stride": self.get(stem, "stride", f"{where}.stem", int, 2),
-                    "act": self._act(stem, f"{where}.stem")}
+                    "act": self._act(stem, f"{where}.stem"),
+                    "fixed": self.get(stem, "fixed", f"{where}.stem", bool, False)}
             stages = []
             for i, sd in enumerate(self.get(skd, "stages", where, list), start=1):
                 sw = f"{where}.stages[{i}]"
@@ -157,13 +158,15 @@ class _SpaceReader:
             if head is not None:
                 head = {"channels": self.get(head, "channels", f"{where}.head", int),
                         "act": self._act(head, f"{where}.head"),
-                        "shrink": self.get(head, "shrink", f"{where}.head", bool, True)}
+                        "shrink": self.get(head, "shrink", f"{where}.head", bool, True),
+                        "fixed": self.get(head, "fixed", f"{where}.head", bool, False)}
             classifier = []
             for j, fc in enumerate(self.get(skd, "classifier", where, list, []), start=1):
                 fw = f"{where}.classifier[{j}]"
                 classifier.append({"channels": self.get(fc, "channels", fw, int),
                                    "act": self._act(fc, fw),
-                                   "shrink": self.get(fc, "shrink", fw, bool, True)})
+                                   "shrink": self.get(fc, "shrink", fw, bool, True),
+                                   "fixed": self.get(fc, "fixed", fw, bool, False)})
             sk_res = self.num_list(skd, "resolutions", where, int, list(resolutions))
             skeletons[str(sk_name)] = Skeleton(
                 name=str(sk_name), stem=stem, stages=tuple(stages), head=head,

@@ -249,7 +249,7 @@ class SearchSpace:
 
         ops: list[tuple[tuple[int, int] | None, OpSpec]] = []
         h = res
-        stem_c = self._channels(sk.stem["channels"], w, kind="stem")
+        stem_c = self._channels(sk.stem["channels"], w, kind="stem", fixed=sk.stem.get("fixed", False))
         s = next(stride_iter)
         ops.append((None, OpSpec("conv", h, h, in_channels, stem_c, kernel=sk.stem["kernel"],
                                  stride=s, act=sk.stem["act"], bits=edge_bits)))
@@ -270,13 +270,14 @@ class SearchSpace:
                 c = cout
         if sk.head is not None:
             head_c = self._channels(sk.head["channels"], w, kind="head",
-                                    shrink=sk.head.get("shrink", True))
+                                    shrink=sk.head.get("shrink", True), fixed=sk.head.get("fixed", False))
             ops.append((None, OpSpec("conv", h, h, c, head_c, kernel=1, stride=1,
                                      act=sk.head["act"], bits=edge_bits)))
             c = head_c
         ops.append((None, OpSpec("gap", h, h, c, c)))
         for fc in sk.classifier:
-            fc_c = self._channels(fc["channels"], w, kind="head", shrink=fc.get("shrink", True))
+            fc_c = self._channels(fc["channels"], w, kind="head", shrink=fc.get("shrink", True),
+                                  fixed=fc.get("fixed", False))
             ops.append((None, OpSpec("linear", 1, 1, c, fc_c, act=fc["act"], bits=edge_bits)))
             c = fc_c
         ops.append((None, OpSpec("linear", 1, 1, c, num_classes, bits=edge_bits)))
@@ -336,7 +337,7 @@ class SearchSpace:
         h = res
         for s in [sk.stem["stride"]] + ([2] if sk.maxpool else []):
             h = -(-h // s)
-        c = self._channels(sk.stem["channels"], w, kind="stem")
+        c = self._channels(sk.stem["channels"], w, kind="stem", fixed=sk.stem.get("fixed", False))
         for si, st in enumerate(sk.stages):
             cout = self._channels(st.channels, w, kind="stage", index=si)
             for pos in range(max(st.depth)):
@@ -389,12 +390,18 @@ class SearchSpace:
             return b.expansion != 1 or self.expand_when_e1
         return b.kind in ("shuffle", "xception")
 
-    def _channels(self, base: int, w: float, kind: str, index: int = 0, shrink: bool = True) -> int:
+    def _channels(self, base: int, w: float, kind: str, index: int = 0, shrink: bool = True,
+                  fixed: bool = False) -> int:
+        """Channels of a layer at width ``w``: from the width table, else ``base`` scaled by
+        ``w`` (never below ``base`` when not ``shrink``; not scaled at all when ``fixed``, as
+        EfficientNet-Lite's stem and head)."""
         if self.width_mode == "table":
             row = self.width_table[w]
             if kind == "stage":
                 return int(row["stages"][index])
             return int(row[kind])
+        if fixed:
+            return base
         return make_divisible(base * (w if shrink else max(1.0, w)), 8)
 
     def _block_op(self, b: Block, h: int, cin: int, cout: int, st: Stage,

@@ -42,7 +42,7 @@ __all__ = ["Supernet", "SupernetError", "SUPPORTED_SPACES", "SUPPORTED_FAMILIES"
 
 # the built-in spaces, each checked by tests/test_supernet.py (forward == extract); a YAML space of
 # one of these families is held the same way
-SUPPORTED_SPACES = ("mobilenetv2", "mobilenetv3", "fbnet", "shufflenetv2")
+SUPPORTED_SPACES = ("mobilenetv2", "mobilenetv3", "fbnet", "shufflenetv2", "efficientnet_lite")
 SUPPORTED_FAMILIES = ("mbconv", "shufflenet")
 _TEMPLATES = 64  # templates kept (an LRU): a sandwich step uses 4, scoring one per candidate
 _QUANT_ORIGINAL = "parametrizations.weight.original"

@@ -6,6 +6,7 @@ from nas.winner._card import (
     HostLatency,
     InputSpec,
     MemoryFacts,
+    PteSection,
     TargetLatency,
     TfliteSection,
     TrainedAt,
@@ -15,16 +16,18 @@ from nas.winner._card import (
 )
 from nas.winner._distill import NO_TEACHER, PICK_HELP, DistillConfig, distill_run, recipe_digest
 from nas.winner._pick import parse_rule, pick_winner, rule_of_folder, winner_folder
-from nas.winner._ship import FORMATS, export_run, parse_formats, tflite_section
+from nas.winner._ship import DEFAULT_FORMATS, FORMATS, export_run, parse_formats, pte_section, tflite_section
 
 __all__ = [
     "DistillConfig",
     "FORMATS",
+    "DEFAULT_FORMATS",
     "Distillation",
     "HostLatency",
     "InputSpec",
     "MemoryFacts",
     "TfliteSection",
+    "PteSection",
     "TargetLatency",
     "TrainedAt",
     "TrainingSeconds",
@@ -39,6 +42,7 @@ __all__ = [
     "pick_winner",
     "recipe_digest",
     "tflite_section",
+    "pte_section",
     "rule_of_folder",
     "winner_folder",
 ]

@@ -22,7 +22,7 @@ from nas.search import bit_counts
 from nas.space import Candidate
 
 __all__ = ["WinnerCard", "InputSpec", "TrainedAt", "HostLatency", "TargetLatency", "MemoryFacts", "Distillation",
-           "TrainingSeconds", "TfliteSection", "ship_advice", "host_line", "python_snippet", "litert_snippet",
+           "TrainingSeconds", "TfliteSection", "PteSection", "ship_advice", "host_line", "python_snippet", "litert_snippet",
            "card_markdown"]
 
 
@@ -160,6 +160,24 @@ class TfliteSection:
 
 
 @dataclass(frozen=True)
+class PteSection:
+    """The ExecuTorch files of a winner (``nas.winner._ship.pte_section``), or why there are none."""
+
+    written: bool
+    note: str = ""
+    files: dict[str, str] = field(default_factory=dict)
+    errors: tuple[str, ...] = ()
+    test_accuracy_fp32: float | None = None
+    test_accuracy_int8: float | None = None
+    host_latency_fp32_ms: float | None = None
+    host_latency_int8_ms: float | None = None
+    executorch_version: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "errors", tuple(self.errors))
+
+
+@dataclass(frozen=True)
 class WinnerCard:
     candidate: str
     trial: int
@@ -198,6 +216,8 @@ class WinnerCard:
     memory: MemoryFacts | None = None
     calibration_images: int = 256
     tflite: TfliteSection = field(default_factory=lambda: TfliteSection(written=False))
+    # ExecuTorch's model.pte / model.int8.pte: only `nas export RUN --format pte` writes them
+    pte: PteSection = field(default_factory=lambda: PteSection(written=False))
     target: TargetLatency | None = None  # None on cards written before the profile's int8 prediction was kept
     # The digest of what trained these files (nas.winner._distill.recipe_digest): a later pick that
     # resolves to the same trial with the same recipe copies this folder instead of retraining.
@@ -255,7 +275,7 @@ class WinnerCard:
         d = _legacy(d)
         nested = {"distillation": Distillation, "training_seconds": TrainingSeconds, "input": InputSpec,
                   "trained_at": TrainedAt, "host_latency_ms": HostLatency, "memory": MemoryFacts,
-                  "tflite": TfliteSection, "target": TargetLatency}
+                  "tflite": TfliteSection, "pte": PteSection, "target": TargetLatency}
         for k, sub in nested.items():
             if isinstance(d.get(k), dict):
                 d[k] = _make(sub, d[k], f"card.json {k}")
@@ -471,6 +491,15 @@ def card_markdown(card: WinnerCard) -> str:
         lines.append(f"- LiteRT: not exported ({tfl.note}).")
     for err in tfl.errors:
         lines.append(f"- LiteRT export failed: {err}")
+    pte = card.pte
+    if pte.written:
+        acc = "; ".join(f"{k}: test accuracy {pct(a)}, {ms:.3f} ms"
+                        for k, a, ms in (("fp32", pte.test_accuracy_fp32, pte.host_latency_fp32_ms),
+                                         ("int8", pte.test_accuracy_int8, pte.host_latency_int8_ms))
+                        if ms is not None)
+        lines.append(f"- ExecuTorch (`{'`, `'.join(pte.files)}`) {acc} ({pte.note}).")
+    for err in pte.errors:
+        lines.append(f"- ExecuTorch export failed: {err}")
     mem = card.memory
     if mem:
         lines.append(f"- Peak memory at batch 1: {mem.at_bit_widths / 1024:.0f} KB at its bit widths, "

@@ -1,5 +1,6 @@
 """The formats a phone runs, for a trained winner: the LiteRT part of ``nas distill`` and
-``nas export RUN`` (re-export an existing run's winner from its ``model.pt``)."""
+``nas export RUN`` (re-export an existing run's winner from its ``model.pt``), which also writes
+ExecuTorch's .pte files (``--format pte``)."""
 
 from __future__ import annotations
 
@@ -10,13 +11,16 @@ from typing import Callable, Iterable
 import numpy as np
 
 from nas.errors import ExportError, NasError
+from nas.export import _executorch as executorch
 from nas.export import _litert as litert
-from nas.winner._card import TfliteSection, WinnerCard
+from nas.winner._card import PteSection, TfliteSection, WinnerCard
 from nas.winner._pick import rule_of_folder
 
-__all__ = ["FORMATS", "parse_formats", "tflite_section", "export_run", "calibration_images"]
+__all__ = ["FORMATS", "DEFAULT_FORMATS", "parse_formats", "tflite_section", "pte_section", "export_run",
+           "calibration_images"]
 
-FORMATS = ("onnx", "tflite")
+FORMATS = ("onnx", "tflite", "pte")
+DEFAULT_FORMATS = ("onnx", "tflite")  # what `nas export RUN` writes unless --format says otherwise
 Progress = Callable[[str, int, int], None]
 TestBatches = Callable[[], Iterable[tuple[np.ndarray, np.ndarray]]]  # a fresh pass over the test split
 
@@ -77,6 +81,52 @@ def tflite_section(float_model, out_dir: Path, shape: list[int], calib: np.ndarr
                               "median of repeated calls, XNNPACK, 1 thread, on this machine", **facts)
 
 
+def pte_section(float_model, out_dir: Path, shape: list[int], calib: np.ndarray, test: TestBatches,
+                progress: Progress | None = None, seed: int = 0) -> PteSection:
+    """Write model.pte and model.int8.pte (XNNPACK-delegated); their test accuracy in
+    ExecuTorch's runtime (``test()`` read once per file) and their host latency. Without the
+    extra, or when export fails, a section that says so (the other files stay)."""
+    if not executorch.available():
+        return PteSection(written=False, note=executorch.INSTALL_HINT)
+    files: dict[str, str] = {}
+    errors: list[str] = []
+    facts: dict = {}
+    for i, (name, int8) in enumerate((("model.pte", False), ("model.int8.pte", True))):
+        if progress:
+            progress("exporting ExecuTorch fp32 and int8", i, 2)
+        try:
+            executorch.export_pte(float_model, out_dir / name, shape, int8=int8,
+                                  calibration=calib if int8 else None, seed=seed)
+        except ExportError as exc:
+            errors.append(str(exc))
+            continue
+        kind = "fp32" if not int8 else "int8"
+        files[name] = (f"ExecuTorch fp32, XNNPACK-delegated, input float32 NCHW {list(shape)}" if not int8 else
+                       f"ExecuTorch PT2E static int8 (XNNPACK quantizer, per-channel weights) calibrated on "
+                       f"{len(calib)} training images, XNNPACK-delegated; float32 NCHW input and output; "
+                       f"blocks below 8 bits run at 8")
+        facts[f"test_accuracy_{kind}"] = executorch.pte_accuracy_batches(out_dir / name, test())
+        facts[f"host_latency_{kind}_ms"] = executorch.pte_latency(out_dir / name, shape)
+    if progress:
+        progress("exporting ExecuTorch fp32 and int8", 2, 2)
+    n = executorch.runtime_threads()
+    threads = "the runtime's default threads" if n is None else f"{n} thread" + ("s" if n != 1 else "")
+    return PteSection(written=bool(files), files=files, errors=tuple(errors),
+                      executorch_version=_version("executorch"),
+                      note="accuracy measured in ExecuTorch's runtime, one image per call; host latency: median of "
+                           f"repeated calls, XNNPACK, {threads}, on this machine",
+                      **facts)
+
+
+def _version(dist: str) -> str | None:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(dist)
+    except PackageNotFoundError:
+        return None
+
+
 def _layout(file_shape: list[int], nchw: list[int]) -> str:
     """"NCHW" or "NHWC": how a .tflite file's input shape holds the model's [1, C, H, W] input."""
     n, c, h, w = nchw
@@ -100,7 +150,7 @@ def _no_winner(run_dir: Path, folder: str, out_dir: Path) -> str:
     return f"{out_dir} holds no trained winner (no model.pt and card.json): run `{cmd}` first"
 
 
-def export_run(run_dir: str | Path, folder: str = "winner", formats: tuple[str, ...] = FORMATS,
+def export_run(run_dir: str | Path, folder: str = "winner", formats: tuple[str, ...] = DEFAULT_FORMATS,
                progress: Progress | None = None, allow_changed: bool = False) -> WinnerCard:
     """Re-export ``run_dir/folder``'s trained winner (its model.pt) in ``formats``; update its
     card (its accuracies; the advice derived from them is computed when the card is rendered).
@@ -119,6 +169,8 @@ def export_run(run_dir: str | Path, folder: str = "winner", formats: tuple[str, 
             raise NasError(_no_winner(ctx.run_dir, folder, out_dir))
         if "tflite" in formats:
             litert.require()
+        if "pte" in formats:
+            executorch.require()
         card = WinnerCard.load(card_path)
         model, blob = load_checkpoint(out_dir / "model.pt", ctx.space)
         res = int(blob["resolution"])
@@ -136,6 +188,10 @@ def export_run(run_dir: str | Path, folder: str = "winner", formats: tuple[str, 
             tfl = tflite_section(model, out_dir, shape, calib, lambda: data.eval_batches("test"), progress,
                                  ctx.config.seed)
             card = replace(card, tflite=tfl, files={**card.files, **tfl.files})
+        if "pte" in formats:
+            pte = pte_section(model, out_dir, shape, calib, lambda: data.eval_batches("test"), progress,
+                              ctx.config.seed)
+            card = replace(card, pte=pte, files={**card.files, **pte.files})
         run.write(f"{folder}/card.json", card.to_json())
         run.write(f"{folder}/card.md", card.markdown())
         run.log(f"{folder} re-exported as {', '.join(formats)}")
