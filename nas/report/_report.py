@@ -20,7 +20,7 @@ from nas.errors import NasError, ReportError, SearchError, StudyDamagedError
 from nas.report._html import marked_trial, render_html
 from nas.run import RunMeta, SearchConfig, read_run_config
 from nas.search import RunView, TrialRow, best_trial, hypervolume_2d, open_study, pareto_front, read_trials
-from nas.winner import WinnerCard
+from nas.winner import WinnerCard, winner_card_paths
 
 __all__ = ["ReportData", "Comparison", "ReportWriter", "report_data", "compare_references", "val_images",
            "winner_cards", "write_tables", "write_report", "load_run", "regenerate"]
@@ -70,8 +70,9 @@ def winner_cards(run_dir: Path | None) -> tuple[WinnerCard, ...]:
         return ()
     run_dir = Path(run_dir)
     cards = []
-    for path in sorted([*run_dir.glob("*/card.json"), *run_dir.glob("winners/*/card.json")],
-                       key=lambda p: (p.parent.name != "winner", str(p.relative_to(run_dir)))):
+    for path in sorted(winner_card_paths(run_dir),
+                       key=lambda p: (not str(p.relative_to(run_dir)).startswith("winner/"),
+                                      str(p.relative_to(run_dir)))):
         try:
             card = WinnerCard.load(path)
         except NasError:

@@ -13,8 +13,8 @@ from nas.winner._card import (
     WinnerCard,
     host_line,
 )
-from nas.winner._distill import NO_TEACHER, PICK_HELP, DistillConfig, distill_run, recipe_digest
-from nas.winner._pick import parse_rule, pick_winner, rule_of_folder, winner_folder
+from nas.winner._distill import NO_TEACHER, PICK_HELP, DistillConfig, distill_run, recipe_digest, winner_card_paths
+from nas.winner._pick import device_of_folder, parse_rule, pick_winner, rule_of_folder, winner_folder
 from nas.winner._ship import FORMATS, export_run, parse_formats, tflite_section
 
 __all__ = [
@@ -31,6 +31,7 @@ __all__ = [
     "WinnerCard",
     "NO_TEACHER",
     "PICK_HELP",
+    "device_of_folder",
     "distill_run",
     "export_run",
     "host_line",
@@ -40,5 +41,6 @@ __all__ = [
     "recipe_digest",
     "tflite_section",
     "rule_of_folder",
+    "winner_card_paths",
     "winner_folder",
 ]
