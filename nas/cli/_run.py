@@ -13,7 +13,7 @@ import typer
 from nas.api import distill_run, export_run, resume_search, run_search
 from nas.cli._app import app, err, ms, out, progress_printer, user_errors
 from nas.errors import DistillError, SearchError
-from nas.report import regenerate
+from nas.report import overlay_runs, regenerate
 from nas.run import RunContext, SearchConfig, read_run_config, resolve_run
 from nas.supernet import SupernetBudget
 from nas.train import ProxyBudget
@@ -429,9 +429,24 @@ def distill_cmd(
 
 @app.command("report")
 @user_errors
-def report_cmd(run_dir: Path = typer.Argument(..., help="A run folder (results/<name>).")) -> None:
-    """Regenerate trials.csv, pareto.json, report.html and pareto.png from the run's study."""
+def report_cmd(run_dirs: list[Path] = typer.Argument(..., help="A run folder (results/<name>); several: their fronts "
+                                                     "overlaid on one device."),
+               device: Optional[str] = typer.Option(None, "--device", "-d", help="Several runs: the device whose "
+                                                    "fronts to overlay (default: the first run's first device)."),
+               out_file: Optional[Path] = typer.Option(None, "--out", help="Several runs: the page to write "
+                                                       "(default: fronts-<device>.html here; a .png beside it).")
+               ) -> None:
+    """Regenerate trials.csv, pareto.json, report.html and pareto.png from the run's study; with
+    several runs, overlay their fronts on one device."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    files = regenerate(run_dir)
+    if len(run_dirs) == 1 and device is None and out_file is None:
+        files = regenerate(run_dirs[0])
+        for f in files.values():
+            out.print(f"wrote {f}")
+        return
+    fronts, files = overlay_runs(run_dirs, device, out_file)
+    for f in fronts:
+        out.print(f"{f.run}: {len(f.front)} front points on {f.device} (budget {f.budget_ms:.2f} ms), "
+                  f"hypervolume {f.hypervolume:.4f}", markup=False)
     for f in files.values():
         out.print(f"wrote {f}")
