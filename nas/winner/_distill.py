@@ -347,17 +347,16 @@ def _write_card(path: Path, card: WinnerCard) -> None:
 
 
 def _copy_twin(run: RunFolder, run_dir: Path, src: Path, card: WinnerCard, out_dir: Path,
-               cfg: DistillConfig, device: DeviceTarget | None = None) -> WinnerCard:
+               cfg: DistillConfig, device: DeviceTarget | None = None, cand: Candidate | None = None) -> WinnerCard:
     """``src``'s files as ``out_dir`` (a copy under a hidden name, then renamed into place; with
     --force the folder it replaces goes only then), its card saying which pick it is and where
     the files came from. ``device`` (a run on several devices): the device the copy is the winner
-    of; its card is that device's (latency, budget, provenance) and every card of the network
-    lists the devices it serves."""
+    of; its card is that device's (``cand``'s latency, budget, provenance) and every card of the
+    network lists the devices it serves."""
     copied = replace(card, pick=cfg.pick, folder=cfg.folder,
                      copied_from=card.copied_from or src.relative_to(run_dir).as_posix())
-    if device is not None:
+    if device is not None and cand is not None:
         serves = tuple(dict.fromkeys((*card.serves, device.name)))
-        cand = Candidate.parse(card.candidate)
         copied = replace(copied, serves=serves,
                          **_device_facts(device.profile, cand, card.num_classes, card.input.shape[1], device))
         for path in winner_card_paths(run_dir):  # the network's other folders say so too
@@ -520,7 +519,7 @@ def _distill_locked(folder: RunFolder, run: str | Path | RunContext, cfg: Distil
                            supernet=trained.get("digest") if trained else None)
     twin = _trained_twin(run_dir, win.number, recipe, out_dir)
     if twin is not None:  # e.g. the knee is the best trial: winner/ already holds it
-        return _copy_twin(folder, run_dir, *twin, out_dir, cfg, device if ctx.multi else None)
+        return _copy_twin(folder, run_dir, *twin, out_dir, cfg, device if ctx.multi else None, cand)
     data = dataset.at_resolution(res, progress)  # images on disk: made once, unless the search made it
     inh = _inheritance(run_dir, space, data.num_classes, data.in_channels, cfg)  # refused before any file is made
     prev_threads = torch.get_num_threads()
