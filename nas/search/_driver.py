@@ -242,7 +242,9 @@ class _Search:
         had = read_training(self.run.path)
         self.run.log("supernet: " + ("found trained" if had else
                                      f"training ({budget.epochs:g} epochs of {budget.max_train_images} images, "
-                                     f"members within {limit:.2f} ms)"))
+                                     f"members within {limit:.2f} ms" + (
+                                         f" on {ctx.profile.name}, or {SUPERNET_LIMIT:g}x the budget on another "
+                                         f"device" if ctx.multi else "") + ")"))
         t0 = time.perf_counter()
 
         def step(done: int, total: int, seconds: float) -> None:
