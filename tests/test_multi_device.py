@@ -234,3 +234,17 @@ def test_resume_keeps_the_device_list_and_the_objectives_steer(tmp_path, ray_ses
         assert set(a["latencies_ms"]) == set(DEVICES)
         assert t.values[1:] == pytest.approx([a["latencies_ms"][d] / b for d, b in zip(DEVICES, (4.0, 16.0, 7.0))])
         assert list(t.constraints) == ["latency_over_every_budget"]
+
+
+@pytest.mark.slow
+def test_the_cli_searches_several_devices_and_names_each_ones_best(tmp_path, ray_session):
+    r = runner.invoke(app, ["search", "--device", "pixel7,note10", "--latency-ms", "3,6", "--trials", "2",
+                            "--proxy-images", "128", "--references", "0", "--no-distill", "--out", str(tmp_path),
+                            "--name", "s"])
+    assert r.exit_code == 0, r.output
+    for name, budget in (("pixel7", "3.00"), ("note10", "6.00")):
+        assert f"best within {budget} ms on {name}" in r.output or \
+            f"{name}: no candidate within {budget} ms" in r.output, r.output
+    cfg, meta = read_run_config(tmp_path / "s")
+    assert cfg.latency_ms == (3.0, 6.0) and [m.name for m in meta.devices] == ["pixel7", "note10"]
+    assert r.output.strip().splitlines()[-1].startswith(f"next: nas distill {tmp_path / 's'}")

@@ -308,9 +308,11 @@ def _device_body(data, suffix: str, plotlyjs: bool, config: dict) -> list[str]:
     counts = {s: sum(1 for r in data.trials if r.status == s)
               for s in ("evaluated", "duplicate", "over_budget", "failed", "interrupted", "running")}
     summary = ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in counts.items() if v)
+    top = _decision(data) + _winners(data)
+    for name in ("decision", "ship", "references", "winners", "winners-table"):  # one id per page
+        top = top.replace(f"id='{name}'", f"id='{name}{suffix}'")
     return [
-        _decision(data),
-        _winners(data),
+        top,
         f"<p>Latency: predicted from the <b>{html.escape(data.device_label)}</b> profile; these numbers "
         f"are <b>{html.escape(data.provenance)}</b>. Budget: {html.escape(data.budget_source)}. "
         f"Accuracy: {html.escape(data.accuracy_source)}" +
