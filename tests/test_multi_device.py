@@ -196,6 +196,10 @@ def test_distill_needs_a_device_on_a_run_on_several(multi):
         distill_run(res.run_dir, DistillConfig(**FAST))
     with pytest.raises(DistillError, match="no device 'nokia'"):
         distill_run(res.run_dir, DistillConfig(**FAST, device="nokia"))
+    for args, msg in ((["--out", "mine"], "--out names one folder: with a run on several devices give --device"),
+                      (["--device", "nokia"], "this run has no device 'nokia'; its device(s): pixel7, pixel1, note10")):
+        r = runner.invoke(app, ["distill", str(res.run_dir), *args])
+        assert r.exit_code == 2 and r.output.strip().count("\n") == 0 and msg in r.output, r.output
 
 
 @pytest.mark.slow
@@ -236,7 +240,6 @@ def test_resume_keeps_the_device_list_and_the_objectives_steer(tmp_path, ray_ses
         assert list(t.constraints) == ["latency_over_every_budget"]
 
 
-@pytest.mark.slow
 def test_the_cli_searches_several_devices_and_names_each_ones_best(tmp_path, ray_session):
     r = runner.invoke(app, ["search", "--device", "pixel7,note10", "--latency-ms", "3,6", "--trials", "2",
                             "--proxy-images", "128", "--references", "0", "--no-distill", "--out", str(tmp_path),

@@ -139,11 +139,12 @@ def search_cmd(
     device: str = typer.Option(S.device, "--device", "-d", help="Device profile name or YAML path; several, "
                                "comma-separated (pixel7,pixel1,note10): one search, a front and a winner per device."),
     space: str = typer.Option(S.space, "--space", "-s", help="Search space name or YAML path."),
-    latency_ms: Optional[str] = typer.Option(None, "--latency-ms",
+    latency_ms: Optional[str] = typer.Option(None, "--latency-ms", metavar="MS[,MS...]",
                                              help="Latency budget in ms; several devices: one per device, "
                                                   "comma-separated (3,12,8). Default: each device's latency of "
                                                   "MobileNetV3-Small 1.0 (printed)."),
-    steer: str = typer.Option(S.steer, "--steer", help="Several devices: how the sampler sees their budgets: "
+    steer: str = typer.Option(S.steer, "--steer", metavar="constraints|objectives",
+                              help="Several devices: how the sampler sees their budgets: "
                               "constraints (one per device, latency/budget) or objectives (one latency/budget "
                               "objective per device)."),
     memory_kb: Optional[float] = typer.Option(S.memory_kb, "--memory-kb", help="Peak memory budget at batch 1 "
