@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Optional
 
@@ -11,9 +12,9 @@ import typer
 
 from nas.api import distill_run, export_run, resume_search, run_search
 from nas.cli._app import app, err, ms, out, progress_printer, user_errors
-from nas.errors import SearchError
-from nas.report import regenerate
-from nas.run import RunContext, SearchConfig, resolve_run
+from nas.errors import DistillError, SearchError
+from nas.report import overlay_runs, regenerate
+from nas.run import RunContext, SearchConfig, read_run_config, resolve_run
 from nas.supernet import SupernetBudget
 from nas.train import ProxyBudget
 from nas.winner import PICK_HELP, DistillConfig
@@ -102,8 +103,15 @@ def _print_result(res, ctx: RunContext) -> None:
     out.print(f"{res.evaluated} candidates {'scored from the supernet' if scored else 'trained'}, {res.failed} "
               f"failed, {res.over_budget} over budget ({'not scored' if scored else 'not trained'}) in "
               f"{res.seconds / 60:.1f} min")
-    if res.best_key:
-        what = "inherited-weight accuracy" if scored else "proxy accuracy"
+    what = "inherited-weight accuracy" if scored else "proxy accuracy"
+    if ctx.multi:
+        for t in ctx.devices:
+            acc, key = res.best_by_device.get(t.name, (None, None))
+            if key is None:
+                out.print(f"{t.name}: no candidate within {ms(t.budget_ms)} ms finished training")
+            else:
+                out.print(f"best within {ms(t.budget_ms)} ms on {t.profile.label}: {what} {acc:.4f}\n  {key}")
+    elif res.best_key:
         out.print(f"best within {ms(res.budget_ms)} ms on {ctx.meta.device_label} ({ctx.num_classes} classes): "
                   f"{what} {res.best_accuracy:.4f}\n  {res.best_key}")
     else:
@@ -112,15 +120,33 @@ def _print_result(res, ctx: RunContext) -> None:
     out.print(f"Pareto front: {res.files['pareto.json']}; study: {res.storage}")
 
 
+def _budgets(text: str | None, device: str) -> float | tuple[float, ...] | None:
+    """--latency-ms as SearchConfig takes it: one number, or one per device (several devices)."""
+    if text is None:
+        return None
+    try:
+        values = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise SearchError(f"--latency-ms must be a number of ms, or one per device comma-separated; "
+                          f"got {text!r}") from None
+    return values if "," in device or len(values) > 1 else values[0]
+
+
 @app.command("search")
 @user_errors
 def search_cmd(
     cli: typer.Context,
-    device: str = typer.Option(S.device, "--device", "-d", help="Device profile name or YAML path."),
+    device: str = typer.Option(S.device, "--device", "-d", help="Device profile name or YAML path; several, "
+                               "comma-separated (pixel7,pixel1,note10): one search, a front and a winner per device."),
     space: str = typer.Option(S.space, "--space", "-s", help="Search space name or YAML path."),
-    latency_ms: Optional[float] = typer.Option(S.latency_ms, "--latency-ms",
-                                               help="Latency budget; default: the device's latency of "
-                                                    "MobileNetV3-Small 1.0 (printed)."),
+    latency_ms: Optional[str] = typer.Option(None, "--latency-ms", metavar="MS[,MS...]",
+                                             help="Latency budget in ms; several devices: one per device, "
+                                                  "comma-separated (3,12,8). Default: each device's latency of "
+                                                  "MobileNetV3-Small 1.0 (printed)."),
+    steer: str = typer.Option(S.steer, "--steer", metavar="constraints|objectives",
+                              help="Several devices: how the sampler sees their budgets: "
+                              "constraints (one per device, latency/budget) or objectives (one latency/budget "
+                              "objective per device)."),
     memory_kb: Optional[float] = typer.Option(S.memory_kb, "--memory-kb", help="Peak memory budget at batch 1 "
                                               "(activations + weights, KB); over it, a candidate is not trained."),
     size_kb: Optional[float] = typer.Option(S.size_kb, "--size-kb", help="Model size budget (weights at their bit "
@@ -184,7 +210,8 @@ def search_cmd(
         supernet = {"epochs": supernet_epochs} if "supernet_epochs" in given else {}
         if "images" in given:  # the supernet trains on the same images per epoch as the short proxy
             supernet["max_train_images"] = images
-        cfg = SearchConfig(device=device, space=space, latency_ms=latency_ms, memory_kb=memory_kb, size_kb=size_kb,
+        cfg = SearchConfig(device=device, space=space, latency_ms=_budgets(latency_ms, device), memory_kb=memory_kb,
+                           size_kb=size_kb, steer=steer,
                            trials=trials, workers=workers,
                            data=data, sampler=sampler,
                            objectives=tuple(o.strip() for o in objectives.split(",") if o.strip()),
@@ -195,8 +222,10 @@ def search_cmd(
                            supernet_workers=supernet_workers)
         ctx = resolve_run(cfg, progress=_per_stage_printer("images"))
         if latency_ms is None:
-            err.print(f"latency budget {ms(ctx.budget_ms)} ms for {ctx.num_classes} classes: {ctx.budget_source} "
-                      f"(set one with --latency-ms)")
+            for t in ctx.devices:
+                on = f" on {t.name}" if ctx.multi else ""
+                err.print(f"latency budget{on} {ms(t.budget_ms)} ms for {ctx.num_classes} classes: {t.budget_source} "
+                          f"(set one with --latency-ms)")
         for note in ctx.budget_notes:  # how rare a memory or size budget is among sampled candidates
             err.print(note, markup=False)
     update, stop = _search_progress()
@@ -216,10 +245,16 @@ def search_cmd(
     if ctx.config.distill:
         # the search's own winner: a resumed search replaces the winner it trained before
         d = DistillConfig(accelerator=ctx.config.accelerator, force=True)
-        out.print(f"training the winner for {d.epochs:g} epochs on the whole training split at its own side, then "
+        winners = "a winner per device (one network winning on several is trained once)" if ctx.multi else \
+            "the winner"
+        out.print(f"training {winners} for {d.epochs:g} epochs on the whole training split at its own side, then "
                   f"exporting ONNX and LiteRT files (minutes; --no-distill stops after the search)", markup=False)
-        _distill(ctx, d)
-        out.print(f"done. model: {res.run_dir / 'winner' / 'model.onnx'} (int8: model.int8.onnx, card: card.md); "
+        for name in ctx.device_names() or (None,):
+            if name is not None:
+                out.print(f"device {name}:")
+            _distill(ctx, replace(d, device=name))
+        where = res.run_dir / "winner" / ("<device>" if ctx.multi else "")
+        out.print(f"done. model: {where / 'model.onnx'} (int8: model.int8.onnx, card: card.md); "
                   f"report: {res.files['report.html']}")
     else:
         out.print(f"next: nas distill {res.run_dir}  (trains, exports and documents the winner)")
@@ -370,7 +405,10 @@ def distill_cmd(
                                              f"space's largest candidate) or parent (the winner unpruned, float); "
                                              f"default {D.teacher_net}. Implies --kd."),
     out_name: Optional[str] = typer.Option(D.out, "--out", help="Folder in the run for this winner (default: winner/ "
-                                           "for best, winners/<pick>/ for the other rules)."),
+                                           "for best, winners/<pick>/ for the other rules; a run on several devices: "
+                                           "winner/<device>/ and winners/<device>/<pick>/)."),
+    device: Optional[str] = typer.Option(None, "--device", "-d", help="A run on several devices: the device whose "
+                                         "winner to train (picked at its budget); default: each device in turn."),
     force: bool = typer.Option(D.force, "--force", help="Replace that folder if it holds a winner already."),
     own_side_epochs: float = typer.Option(D.own_side_epochs, "--own-side-epochs", help="Fine-tuning epochs at the "
                                           "candidate's own input side before export (0: only batch-norm statistics "
@@ -392,15 +430,37 @@ def distill_cmd(
                         teacher_epochs=teacher_epochs, kd=kd or kd_teacher is not None,
                         teacher_net=kd_teacher or D.teacher_net, out=out_name, force=force,
                         own_side_epochs=own_side_epochs, start=start, continue_epochs=continue_epochs,
-                        accelerator=accelerator, own_side_lr=own_side_lr, inherit=not no_inherit)
-    _distill(run_dir, cfg, allow_changed)
+                        accelerator=accelerator, own_side_lr=own_side_lr, inherit=not no_inherit, device=device)
+    cfg.validate()  # a bad --pick is named before the folder is read
+    devices = [m.name for m in read_run_config(run_dir)[1].devices] if device is None else []
+    if devices and out_name is not None:
+        raise DistillError("--out names one folder: with a run on several devices give --device too")
+    for name in devices or [device]:
+        if devices:
+            out.print(f"device {name}:")
+        _distill(run_dir, replace(cfg, device=name), allow_changed)
 
 
 @app.command("report")
 @user_errors
-def report_cmd(run_dir: Path = typer.Argument(..., help="A run folder (results/<name>).")) -> None:
-    """Regenerate trials.csv, pareto.json, report.html and pareto.png from the run's study."""
+def report_cmd(run_dirs: list[Path] = typer.Argument(..., help="A run folder (results/<name>); several: their fronts "
+                                                     "overlaid on one device."),
+               device: Optional[str] = typer.Option(None, "--device", "-d", help="Several runs: the device whose "
+                                                    "fronts to overlay (default: the first run's first device)."),
+               out_file: Optional[Path] = typer.Option(None, "--out", help="Several runs: the page to write "
+                                                       "(default: fronts-<device>.html here; a .png beside it).")
+               ) -> None:
+    """Regenerate trials.csv, pareto.json, report.html and pareto.png from the run's study; with
+    several runs, overlay their fronts on one device."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    files = regenerate(run_dir)
+    if len(run_dirs) == 1 and device is None and out_file is None:
+        files = regenerate(run_dirs[0])
+        for f in files.values():
+            out.print(f"wrote {f}")
+        return
+    fronts, files = overlay_runs(run_dirs, device, out_file)
+    for f in fronts:
+        out.print(f"{f.run}: {len(f.front)} front points on {f.device} (budget {f.budget_ms:.2f} ms), "
+                  f"hypervolume {f.hypervolume:.4f}", markup=False)
     for f in files.values():
         out.print(f"wrote {f}")

@@ -15,7 +15,7 @@ from typing import Any
 from nas.errors import ReportError
 from nas.winner import host_line
 
-__all__ = ["render_html", "title", "marked_trial"]
+__all__ = ["render_html", "title", "marked_trial", "overlay_traces"]
 
 _SORT_JS = """
 document.querySelectorAll('table.sortable th').forEach(function (th, col) {
@@ -64,6 +64,11 @@ def marked_trial(data) -> tuple[Any, str] | None:
     return None
 
 
+def _dev(data) -> list[str]:
+    """``--device NAME`` for the commands of a device's section (a run on several devices)."""
+    return ["--device", data.device] if getattr(data, "device", "") else []
+
+
 def _cmd(*args: str) -> str:
     return " ".join(shlex.quote(a) for a in args)
 
@@ -98,11 +103,11 @@ def _decision(data) -> str:
         lines.append(f"<li>Files in <code>{html.escape(folder)}/</code>: "
                      f"{', '.join(f'<code>{html.escape(f)}</code>' for f in _model_files(w))}, card "
                      f"<code>card.md</code>.</li></ul>")
-        again = _cmd('nas', 'distill', run, '--pick', f'trial={r.number}', '--force')
+        again = _cmd('nas', 'distill', run, *_dev(data), '--pick', f'trial={r.number}', '--force')
         lines.append(f"<p>Re-export it: <code>{html.escape(again)}</code></p>")
     else:
         lines.append("</ul>")
-        lines.append(f"<p>Train and export it: <code>{html.escape(_cmd('nas', 'distill', run))}</code></p>")
+        lines.append(f"<p>Train and export it: <code>{html.escape(_cmd('nas', 'distill', run, *_dev(data)))}</code></p>")
     return "<div class='box' id='decision'>" + "".join(lines) + _comparison(data) + "</div>"
 
 
@@ -185,7 +190,8 @@ def _front_table(data, marked_number: int | None) -> str:
             f"<td data-v='{r.memory or 0}'>{(r.memory or 0) / 1024:.0f}</td>"
             f"<td>{(r.macs or 0) / 1e6:.1f}</td><td>{html.escape(r.bits)}</td><td>{html.escape(r.keep)}</td>"
             f"<td class='key'><code>{html.escape(r.key)}</code></td>"
-            f"<td class='cmd'><code>{html.escape(_cmd('nas', 'distill', run, '--pick', f'trial={r.number}'))}</code></td></tr>")
+            f"<td class='cmd'><code>{html.escape(_cmd('nas', 'distill', run, *_dev(data), '--pick', f'trial={r.number}'))}"
+            f"</code></td></tr>")
     n = len(data.front)
     return (f"<h3>The Pareto front ({n} trial{'' if n == 1 else 's'}; click a column to sort)</h3><div class='scroll'>"
             f"<table class='sortable' id='front-table'><thead>{head}</thead><tbody>{''.join(rows)}</tbody>"
@@ -254,7 +260,43 @@ def _figure(data, mark):
 
 
 def render_html(data) -> str:
-    """One self-contained page (plotly inlined, nothing fetched)."""
+    """One self-contained page (plotly inlined, nothing fetched); a run on several devices: the
+    overlay of every device's front (latency over its budget), then one section per device."""
+    config = {"responsive": True, "displaylogo": False}
+    head = [
+        "<!DOCTYPE html><html><head><meta charset='utf-8'>",
+        "<meta name='viewport' content='width=device-width, initial-scale=1'>",
+        f"<title>{html.escape(data.run)}: hwnas report</title><style>{_CSS}</style></head><body>",
+    ]
+    if not data.devices:
+        body = head + [f"<h2>{html.escape(title(data))}</h2>", *_device_body(data, "", True, config)]
+    else:
+        names = [d.device for d in data.devices]
+        body = head + [
+            f"<h2>{html.escape(data.run)}: {html.escape(data.space)} on {len(names)} devices, a model for each</h2>",
+            "<p id='devices'>" + " · ".join(f"<a href='#device-{html.escape(n)}'>{html.escape(d.device_label)}, "
+                                           f"budget {d.budget_ms:.2f} ms</a>" for n, d in zip(names, data.devices))
+            + "</p>",
+            "<h3>Every device's front, latency over its budget</h3><p>One search priced every candidate on every "
+            "device: each curve is one device's Pareto front, its latency divided by that device's budget "
+            "(1 = the budget).</p>",
+            _overlay_figure(data).to_html(full_html=False, include_plotlyjs=True, div_id="overlay", config=config),
+        ]
+        for d in data.devices:
+            body += [f"<section id='device-{html.escape(d.device)}'><h2>{html.escape(title(d))}</h2>",
+                     *_device_body(d, f"-{d.device}", False, config), "</section>"]
+    failed = [r for r in data.trials if r.status == "failed"]
+    if failed:
+        rows = "".join(f"<tr><td>{r.number}</td><td><code>{html.escape(r.key)}</code></td>"
+                       f"<td>{html.escape(r.reason)}</td></tr>" for r in failed)
+        body.append(f"<h3>Failed trials ({len(failed)})</h3><div class='scroll'><table id='failed'><tr><th>trial</th>"
+                    f"<th>candidate</th><th>reason</th></tr>{rows}</table></div>")
+    body.append(f"<script>{_SORT_JS}</script></body></html>")
+    return "\n".join(body)
+
+
+def _device_body(data, suffix: str, plotlyjs: bool, config: dict) -> list[str]:
+    """The decision, the winners, the front table, the plot and the hypervolume of one device."""
     import plotly.graph_objects as go
 
     mark = marked_trial(data)
@@ -263,34 +305,49 @@ def render_html(data) -> str:
                               mode="lines", line=dict(shape="hv")))
     hv.update_layout(xaxis_title="trial", yaxis_title="hypervolume", template="plotly_white", height=280,
                      margin=dict(l=50, r=20, t=20, b=40))
-    failed = [r for r in data.trials if r.status == "failed"]
     counts = {s: sum(1 for r in data.trials if r.status == s)
               for s in ("evaluated", "duplicate", "over_budget", "failed", "interrupted", "running")}
     summary = ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in counts.items() if v)
-    config = {"responsive": True, "displaylogo": False}
-    body = [
-        "<!DOCTYPE html><html><head><meta charset='utf-8'>",
-        "<meta name='viewport' content='width=device-width, initial-scale=1'>",
-        f"<title>{html.escape(data.run)}: hwnas report</title><style>{_CSS}</style></head><body>",
-        f"<h2>{html.escape(title(data))}</h2>",
-        _decision(data),
-        _winners(data),
+    top = _decision(data) + _winners(data)
+    for name in ("decision", "ship", "references", "winners", "winners-table"):  # one id per page
+        top = top.replace(f"id='{name}'", f"id='{name}{suffix}'")
+    return [
+        top,
         f"<p>Latency: predicted from the <b>{html.escape(data.device_label)}</b> profile; these numbers "
         f"are <b>{html.escape(data.provenance)}</b>. Budget: {html.escape(data.budget_source)}. "
         f"Accuracy: {html.escape(data.accuracy_source)}" +
         (f"; {html.escape(data.fidelity)}" if data.fidelity else "") + ".</p>",
-        f"<p id='summary'>Trials: {html.escape(summary)}.</p>",
+        f"<p id='summary{suffix}'>Trials: {html.escape(summary)}" +
+        ("; over budget means over every device's budget" if suffix else "") + ".</p>",
         _front_table(data, mark[0].number if mark else None),
         "<h3>Accuracy against latency</h3>",
-        fig.to_html(full_html=False, include_plotlyjs=True, div_id="front", config=config),
+        fig.to_html(full_html=False, include_plotlyjs=plotlyjs, div_id=f"front{suffix}", config=config),
         "<h3>Hypervolume over trials</h3><p>How much of the accuracy-latency plane under the budget the front "
         "covers (0 to 1); when it stops rising, more trials are unlikely to find better models.</p>",
-        hv.to_html(full_html=False, include_plotlyjs=False, div_id="hypervolume", config=config),
+        hv.to_html(full_html=False, include_plotlyjs=False, div_id=f"hypervolume{suffix}", config=config),
     ]
-    if failed:
-        rows = "".join(f"<tr><td>{r.number}</td><td><code>{html.escape(r.key)}</code></td>"
-                       f"<td>{html.escape(r.reason)}</td></tr>" for r in failed)
-        body.append(f"<h3>Failed trials ({len(failed)})</h3><div class='scroll'><table id='failed'><tr><th>trial</th>"
-                    f"<th>candidate</th><th>reason</th></tr>{rows}</table></div>")
-    body.append(f"<script>{_SORT_JS}</script></body></html>")
-    return "\n".join(body)
+
+
+def overlay_traces(fronts: list[tuple[str, list, float]], normalise: bool):
+    """A plotly figure of several fronts: (name, front rows, budget ms) each; ``normalise``:
+    latency divided by each budget (several devices), else in ms with each budget drawn."""
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    for name, front, budget in fronts:
+        xs = [r.latency_ms / budget if normalise else r.latency_ms for r in front]
+        fig.add_trace(go.Scatter(x=xs, y=[r.accuracy for r in front], mode="lines+markers",
+                                 line=dict(shape="hv"), name=f"{name} ({len(front)}), budget {budget:.2f} ms",
+                                 hovertext=[f"{name}<br>{_hover(r)}" for r in front], hoverinfo="text"))
+        if not normalise:
+            fig.add_vline(x=budget, line_dash="dot", line_color="#999")
+    if normalise:
+        fig.add_vline(x=1.0, line_dash="dash", line_color="#555")
+    fig.update_layout(template="plotly_white", height=480, margin=dict(l=50, r=20, t=30, b=40),
+                      xaxis_title="predicted latency / the device's budget" if normalise else "predicted latency [ms]",
+                      yaxis_title="accuracy", legend=dict(orientation="h", yanchor="top", y=-0.2, x=0))
+    return fig
+
+
+def _overlay_figure(data):
+    return overlay_traces([(d.device, d.front, d.budget_ms) for d in data.devices], normalise=True)

@@ -12,18 +12,29 @@ import io
 import json
 import math
 import re
+from html import escape as html_escape
 from pathlib import Path
 from typing import Any, NamedTuple
 
 from nas._paths import atomic_write
 from nas.errors import NasError, ReportError, SearchError, StudyDamagedError
-from nas.report._html import marked_trial, render_html
-from nas.run import RunMeta, SearchConfig, read_run_config
-from nas.search import RunView, TrialRow, best_trial, hypervolume_2d, open_study, pareto_front, read_trials
-from nas.winner import WinnerCard
+from nas.report._html import marked_trial, overlay_traces, render_html
+from nas.run import DeviceMeta, RunMeta, SearchConfig, read_run_config
+from nas.search import (
+    RunView,
+    TrialRow,
+    best_trial,
+    hypervolume_2d,
+    open_study,
+    pareto_front,
+    read_trials,
+    rows_for_device,
+)
+from nas.winner import WinnerCard, winner_card_paths
 
 __all__ = ["ReportData", "Comparison", "ReportWriter", "report_data", "compare_references", "val_images",
-           "winner_cards", "write_tables", "write_report", "load_run", "regenerate"]
+           "winner_cards", "write_tables", "write_report", "load_run", "regenerate", "RunFront", "run_fronts",
+           "overlay_runs"]
 
 
 class Comparison(NamedTuple):
@@ -61,6 +72,11 @@ class ReportData(NamedTuple):
     comparison: Comparison | None = None  # the recommendation against the reference networks
     accuracy_label: str = "proxy accuracy"  # "inherited-weight accuracy" with --proxy supernet
     accuracy_source: str = ""  # a sentence: how the accuracies were had
+    # a run on several devices: the device this data is seen from ("" on one device), and in the
+    # run's data, one ReportData per device (its trials' latency is that device's, its front, pick,
+    # winners and comparison at that device's budget); the run's own fields are the first device's
+    device: str = ""
+    devices: tuple["ReportData", ...] = ()
 
 
 def winner_cards(run_dir: Path | None) -> tuple[WinnerCard, ...]:
@@ -70,8 +86,9 @@ def winner_cards(run_dir: Path | None) -> tuple[WinnerCard, ...]:
         return ()
     run_dir = Path(run_dir)
     cards = []
-    for path in sorted([*run_dir.glob("*/card.json"), *run_dir.glob("winners/*/card.json")],
-                       key=lambda p: (p.parent.name != "winner", str(p.relative_to(run_dir)))):
+    for path in sorted(winner_card_paths(run_dir),
+                       key=lambda p: (not str(p.relative_to(run_dir)).startswith("winner/"),
+                                      str(p.relative_to(run_dir)))):
         try:
             card = WinnerCard.load(path)
         except NasError:
@@ -80,18 +97,31 @@ def winner_cards(run_dir: Path | None) -> tuple[WinnerCard, ...]:
     return tuple(cards)
 
 
-def _winner_card(run_dir: Path | None) -> WinnerCard | None:
-    if run_dir is None or not (Path(run_dir) / "winner" / "card.json").is_file():
+def _winner_card(run_dir: Path | None, device: str | None = None) -> WinnerCard | None:
+    """winner/card.json (several devices: winner/<device>/card.json), None when not exported."""
+    path = None if run_dir is None else Path(run_dir) / "winner" / (device or "") / "card.json"
+    if path is None or not path.is_file():
         return None
     try:
-        return WinnerCard.load(Path(run_dir) / "winner" / "card.json")
+        return WinnerCard.load(path)
     except NasError:  # unreadable: the page is written without it
         return None
 
 
 def report_data(study, meta: RunMeta, config: SearchConfig, run_dir: Path | None = None) -> ReportData:
+    """The report of a run; on several devices, the first device's view with every device's
+    in ``devices``."""
     rows = read_trials(study)
-    budget = float(meta.latency_budget_ms)
+    if not meta.devices:
+        return _device_data(study, rows, meta, config, run_dir)
+    views = tuple(_device_data(study, rows_for_device(rows, m.name), meta, config, run_dir, m) for m in meta.devices)
+    return views[0]._replace(devices=views)
+
+
+def _device_data(study, rows: list[TrialRow], meta: RunMeta, config: SearchConfig, run_dir: Path | None,
+                 device: DeviceMeta | None = None) -> ReportData:
+    """The report as seen from one device (``device`` None: the run's only one)."""
+    budget = float(meta.latency_budget_ms if device is None else device.budget_ms)
     objectives = tuple(config.objectives)
     front = pareto_front(rows, budget, size="size" in objectives, memory="memory" in objectives)
     hv, pts = [], []
@@ -100,13 +130,23 @@ def report_data(study, meta: RunMeta, config: SearchConfig, run_dir: Path | None
             pts.append((r.accuracy, r.latency_ms))
         if r.status != "running":
             hv.append((r.number, hypervolume_2d(pts, budget)))
+    references = list(study.user_attrs.get("references", []))
+    winners = winner_cards(run_dir)
+    if device is not None:  # its references' latency, its winners
+        references = [{**r, "latency_ms": (r.get("latencies_ms") or {}).get(device.name, r.get("latency_ms"))}
+                      for r in references]
+        winners = tuple(w for w in winners if w.device == device.name)
     data = ReportData(
-        run=meta.study_name, space=config.space, device_label=meta.device_label,
-        provenance=meta.device_provenance, budget_ms=budget, budget_source=meta.latency_budget_source,
+        run=meta.study_name, space=config.space,
+        device_label=meta.device_label if device is None else device.label,
+        provenance=meta.device_provenance if device is None else device.provenance, budget_ms=budget,
+        budget_source=meta.latency_budget_source if device is None else device.budget_source,
         objectives=objectives, dataset=meta.dataset, trials=rows, front=front,
-        references=list(study.user_attrs.get("references", [])), hypervolume=hv,
-        run_dir=str(run_dir or ""), recommended=_recommended(rows, budget), winner=_winner_card(run_dir),
-        fidelity=_fidelity_text(config), winners=winner_cards(run_dir),
+        references=references, hypervolume=hv,
+        run_dir=str(run_dir or ""), recommended=_recommended(rows, budget),
+        winner=_winner_card(run_dir, device.name if device else None),
+        fidelity=_fidelity_text(config), winners=winners,
+        device=device.name if device else "",
         **_accuracy_text(config, study.user_attrs.get("supernet"), meta.dataset))
     return data._replace(comparison=compare_references(data, val_images(meta), meta.num_classes))
 
@@ -215,24 +255,36 @@ def _recommended(rows: list[TrialRow], budget_ms: float) -> TrialRow | None:
 
 # ----------------------------------------------------------------------------- renderers
 
-CSV_FIELDS = list(TrialRow._fields)
+CSV_FIELDS = [f for f in TrialRow._fields if f != "latencies"]  # several devices: a column each instead
 
 
 def trials_csv(data: ReportData) -> str:
+    """One row per trial; on several devices ``latency_ms`` is the first device's and
+    ``latency_ms_<device>`` columns follow, one per device."""
+    names = [d.device for d in data.devices]
     buf = io.StringIO()
     w = csv.writer(buf)
-    w.writerow(CSV_FIELDS)
+    w.writerow(CSV_FIELDS + [f"latency_ms_{n}" for n in names])
     for r in data.trials:
-        w.writerow(["" if v is None else "/".join("failed" if a is None else f"{a:.4f}" for a in v)
-                    if isinstance(v, tuple) else v for v in r])
+        cells = ["" if v is None else "/".join("failed" if a is None else f"{a:.4f}" for a in v)
+                 if isinstance(v, tuple) else v for k, v in zip(TrialRow._fields, r) if k != "latencies"]
+        w.writerow(cells + [("" if not r.latencies or r.latencies.get(n) is None else r.latencies[n])
+                            for n in names])
     return buf.getvalue()
 
 
+def _front_points(data: ReportData) -> list[dict]:
+    return [{"number": r.number, "key": r.key, "accuracy": r.accuracy, "latency_ms": r.latency_ms,
+             "bytes": r.bytes, "macs": r.macs, "params": r.params, "bits": r.bits, "keep": r.keep,
+             "rung": r.rung, "rung_accuracy": list(r.rung_accuracy)} for r in data.front]
+
+
 def pareto_json(data: ReportData) -> str:
-    return json.dumps([{"number": r.number, "key": r.key, "accuracy": r.accuracy, "latency_ms": r.latency_ms,
-                        "bytes": r.bytes, "macs": r.macs, "params": r.params, "bits": r.bits, "keep": r.keep,
-                        "rung": r.rung, "rung_accuracy": list(r.rung_accuracy)}
-                       for r in data.front], indent=1)
+    """The front's points; on several devices {device: {budget_ms, front}} (latency: that device's)."""
+    if data.devices:
+        return json.dumps({d.device: {"budget_ms": d.budget_ms, "front": _front_points(d)} for d in data.devices},
+                          indent=1)
+    return json.dumps(_front_points(data), indent=1)
 
 
 def render_png(data: ReportData) -> bytes:
@@ -244,6 +296,9 @@ def render_png(data: ReportData) -> bytes:
     except ImportError:  # pragma: no cover
         raise ReportError("matplotlib is not installed: pip install matplotlib") from None
     fig, ax = plt.subplots(figsize=(8, 5), dpi=120)
+    if data.devices:
+        _overlay_png(ax, data)
+        return _png_bytes(fig, plt)
     trained = [r for r in data.trials if r.trained and r.latency_ms is not None]
     ax.scatter([r.latency_ms for r in trained], [r.accuracy for r in trained], s=14, c="#9aa5b1",
                label=f"trained trials ({len(trained)})")
@@ -265,11 +320,29 @@ def render_png(data: ReportData) -> bytes:
     ax.set_title(f"{data.run}: {data.space}", fontsize=10)
     ax.legend(fontsize=7, loc="lower right")
     ax.grid(alpha=0.3)
+    return _png_bytes(fig, plt)
+
+
+def _png_bytes(fig, plt) -> bytes:
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
     plt.close(fig)
     return buf.getvalue()
+
+
+def _overlay_png(ax, data: ReportData) -> None:
+    """Every device's front on one plot, latency divided by that device's budget (1 = its budget)."""
+    for d in data.devices:
+        if d.front:
+            ax.step([r.latency_ms / d.budget_ms for r in d.front], [r.accuracy for r in d.front], where="post",
+                    marker="o", label=f"{d.device}: front ({len(d.front)}), budget {d.budget_ms:.2f} ms")
+    ax.axvline(1.0, ls="--", c="#555", lw=1, label="each device's budget")
+    ax.set_xlabel("predicted latency / the device's budget", fontsize=8)
+    ax.set_ylabel(f"{data.accuracy_label} (validation)")
+    ax.set_title(f"{data.run}: {data.space} on {len(data.devices)} devices", fontsize=10)
+    ax.legend(fontsize=7, loc="lower right")
+    ax.grid(alpha=0.3)
 
 
 # ----------------------------------------------------------------------------- files
@@ -311,6 +384,74 @@ def load_run(run_dir: str | Path) -> tuple[Any, RunMeta, SearchConfig]:
     except ReportError as exc:
         raise ReportError(f"{run_dir}: {exc}") from None
     return study, meta, config
+
+
+class RunFront(NamedTuple):
+    """One run's front on one device, for ``overlay_runs``."""
+
+    run: str  # the run folder's name
+    device: str
+    budget_ms: float
+    front: list[TrialRow]  # latency: that device's
+    hypervolume: float  # of the front, normalised to the run's budget (nas.search.hypervolume_2d)
+
+
+def run_fronts(run_dir: str | Path) -> dict[str, RunFront]:
+    """A run's front per device ({profile name: RunFront}); one entry for a run on one device."""
+    study, meta, config = load_run(run_dir)
+    data = report_data(study, meta, config)
+    views = data.devices or (data._replace(device=meta.device_label.split(" (")[0]),)
+    return {d.device: RunFront(Path(run_dir).resolve().name, d.device, d.budget_ms, d.front,
+                               hypervolume_2d([(r.accuracy, r.latency_ms) for r in d.front], d.budget_ms))
+            for d in views}
+
+
+def overlay_runs(run_dirs: list[str | Path], device: str | None = None,
+                 out: str | Path | None = None) -> tuple[list[RunFront], dict[str, Path]]:
+    """``nas report RUN_A RUN_B ...``: the fronts of several runs on one device (``device``; None:
+    the first run's first device) on one chart, latency in that device's ms with each run's
+    budget drawn; written as ``out`` (default ``fronts-<device>.html`` in the current folder) and
+    a .png beside it. ReportError naming a run that did not price candidates on the device."""
+    fronts = []
+    for run_dir in run_dirs:
+        per_device = run_fronts(run_dir)
+        name = device or next(iter(per_device))
+        if name not in per_device:
+            raise ReportError(f"{run_dir} has no device {name!r}; its device(s): {', '.join(per_device)}")
+        device = name
+        fronts.append(per_device[name])
+    html_path = Path(out) if out is not None else Path(f"fronts-{device}.html")
+    fig = overlay_traces([(f.run, f.front, f.budget_ms) for f in fronts], normalise=False)
+    fig.update_layout(title=f"{len(fronts)} runs on {device}")
+    page = ("<!DOCTYPE html><html><head><meta charset='utf-8'><title>fronts on "
+            f"{html_escape(device or '')}</title></head><body><h2>Pareto fronts of {len(fronts)} runs on "
+            f"{html_escape(device or '')}</h2><ul>" +
+            "".join(f"<li>{html_escape(f.run)}: {len(f.front)} front points, budget {f.budget_ms:.2f} ms, "
+                    f"hypervolume {f.hypervolume:.4f}</li>" for f in fronts) + "</ul>" +
+            fig.to_html(full_html=False, include_plotlyjs=True, div_id="fronts") + "</body></html>")
+    atomic_write(html_path, page)
+    png_path = html_path.with_suffix(".png")
+    atomic_write(png_path, _fronts_png(fronts, device or ""))
+    return fronts, {"html": html_path, "png": png_path}
+
+
+def _fronts_png(fronts: list[RunFront], device: str) -> bytes:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 5), dpi=120)
+    for f in fronts:
+        line = ax.step([r.latency_ms for r in f.front], [r.accuracy for r in f.front], where="post", marker="o",
+                       label=f"{f.run} (HV {f.hypervolume:.3f})")
+        ax.axvline(f.budget_ms, ls=":", lw=1, c=line[0].get_color())
+    ax.set_xlabel(f"predicted latency on {device} [ms] (dotted: each run's budget)", fontsize=8)
+    ax.set_ylabel("accuracy (validation)")
+    ax.set_title(f"{len(fronts)} runs on {device}", fontsize=10)
+    ax.legend(fontsize=7, loc="lower right")
+    ax.grid(alpha=0.3)
+    return _png_bytes(fig, plt)
 
 
 def regenerate(run_dir: str | Path) -> dict[str, Path]:

@@ -6,6 +6,8 @@ from nas.run._config import (
     PROMOTIONS,
     PROXY_KINDS,
     SAMPLERS,
+    STEERS,
+    DeviceMeta,
     Rungs,
     RunMeta,
     SearchConfig,
@@ -17,6 +19,7 @@ from nas.run._context import (
     BUDGET_REFERENCE,
     FEASIBILITY_SAMPLES,
     RARE_SHARE,
+    DeviceTarget,
     RunContext,
     default_budget,
     open_run,
@@ -28,6 +31,8 @@ from nas.run._folder import RunFolder
 
 __all__ = [
     "BUDGET_REFERENCE",
+    "DeviceMeta",
+    "DeviceTarget",
     "FEASIBILITY_SAMPLES",
     "FIDELITIES",
     "OBJECTIVES",
@@ -39,6 +44,7 @@ __all__ = [
     "RunMeta",
     "Rungs",
     "SAMPLERS",
+    "STEERS",
     "SearchConfig",
     "default_budget",
     "load_config",

@@ -21,7 +21,8 @@ from nas.errors import SearchError
 from nas.supernet import SupernetBudget
 from nas.train import ProxyBudget
 
-__all__ = ["Rungs", "FIDELITIES", "PROXY_KINDS", "PROMOTIONS", "SearchConfig", "RunMeta", "SAMPLERS", "OBJECTIVES", "CONFIG_FILE",
+__all__ = ["Rungs", "FIDELITIES", "PROXY_KINDS", "PROMOTIONS", "STEERS", "SearchConfig", "RunMeta", "DeviceMeta", "SAMPLERS",
+           "OBJECTIVES", "CONFIG_FILE",
            "write_run_config",
            "read_run_config", "load_config", "storage_on_disk", "storage_in_run"]
 
@@ -32,6 +33,10 @@ CONFIG_FILE = "config.yaml"
 FIDELITIES = ("halving", "single")
 PROXY_KINDS = ("supernet", "train")  # --proxy
 PROMOTIONS = ("pareto", "bands")  # how a rung orders its candidates for promotion
+# several devices: how the sampler sees their budgets (nas.search._driver). "constraints": one
+# constraint per device, latency / budget - 1, and one latency objective, the largest latency / budget;
+# "objectives": one latency / budget objective per device and one constraint, met when any device's is
+STEERS = ("constraints", "objectives")
 
 
 @dataclass(frozen=True)
@@ -64,9 +69,11 @@ class Rungs:
 class SearchConfig:
     """Everything a run needs; saved under ``config`` in ``config.yaml``."""
 
-    device: str = "pixel7"
+    device: str = "pixel7"  # a profile name or YAML path; several, comma-separated: a model per device
     space: str = "mobilenetv3"
-    latency_ms: float | None = None  # None: the device's latency of the budget reference (nas.run._context)
+    # None: each device's latency of the budget reference (nas.run._context); several devices: one
+    # value per device (a tuple, in ``devices()`` order), or None
+    latency_ms: float | tuple[float, ...] | None = None
     memory_kb: float | None = None  # peak memory at batch 1, activations + weights (nas.space._memory)
     size_kb: float | None = None  # weights at their bit widths (a trial's bytes)
     trials: int = 40
@@ -92,11 +99,12 @@ class SearchConfig:
     proxy_kind: str = "train"  # how a trial's accuracy is had: "supernet" (inherited weights) or "train" (short proxy)
     supernet: dict = field(default_factory=dict)  # SupernetBudget overrides (--supernet-epochs ...)
     supernet_workers: int = 1  # >1: the supernet trains data-parallel on that many Ray Train workers
+    steer: str = "constraints"  # several devices: how the sampler sees their budgets (STEERS)
 
-    _TYPES = {"device": str, "space": str, "data": str, "sampler": str, "out": str, "trials": int,
+    _TYPES = {"device": str, "steer": str, "space": str, "data": str, "sampler": str, "out": str, "trials": int,
               "fidelity": str, "eta": int, "rungs": int, "rank_by": str, "promote": str, "workers": int, "seed": int,
               "references": int, "distill": bool, "proxy": dict,
-              "objectives": tuple, "latency_ms": (float, type(None)),
+              "objectives": tuple, "latency_ms": (float, tuple, type(None)),
               "memory_kb": (float, type(None)), "size_kb": (float, type(None)), "name": (str, type(None)),
               "ray_address": (str, type(None)), "storage": (str, type(None)), "accelerator": str,
               "trials_per_gpu": int, "proxy_kind": str, "supernet": dict, "supernet_workers": int}
@@ -122,8 +130,22 @@ class SearchConfig:
         for flag, v in (("--memory-kb", self.memory_kb), ("--size-kb", self.size_kb)):
             if v is not None and not (v > 0 and math.isfinite(v)):
                 raise SearchError(f"{flag} must be a positive number, got {v}")
-        if self.latency_ms is not None and not (self.latency_ms > 0 and math.isfinite(self.latency_ms)):
-            raise SearchError(f"--latency-ms must be a positive number, got {self.latency_ms}")
+        devices = self.devices()
+        if any(not d for d in devices) or len(set(devices)) != len(devices):
+            raise SearchError(f"--device must name each device once, comma-separated; got {self.device!r}")
+        if self.steer not in STEERS:
+            raise SearchError(f"--steer must be one of {', '.join(STEERS)}, got {self.steer!r}")
+        budgets = self.latency_ms if isinstance(self.latency_ms, tuple) else (self.latency_ms,)
+        if isinstance(self.latency_ms, tuple) and len(budgets) != len(devices):
+            raise SearchError(f"--latency-ms gives {len(budgets)} budget(s) for {len(devices)} device(s) "
+                              f"({', '.join(devices)}): give one per device, comma-separated, or none")
+        if len(devices) > 1 and self.latency_ms is not None and not isinstance(self.latency_ms, tuple):
+            raise SearchError(f"--latency-ms gives 1 budget for {len(devices)} devices ({', '.join(devices)}): "
+                              f"give one per device, comma-separated, or none")
+        for v in budgets:
+            expect(v, (float, type(None)), "latency_ms", SearchError)
+            if v is not None and not (v > 0 and math.isfinite(v)):
+                raise SearchError(f"--latency-ms must be a positive number, got {v}")
         if self.fidelity not in FIDELITIES:
             raise SearchError(f"--fidelity must be one of {', '.join(FIDELITIES)}, got {self.fidelity!r}")
         if self.rank_by not in RANK_BY:
@@ -171,18 +193,41 @@ class SearchConfig:
         if self.name is not None and (not self.name or "/" in self.name or self.name in (".", "..")):
             raise SearchError(f"--name must be a plain folder name, got {self.name!r}")
 
+    def devices(self) -> tuple[str, ...]:
+        """The devices as given (names or YAML paths), in order: the first is the primary one, whose
+        latency every single-device view (``latency_ms`` of a trial, the search's summary) shows."""
+        return tuple(d.strip() for d in self.device.split(","))
+
+    def budgets_given(self) -> tuple[float | None, ...]:
+        """The latency budget given for each device (None: its default), in ``devices()`` order."""
+        if isinstance(self.latency_ms, tuple):
+            return self.latency_ms
+        return (self.latency_ms,) * len(self.devices())
+
     def ladder(self) -> Rungs:
         return Rungs(self.eta, self.rungs if self.fidelity == "halving" else 1)
 
-    def metric_names(self) -> list[str]:
-        """The study's objective names, in ``objectives`` order."""
+    def metric_names(self, devices: tuple[str, ...] = ()) -> list[str]:
+        """The study's objective names, in ``objectives`` order; with several ``devices`` (profile
+        names) latency is divided by each device's budget (``steer``: one objective, the largest
+        ratio, or one per device)."""
         names = {"acc": "accuracy", "latency": "latency_ms", "size": "size_mb", "memory": "memory_mb"}
-        return [names[o] for o in self.objectives]
+        out = [names[o] for o in self.objectives]
+        if len(devices) > 1:
+            out[1:2] = (["latency_per_budget_max"] if self.steer == "constraints" else
+                        [f"latency_per_budget_{d}" for d in devices])
+        return out
 
-    def constraint_names(self) -> list[str]:
-        """The constraints each trial records (``nas.search._trials.set_constraints``), in order."""
-        return ["latency_over_budget_ms"] + [f"{n}_over_budget_kb" for n, v in (("size", self.size_kb),
-                                                                             ("memory", self.memory_kb)) if v is not None]
+    def constraint_names(self, devices: tuple[str, ...] = ()) -> list[str]:
+        """The constraints each trial records (``nas.search._trials.set_constraints``), in order;
+        with several ``devices`` (profile names) latency over budget is relative to the budget:
+        one per device (``steer`` constraints), or one met when any device's budget is met."""
+        latency = ["latency_over_budget_ms"]
+        if len(devices) > 1:
+            latency = ([f"latency_over_budget_{d}" for d in devices] if self.steer == "constraints" else
+                       ["latency_over_every_budget"])
+        return latency + [f"{n}_over_budget_kb" for n, v in (("size", self.size_kb), ("memory", self.memory_kb))
+                          if v is not None]
 
     def budget(self) -> ProxyBudget:
         return replace(ProxyBudget(), **self.proxy)
@@ -193,6 +238,8 @@ class SearchConfig:
     def to_dict(self) -> dict:
         d = asdict(self)
         d["objectives"] = list(self.objectives)
+        if isinstance(self.latency_ms, tuple):
+            d["latency_ms"] = list(self.latency_ms)
         return d
 
 
@@ -221,9 +268,33 @@ class RunMeta:
     device_path: str = ""  # the profile YAML the run started from (absolute)
     profile_copy: str = ""  # the run's copy of it, relative to the run folder: what prices candidates
     profile_digest: str = ""  # of the copy (its YAML and table files)
+    # several devices: one record each, in the order given (the first's facts are also those above);
+    # empty for a run on one device
+    devices: tuple["DeviceMeta", ...] = ()
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        if not self.devices:  # a one-device run's config.yaml stays as it was
+            del d["devices"]
+        else:
+            d["devices"] = [asdict(m) for m in self.devices]
+        return d
+
+
+@dataclass(frozen=True)
+class DeviceMeta:
+    """One device of a run on several: its profile, where the run's copy is and its budget."""
+
+    name: str  # the profile's name: its winner's folder (winner/<name>/), its trials.csv column
+    given: str  # as given with --device (a name or a YAML path)
+    label: str
+    provenance: str
+    source: str
+    budget_ms: float
+    budget_source: str
+    path: str = ""  # the profile YAML the run started from (absolute)
+    profile_copy: str = ""  # the run's copy, relative to the run folder
+    profile_digest: str = ""
 
 
 def _is_sqlite_file(url: str) -> bool:
@@ -278,8 +349,9 @@ def read_run_config(run_dir: str | Path) -> tuple[SearchConfig, RunMeta]:
         raise SearchError(f"{path}: no 'config' mapping")
     known = {f.name for f in fields(SearchConfig)}
     cfg: dict[str, Any] = {k: v for k, v in raw["config"].items() if k in known}
-    if isinstance(cfg.get("objectives"), list):
-        cfg["objectives"] = tuple(cfg["objectives"])
+    for k in ("objectives", "latency_ms"):
+        if isinstance(cfg.get(k), list):
+            cfg[k] = tuple(cfg[k])
     recorded = raw.get("proxy_budget")
     if isinstance(recorded, dict) and isinstance(cfg.get("proxy", {}), dict):
         # pin the budget the run started with: a resumed run keeps it when a default changes
@@ -296,6 +368,13 @@ def read_run_config(run_dir: str | Path) -> tuple[SearchConfig, RunMeta]:
                and f.default is MISSING and f.default_factory is MISSING]
     if missing:
         raise SearchError(f"{path}: not written by a search (missing {', '.join(missing)})")
+    if values.get("devices"):
+        if not isinstance(values["devices"], list) or not all(isinstance(d, dict) for d in values["devices"]):
+            raise SearchError(f"{path}: devices must be a list of mappings")
+        try:
+            values["devices"] = tuple(DeviceMeta(**d) for d in values["devices"])
+        except TypeError as exc:
+            raise SearchError(f"{path}: devices: {exc}") from None
     meta = RunMeta(**values)
     for k, typ in (("study_name", str), ("storage", str), ("latency_budget_ms", float), ("num_classes", int)):
         expect(getattr(meta, k), typ, f"{path}: {k}", SearchError)

@@ -21,7 +21,7 @@ from nas._version import __version__
 from nas.data import BUILTIN, CIFAR10_FILE, Dataset, datasets_cache, decode_threads, load_dataset
 from nas.errors import BudgetError, SearchError
 from nas.latency import DeviceProfile, load_device
-from nas.run._config import RunMeta, SearchConfig, read_run_config
+from nas.run._config import DeviceMeta, RunMeta, SearchConfig, read_run_config
 from nas.run._identity import (
     PROFILE_DIR,
     check_unchanged,
@@ -35,7 +35,7 @@ from nas.space import Candidate, SearchSpace, footprint, load_space
 from nas.supernet import check_supported
 from nas.train import ProxyBudget, describe_device, proxy_resolution, proxy_sides, resolve_accelerator
 
-__all__ = ["RunContext", "resolve_run", "open_run", "record_inputs", "default_budget", "fastest_sampled",
+__all__ = ["RunContext", "DeviceTarget", "resolve_run", "open_run", "record_inputs", "default_budget", "fastest_sampled",
 
            "BUDGET_REFERENCE", "FEASIBILITY_SAMPLES", "RARE_SHARE", "RESUME_OVERRIDES"]
 
@@ -43,6 +43,19 @@ BUDGET_REFERENCE = ("mobilenetv3", "mobilenet_v3_small_1.0_224")
 FEASIBILITY_SAMPLES = 2000
 RARE_SHARE = 0.1  # a memory or size budget fewer sampled candidates than this share meet: said so
 RESUME_OVERRIDES = ("trials", "workers", "ray_address", "distill")
+
+
+@dataclass(frozen=True)
+class DeviceTarget:
+    """One device a run prices candidates on: its profile and its latency budget."""
+
+    profile: DeviceProfile
+    budget_ms: float
+    budget_source: str
+
+    @property
+    def name(self) -> str:
+        return self.profile.name
 
 
 @dataclass(frozen=True)
@@ -59,10 +72,38 @@ class RunContext:
     # what the feasibility check found worth saying (how rare a memory or size budget is): the
     # CLI prints it and the driver logs it; empty for a run opened again
     budget_notes: tuple[str, ...] = ()
+    # several devices (``--device a,b,c``): each one's profile and budget, the first being
+    # ``profile``/``budget_ms`` above; empty for a run on one device
+    targets: tuple[DeviceTarget, ...] = ()
 
     @property
     def num_classes(self) -> int:
         return self.dataset.num_classes
+
+    @property
+    def devices(self) -> tuple[DeviceTarget, ...]:
+        """Every device of the run, the primary one first (one for a run on one device)."""
+        return self.targets or (DeviceTarget(self.profile, self.budget_ms, self.budget_source),)
+
+    @property
+    def multi(self) -> bool:
+        return len(self.targets) > 1
+
+    def device_names(self) -> tuple[str, ...]:
+        """The profile names, ``()`` for a run on one device (what ``SearchConfig.metric_names`` takes)."""
+        return tuple(t.name for t in self.targets) if self.multi else ()
+
+    def target(self, name: str | None) -> DeviceTarget:
+        """The device named ``name`` (None: the primary one); SearchError naming the run's devices."""
+        if name is None:
+            return self.devices[0]
+        for t in self.devices:
+            if name in (t.name, t.profile.path and str(t.profile.path)):
+                return t
+        raise SearchError(f"this run has no device {name!r}; its devices: {', '.join(t.name for t in self.devices)}")
+
+    def latency_on(self, target: DeviceTarget, cand: Candidate) -> float:
+        return target.profile.latency_ms(cand, num_classes=self.num_classes, in_channels=self.dataset.in_channels)
 
     def proxy_side(self, cand: Candidate) -> int:
         """The input side ``cand`` trains at in the proxy (``nas.train._proxy.proxy_resolution``)."""
@@ -93,7 +134,11 @@ def fastest_sampled(space: SearchSpace, profile: DeviceProfile, num_classes: int
 
 
 def _check_feasible(space: SearchSpace, profile: DeviceProfile, num_classes: int, seed: int,
-                    budget_ms: float, in_channels: int = 3) -> None:
+                    budget_ms: float, in_channels: int = 3, others: tuple[str, ...] = ()) -> None:
+    """BudgetError when no sampled candidate nor reference meets ``budget_ms`` on ``profile``,
+    naming the fastest found; ``others``: the run's other devices, named so that the refusal says
+    the whole run is refused, none of them dropped."""
+    also = f" (one of the run's devices, with {', '.join(others)}: the run is refused)" if others else ""
     fastest_ms, fastest_key = fastest_sampled(space, profile, num_classes, seed, FEASIBILITY_SAMPLES,
                                               in_channels)
     for name in space.references():
@@ -102,14 +147,14 @@ def _check_feasible(space: SearchSpace, profile: DeviceProfile, num_classes: int
         if ms < fastest_ms:
             fastest_ms, fastest_key = ms, r.key
     if fastest_ms > budget_ms:
-        raise BudgetError(f"no candidate of {space.name} meets {budget_ms:.3g} ms on {profile.name}: the "
+        raise BudgetError(f"no candidate of {space.name} meets {budget_ms:.3g} ms on {profile.name}{also}: the "
                           f"fastest of {FEASIBILITY_SAMPLES} sampled candidates and the references takes "
                           f"{fastest_ms:.2f} ms ({fastest_key})")
 
 
 # ----------------------------------------------------------------------------- memory and size
 
-def _check_footprint(space: SearchSpace, profile: DeviceProfile, config: SearchConfig, budget_ms: float,
+def _check_footprint(space: SearchSpace, targets: tuple[DeviceTarget, ...], config: SearchConfig,
                      num_classes: int, in_channels: int, price_latency: bool) -> tuple[str, ...]:
     """Refuse a memory or size budget that no sampled candidate (nor reference) meets, naming
     the smallest found; likewise budgets that none meets together. Returns notes saying what
@@ -134,7 +179,8 @@ def _check_footprint(space: SearchSpace, profile: DeviceProfile, config: SearchC
 
     def fits(r, with_latency: bool) -> bool:  # latency priced only for those within memory and size
         return all(r[1 + i] / 1024 <= kb for _, kb, i in budgets) and (
-            not with_latency or profile.latency_ms(r[0], num_classes, in_channels) <= budget_ms)
+            not with_latency or any(t.profile.latency_ms(r[0], num_classes, in_channels) <= t.budget_ms
+                                    for t in targets))
 
     n = len(samples)
     notes = []
@@ -144,7 +190,9 @@ def _check_footprint(space: SearchSpace, profile: DeviceProfile, config: SearchC
     if len(budgets) > 1 or price_latency:
         meet = [fits(r, price_latency) for r in rows]
         if not any(meet):
-            named = " and ".join([f"{budget_ms:.3g} ms"] * price_latency + [f"{flag} {kb:g}" for flag, kb, _ in budgets])
+            ms = (f"{targets[0].budget_ms:.3g} ms" if len(targets) == 1 else
+                  "the latency budget of any of " + ", ".join(t.name for t in targets))
+            named = " and ".join([ms] * price_latency + [f"{flag} {kb:g}" for flag, kb, _ in budgets])
             raise BudgetError(f"no candidate of {space.name} meets {named} together: none of {FEASIBILITY_SAMPLES} "
                               f"sampled candidates and the references does (each budget alone is met)")
         k = sum(meet[:n])
@@ -178,22 +226,32 @@ def resolve_run(config: SearchConfig, progress=None) -> RunContext:
     space = load_space(config.space)
     if config.proxy_kind == "supernet":
         check_supported(space)  # one line before any work
-    profile = load_device(config.device)
+    profiles = [load_device(d) for d in config.devices()]
+    names = [p.name for p in profiles]
+    if len(set(names)) != len(names):
+        dup = next(n for n in names if names.count(n) > 1)
+        raise SearchError(f"--device names the profile {dup!r} twice ({config.device}); give each device once")
+    profile = profiles[0]
     dataset = load_dataset(config.data, seed=config.seed, progress=progress)
-    name = config.name or f"{space.name}-{profile.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    name = config.name or f"{space.name}-{'+'.join(names)}-{time.strftime('%Y%m%d-%H%M%S')}"
     config = replace(config, name=name)
     run_dir = (Path(config.out) / name).resolve()
     if run_dir.exists() and any(p.name != ".lock" for p in run_dir.iterdir()):
         raise SearchError(f"run folder {run_dir} already exists; continue it with --resume {run_dir} "
                           f"or choose another --name")
-    if config.latency_ms is None:
-        budget_ms, source = default_budget(profile, dataset.num_classes, dataset.in_channels)
-    else:
-        budget_ms, source = float(config.latency_ms), "given with --latency-ms"
-    priced = not profile.measure_missing  # pricing is cheap: check that anything fits at all
-    if priced:
-        _check_feasible(space, profile, dataset.num_classes, config.seed, budget_ms, dataset.in_channels)
-    notes = _check_footprint(space, profile, config, budget_ms, dataset.num_classes, dataset.in_channels, priced)
+    targets = []
+    for prof, given in zip(profiles, config.budgets_given()):
+        if given is None:
+            targets.append(DeviceTarget(prof, *default_budget(prof, dataset.num_classes, dataset.in_channels)))
+        else:
+            targets.append(DeviceTarget(prof, float(given), "given with --latency-ms"))
+    budget_ms, source = targets[0].budget_ms, targets[0].budget_source
+    priced = not any(p.measure_missing for p in profiles)  # pricing is cheap: check that anything fits at all
+    for t in targets:
+        if not t.profile.measure_missing:
+            _check_feasible(space, t.profile, dataset.num_classes, config.seed, t.budget_ms, dataset.in_channels,
+                            others=tuple(n for n in names if n != t.name))
+    notes = _check_footprint(space, tuple(targets), config, dataset.num_classes, dataset.in_channels, priced)
     device = resolve_accelerator(config.accelerator)  # "cuda" without a GPU fails here, before any work
     proxy = replace(config.budget(), device=device, trials_per_device=config.trials_per_gpu)
     prepare_proxy_sides(space, dataset, progress)  # after the checks above
@@ -211,13 +269,28 @@ def resolve_run(config: SearchConfig, progress=None) -> RunContext:
         space_source=space_path, space_sha256=sha256_file(space_path) if space_path else "",
         data_path=data_path, data_digest=data_sum,
         device_path=str(Path(profile.path).resolve()) if profile.path else "",
-        hwnas_version=__version__, created=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
-    return RunContext(config, space, profile, dataset, proxy, budget_ms, source, run_dir, meta, notes)
+        hwnas_version=__version__, created=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        devices=tuple(DeviceMeta(name=t.name, given=given, label=t.profile.label, provenance=t.profile.provenance,
+                                 source=t.profile.source, budget_ms=t.budget_ms, budget_source=t.budget_source,
+                                 path=str(Path(t.profile.path).resolve()) if t.profile.path else "")
+                      for t, given in zip(targets, config.devices())) if len(targets) > 1 else ())
+    return RunContext(config, space, profile, dataset, proxy, budget_ms, source, run_dir, meta, notes,
+                      tuple(targets) if len(targets) > 1 else ())
 
 
 def record_inputs(ctx: RunContext) -> RunContext:
     """Copy the device profile into the new run's folder (``profile/``) and record the copy and
     its digest: a resume, ``nas distill`` and ``nas export`` price candidates with it."""
+    if ctx.multi:  # one copy per device: profile/<name>/
+        devices = []
+        for t, m in zip(ctx.targets, ctx.meta.devices):
+            if t.profile.path is not None:
+                copy = copy_profile(t.profile.path, ctx.run_dir / PROFILE_DIR / t.name)
+                m = replace(m, profile_copy=copy.relative_to(ctx.run_dir).as_posix(), profile_digest=profile_digest(copy))
+            devices.append(m)
+        first = devices[0]
+        return replace(ctx, meta=replace(ctx.meta, devices=tuple(devices), profile_copy=first.profile_copy,
+                                         profile_digest=first.profile_digest))
     if ctx.profile.path is None:
         return ctx
     copy = copy_profile(ctx.profile.path, ctx.run_dir / PROFILE_DIR)
@@ -236,10 +309,11 @@ def _open_space(config: SearchConfig, meta: RunMeta, allow_changed: bool) -> Sea
     return space
 
 
-def _open_profile(run_dir: Path, config: SearchConfig, meta: RunMeta, allow_changed: bool) -> DeviceProfile:
+def _open_profile(run_dir: Path, config: SearchConfig, meta: RunMeta | DeviceMeta,
+                  allow_changed: bool) -> DeviceProfile:
     """The run's copy of its profile (runs written before the copy was kept: by name)."""
     if not meta.profile_copy:
-        return load_device(config.device)
+        return load_device(meta.given if isinstance(meta, DeviceMeta) else config.device)
     copy = run_dir / meta.profile_copy
     if not copy.is_file():
         raise SearchError(f"the run's copy of its device profile, {copy}, is missing")
@@ -298,5 +372,9 @@ def open_run(run_dir: str | Path, progress=None, allow_changed: bool = False, do
     # the device is resolved again where the run is opened (a resume may run on another machine)
     proxy = replace(config.budget(), device=resolve_accelerator(config.accelerator),
                     trials_per_device=config.trials_per_gpu)
+    targets = tuple(DeviceTarget(_open_profile(run_dir, config, m, allow_changed), float(m.budget_ms),
+                                 m.budget_source) for m in meta.devices)
+    if targets:
+        profile = targets[0].profile
     return RunContext(config, space, profile, dataset, proxy, float(meta.latency_budget_ms),
-                      meta.latency_budget_source, run_dir, meta)
+                      meta.latency_budget_source, run_dir, meta, targets=targets)

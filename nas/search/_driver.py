@@ -55,6 +55,7 @@ from nas.search._trials import (
     open_storage,
     open_study,
     read_trials,
+    rows_for_device,
     set_constraints,
     status_counts,
     trial_attrs,
@@ -103,6 +104,8 @@ class SearchResult:
     seconds: float
     driver_ms: dict[str, float] = field(default_factory=dict)  # medians per trained trial
     context: RunContext | None = field(default=None, repr=False)
+    # several devices: {profile name: (best accuracy, its key)} at that device's budget; {} on one device
+    best_by_device: dict[str, tuple[float | None, str | None]] = field(default_factory=dict)
 
 
 def resumed_seed(seed: int, trials_so_far: int) -> int:
@@ -124,6 +127,29 @@ class TrialTask:
 
 
 Task = TrialTask | Promotion  # what a pending Ray task trains: a new trial, or a promotion (halving)
+
+
+def latency_steer(ctx: RunContext, latency: float | dict[str, float]) -> tuple[list[float], Any, list[str]]:
+    """What the sampler is told of a candidate's latency: (its latency constraint values, its
+    latency objective value(s), why it is over budget: empty when it is trained).
+
+    One device: ``latency`` in ms; the constraint is ms over the budget, the objective the ms.
+    Several (``latency``: {profile name: ms}), each latency divided by its device's budget
+    (``r``): a candidate is trained when it meets any device's budget. ``steer`` constraints: one
+    constraint per device, ``r - 1``, and one objective, the largest ``r`` (the sampler is drawn
+    to candidates within every budget, and along the tightest one); ``steer`` objectives: one
+    objective ``r`` per device and one constraint, the smallest ``r - 1`` (within some budget)."""
+    if not isinstance(latency, dict):
+        over = [f"latency {latency:.2f} ms > {ctx.budget_ms:.2f} ms"] if latency > ctx.budget_ms else []
+        return [latency - ctx.budget_ms], latency, over
+    ratio = [latency[t.name] / t.budget_ms for t in ctx.devices]
+    over = []
+    if min(ratio) > 1:
+        over = ["latency over every device's budget: " +
+                ", ".join(f"{t.name} {latency[t.name]:.2f} ms > {t.budget_ms:.2f} ms" for t in ctx.devices)]
+    if ctx.config.steer == "constraints":
+        return [r - 1 for r in ratio], max(ratio), over
+    return [min(ratio) - 1], ratio, over
 
 
 def _median(xs: list[float]) -> float:
@@ -208,16 +234,17 @@ class _Search:
 
         ctx, cfg = self.ctx, self.config
         limit = SUPERNET_LIMIT * ctx.budget_ms
-        profile, nc, ic = ctx.profile, ctx.num_classes, ctx.dataset.in_channels
 
-        def allow(c: Candidate) -> bool:
-            return profile.latency_ms(c, num_classes=nc, in_channels=ic) <= limit
+        def allow(c: Candidate) -> bool:  # several devices: within the limit on any of them
+            return any(ctx.latency_on(t, c) <= SUPERNET_LIMIT * t.budget_ms for t in ctx.devices)
 
         budget = cfg.supernet_budget()
         had = read_training(self.run.path)
         self.run.log("supernet: " + ("found trained" if had else
                                      f"training ({budget.epochs:g} epochs of {budget.max_train_images} images, "
-                                     f"members within {limit:.2f} ms)"))
+                                     f"members within {limit:.2f} ms" + (
+                                         f" on {ctx.profile.name}, or {SUPERNET_LIMIT:g}x the budget on another "
+                                         f"device" if ctx.multi else "") + ")"))
         t0 = time.perf_counter()
 
         def step(done: int, total: int, seconds: float) -> None:
@@ -249,7 +276,8 @@ class _Search:
         if self.config.references == 0:
             return
         done = {r["name"]: r for r in self.study.user_attrs.get("references", [])}
-        rows = sorted((abs(math.log(ctx.latency_ms(ctx.space.reference(n)) / ctx.budget_ms)), n)
+        rows = sorted((min(abs(math.log(ctx.latency_on(t, ctx.space.reference(n)) / t.budget_ms))
+                           for t in ctx.devices), n)
                       for n in ctx.space.references())
         todo = [n for _, n in rows[:self.config.references] if n not in done]
         if not todo:
@@ -268,6 +296,8 @@ class _Search:
                 name, cand = refs[r]
                 row = {"name": name, "key": cand.key, "latency_ms": ctx.latency_ms(cand),
                        "macs": sum(op.macs for op in cand.ops(num_classes=ctx.num_classes))}
+                if ctx.multi:
+                    row["latencies_ms"] = {t.name: ctx.latency_on(t, cand) for t in ctx.devices}
                 try:
                     out: WorkerResult = pool.ray.get(r)
                     row.update(accuracy=None if out.failed else out.proxy.accuracy, params=out.params,
@@ -300,17 +330,21 @@ class _Search:
         trial = self.study.ask()
         cand = ctx.space.suggest(trial)
         lat = ctx.latency_ms(cand)
+        lats = {t.name: ctx.latency_on(t, cand) for t in ctx.devices} if ctx.multi else None
         macs = sum(op.macs for op in cand.ops(num_classes=ctx.num_classes))
         # few writes: each user attribute is one SQLite transaction (~4 ms here), so the
         # secondary facts travel in one "info" dict (read back by trial_attrs)
         info = {"latency_provenance": ctx.profile.provenance, "device": ctx.profile.label,
                 "macs": macs, "bits": bits_summary(cand), "keep": keep_summary(cand), "proxy": cfg.proxy_kind}
+        if lats is not None:
+            info["latency_provenances"] = {t.name: t.profile.provenance for t in ctx.devices}
         if self.supernet_digest:
             info["supernet"] = self.supernet_digest
         trial.set_user_attr("key", cand.key)
         trial.set_user_attr("latency_ms", lat)
-        cons = [lat - ctx.budget_ms]
-        over = [f"latency {lat:.2f} ms > {ctx.budget_ms:.2f} ms"] if lat > ctx.budget_ms else []
+        if lats is not None:
+            trial.set_user_attr("latencies_ms", lats)
+        cons, lat_obj, over = latency_steer(ctx, lat if lats is None else lats)
         sized = cfg.memory_kb is not None or cfg.size_kb is not None or over
         if sized:  # size and memory need the built module (~25 ms): only when they decide
             params, nbytes = candidate_size(cand, ctx.num_classes, ctx.dataset.in_channels)
@@ -321,11 +355,11 @@ class _Search:
                     cons.append(value / 1024 - budget)
                     if value / 1024 > budget:
                         over.append(f"{name} {value / 1024:.0f} KB > {budget:g} KB")
-        set_constraints(trial, cfg.constraint_names(), cons)
+        set_constraints(trial, cfg.constraint_names(ctx.device_names()), cons)
         if over:
             trial.set_user_attr("info", {**info, "over": "; ".join(over)})
             mark_over_budget(trial, over)  # the 0.0 told below is a placeholder (nas.search._trials)
-            self.study.tell(trial, _values(cfg.objectives, 0.0, lat, info["bytes"], info["memory"]))
+            self.study.tell(trial, _values(cfg.objectives, 0.0, lat_obj, info["bytes"], info["memory"]))
             return "over"
         if cand.key in known:
             prev = trial_attrs(known[cand.key])
@@ -335,7 +369,7 @@ class _Search:
                                          **({"uncounted": True} if again else {})})
             trial.set_user_attr("accuracy", prev["accuracy"])
             trial.set_user_attr("status", "duplicate")
-            self.study.tell(trial, _values(cfg.objectives, prev["accuracy"], lat, prev.get("bytes", 0),
+            self.study.tell(trial, _values(cfg.objectives, prev["accuracy"], lat_obj, prev.get("bytes", 0),
                                            prev.get("memory", 0)))
             if again:
                 self.uncounted += 1
@@ -389,8 +423,9 @@ class _Search:
         trial.set_user_attr("info", info)
         trial.set_user_attr("accuracy", res.accuracy)
         trial.set_user_attr("status", "evaluated")
+        latency = trial.user_attrs.get("latencies_ms") or trial.user_attrs["latency_ms"]
         frozen = self.study.tell(trial, _values(self.config.objectives, res.accuracy,
-                                                trial.user_attrs["latency_ms"], out.bytes, out.memory))
+                                                latency_steer(self.ctx, latency)[1], out.bytes, out.memory))
         known.setdefault(cand.key, frozen)
         if self.ladder is not None:
             self.ladder.add_base(trial.number, cand.key, res.accuracy, res.val_loss,
@@ -428,9 +463,11 @@ class _Search:
                     if what == "over":
                         over += 1
                         if over >= max_over:
+                            where = (f"the {self.ctx.budget_ms:.2f} ms budget on {self.ctx.profile.name}"
+                                     if not self.ctx.multi else "every device's latency budget (" + ", ".join(
+                                         f"{t.budget_ms:.2f} ms on {t.name}" for t in self.ctx.devices) + ")")
                             raise BudgetError(
-                                f"{over} of the sampled candidates exceed the {self.ctx.budget_ms:.2f} ms budget "
-                                f"on {self.ctx.profile.name}" + (" or the memory/size budget" if
+                                f"{over} of the sampled candidates exceed {where}" + (" or the memory/size budget" if
                                                                  cfg.memory_kb or cfg.size_kb else "") +
                                 "; raise --latency-ms" + (" or --memory-kb/--size-kb" if
                                                           cfg.memory_kb or cfg.size_kb else ""))
@@ -473,9 +510,12 @@ class _Search:
         if self.ladder is None:
             return
         rows = read_trials(self.study)
-        keep = {r.number for r in pareto_front(rows, self.ctx.budget_ms)}
-        best = self.best(rows)[1]  # the default pick: with rungs it need not be on the front
-        keep |= {r.number for r in rows if r.key == best and r.status == "evaluated"}
+        keep = set()
+        for t in self.ctx.devices:  # every device's front and default pick
+            seen = rows_for_device(rows, t.name if self.ctx.multi else None)
+            keep |= {r.number for r in pareto_front(seen, t.budget_ms)}
+            best = best_trial(seen, t.budget_ms)  # the default pick: with rungs it need not be on the front
+            keep |= {r.number for r in rows if best is not None and r.key == best.key and r.status == "evaluated"}
         freed = self.ladder.prune_checkpoints(keep)
         self.run.log(f"checkpoints: kept {len(keep)} (the front's and the best's, weights only), "
                      f"freed {freed / 1e6:.1f} MB")
@@ -520,20 +560,21 @@ def run_search(config: SearchConfig | RunContext,
     with RunFolder(ctx.run_dir) as run:
         try:
             optuna.create_study(study_name=ctx.meta.study_name, storage=open_storage(ctx.meta.storage),
-                                directions=["maximize"] + ["minimize"] * (len(ctx.config.objectives) - 1))
+                                directions=["maximize"] + ["minimize"] * (len(ctx.config.metric_names(
+                                    ctx.device_names())) - 1))
         except optuna.exceptions.DuplicatedStudyError:
             raise SearchError(f"study {ctx.meta.study_name!r} already exists in {ctx.meta.storage}; "
                               f"choose another --name") from None
         study = optuna.load_study(study_name=ctx.meta.study_name, storage=open_storage(ctx.meta.storage))
         with warnings.catch_warnings():  # experimental since Optuna 3.2; names the objectives in the dashboard
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            study.set_metric_names(ctx.config.metric_names())
-        study.set_user_attr(CONSTRAINT_NAMES_ATTR, ctx.config.constraint_names())
+            study.set_metric_names(ctx.config.metric_names(ctx.device_names()))
+        study.set_user_attr(CONSTRAINT_NAMES_ATTR, ctx.config.constraint_names(ctx.device_names()))
         write_dashboard_note(study)  # over-budget trials show accuracy 0.0 there: a placeholder
         ctx = record_inputs(ctx)  # the device profile copied into the run: what prices candidates from now on
         write_run_config(run.path, ctx.config, ctx.meta)
-        run.log(f"new run {ctx.meta.study_name}: {ctx.space.name} on {ctx.profile.label}, budget "
-                f"{ctx.budget_ms:.2f} ms ({ctx.budget_source}), {ctx.config.trials} trials, "
+        on = "; ".join(f"{t.profile.label}, budget {t.budget_ms:.2f} ms ({t.budget_source})" for t in ctx.devices)
+        run.log(f"new run {ctx.meta.study_name}: {ctx.space.name} on {on}, {ctx.config.trials} trials, "
                 f"{ctx.config.workers} workers, data {ctx.meta.dataset}")
         for note in ctx.budget_notes:
             run.log(note)
@@ -601,6 +642,12 @@ def _drive(ctx: RunContext, run: RunFolder, progress, observers: Sequence[Search
     both = [search.ask_ms[n] + search.tell_ms[n] for n in search.tell_ms if n in search.ask_ms]
     driver = {"ask": _median(list(search.ask_ms.values())), "tell": _median(list(search.tell_ms.values())),
               "per_trial": _median(both)}
+    by_device = {}
+    if ctx.multi:
+        rows = read_trials(search.study)
+        for t in ctx.devices:
+            b = best_trial(rows_for_device(rows, t.name), t.budget_ms)
+            by_device[t.name] = (None, None) if b is None else (b.accuracy, b.key)
     return SearchResult(run.path, ctx.meta.study_name, ctx.meta.storage, ctx.budget_ms, config.trials,
                         c["evaluated"], c["failed"], c["over_budget"], best[0], best[1], files, seconds,
-                        driver, ctx)
+                        driver, ctx, by_device)

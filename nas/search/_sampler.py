@@ -7,6 +7,7 @@ constraints (``nas.search._trials.set_constraints``).
 from __future__ import annotations
 
 import warnings
+from typing import Sequence
 
 import optuna
 
@@ -31,7 +32,11 @@ def make_sampler(name: str, seed: int, trials: int):
     raise SearchError(f"unknown sampler {name!r}; choose one of {', '.join(SAMPLERS)}")
 
 
-def objective_values(objectives, acc: float, latency: float, size_bytes: float, memory: float) -> list[float]:
-    """[accuracy, latency ms, then size and/or memory in MB, in ``objectives`` order]."""
+def objective_values(objectives, acc: float, latency: float | Sequence[float], size_bytes: float,
+                     memory: float) -> list[float]:
+    """[accuracy, latency ms, then size and/or memory in MB, in ``objectives`` order]. ``latency``
+    a sequence (several devices, one objective each, ``nas.search._driver.latency_steer``): each
+    takes the latency objective's place, in order."""
     extra = {"size": size_bytes / 1e6, "memory": memory / 1e6}
-    return [acc, latency] + [extra[o] for o in objectives[2:]]
+    lat = [float(v) for v in latency] if isinstance(latency, Sequence) else [latency]
+    return [acc, *lat] + [extra[o] for o in objectives[2:]]

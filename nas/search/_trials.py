@@ -18,7 +18,7 @@ from nas.errors import CandidateError, ReportError, SearchError, StudyDamagedErr
 from nas.search._halving import RUNGS_ATTR
 from nas.space import Candidate
 
-__all__ = ["STATUSES", "TrialRow", "trial_attrs", "trial_row", "read_trials", "status_counts",
+__all__ = ["STATUSES", "TrialRow", "trial_attrs", "trial_row", "rows_for_device", "read_trials", "status_counts",
            "open_storage", "open_study", "set_constraints", "constraints_of", "CONSTRAINT_NAMES_ATTR",
            "bit_counts", "bits_summary", "keep_summary", "OVER_BUDGET_ATTR", "DASHBOARD_NOTE", "over_budget_attr",
            "mark_over_budget", "write_dashboard_note"]
@@ -133,6 +133,8 @@ class TrialRow(NamedTuple):
     rung: int = 0  # the highest rung of successive halving it finished (0: the base budget)
     rung_accuracy: tuple = ()  # proxy accuracy at each rung, None where that rung failed
     memory: int | None = None  # peak bytes at batch 1, activations + weights (nas.space._memory)
+    # several devices: {profile name: predicted ms}; ``latency_ms`` is the first device's. None on one device
+    latencies: dict | None = None
 
     @property
     def trained(self) -> bool:
@@ -163,7 +165,16 @@ def trial_row(t, rungs: list[dict] | None = None) -> TrialRow:
                     a.get("latency_ms"), a.get("macs"), a.get("params"), a.get("bytes"),
                     a.get("bits", ""), a.get("keep", ""), own_side(key), a.get("proxy_seconds"),
                     str(a.get("node", ""))[:12], a.get("reason", a.get("over", "")), a.get("proxy_side"),
-                    a.get("host", ""), rung, per_rung, a.get("memory"))
+                    a.get("host", ""), rung, per_rung, a.get("memory"), a.get("latencies_ms"))
+
+
+def rows_for_device(rows: list[TrialRow], device: str | None) -> list[TrialRow]:
+    """The trials as seen from one device of a run on several: ``latency_ms`` is that device's
+    prediction (so ``pareto_front``, ``best_trial`` and the pick rules work per device at its
+    budget). ``device`` None, or a run on one device: the rows as they are."""
+    if device is None:
+        return rows
+    return [r._replace(latency_ms=r.latencies.get(device)) if r.latencies else r for r in rows]
 
 
 def read_trials(study) -> list[TrialRow]:

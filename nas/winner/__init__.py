@@ -14,8 +14,8 @@ from nas.winner._card import (
     WinnerCard,
     host_line,
 )
-from nas.winner._distill import NO_TEACHER, PICK_HELP, DistillConfig, distill_run, recipe_digest
-from nas.winner._pick import parse_rule, pick_winner, rule_of_folder, winner_folder
+from nas.winner._distill import NO_TEACHER, PICK_HELP, DistillConfig, distill_run, recipe_digest, winner_card_paths
+from nas.winner._pick import device_of_folder, parse_rule, pick_winner, rule_of_folder, winner_folder
 from nas.winner._ship import DEFAULT_FORMATS, FORMATS, export_run, parse_formats, pte_section, tflite_section
 
 __all__ = [
@@ -34,6 +34,7 @@ __all__ = [
     "WinnerCard",
     "NO_TEACHER",
     "PICK_HELP",
+    "device_of_folder",
     "distill_run",
     "export_run",
     "host_line",
@@ -44,5 +45,6 @@ __all__ = [
     "tflite_section",
     "pte_section",
     "rule_of_folder",
+    "winner_card_paths",
     "winner_folder",
 ]

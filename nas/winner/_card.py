@@ -224,9 +224,12 @@ class WinnerCard:
     # None on cards written before it was kept.
     recipe: str | None = None
     copied_from: str | None = None  # the run's folder these files were copied from, same trial and recipe
+    # a run on several devices: the devices whose winner this network is (trained once, a folder each)
+    serves: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "class_names", tuple(self.class_names))
+        object.__setattr__(self, "serves", tuple(self.serves))
         object.__setattr__(self, "bits", tuple((int(b), int(n)) for b, n in self.bits))
 
     # ---- derived when rendered, never stored
@@ -470,6 +473,9 @@ def card_markdown(card: WinnerCard) -> str:
         "",
         *([f"_The same trial as `{card.copied_from}/`, trained with the same recipe: its files, copied, "
            f"not retrained._", ""] if card.copied_from else []),
+        *([f"_One network for {len(card.serves)} devices: the winner on {', '.join(card.serves)} (trained once; "
+           f"each device's folder holds it with that device's predicted latency)._", ""]
+          if len(card.serves) > 1 else []),
         f"**Ship {card.ship}.**",
         "",
         *([f"_{host_line(card)}._", ""] if host_line(card) else []),

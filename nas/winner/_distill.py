@@ -41,8 +41,8 @@ from nas.errors import DistillError, NasError
 from nas.export import export_onnx, onnx_accuracy_batches, ort_session, time_session
 from nas.latency import load_device
 from nas.models import apply_fake_quant, build_model, strip_fake_quant
-from nas.run import RunContext, RunFolder, open_run, read_run_config
-from nas.search import bit_counts, open_study, read_trials, trial_weights
+from nas.run import DeviceTarget, RunContext, RunFolder, open_run, read_run_config
+from nas.search import bit_counts, open_study, read_trials, rows_for_device, trial_weights
 from nas.space import Candidate, SearchSpace, float_bytes, memory_bytes
 from nas.supernet import Supernet, load_supernet, read_training
 from nas.train import (
@@ -125,8 +125,11 @@ class DistillConfig:
     # inherits and is distilled from the supernet's largest member (module docstring). False: the
     # supernet is ignored, the winner trains as in a run without one (to measure what it gives).
     inherit: bool = True
-    out: str | None = None  # folder inside the run; None: winner_folder(pick)
+    out: str | None = None  # folder inside the run; None: winner_folder(pick) (several devices: per device)
     force: bool = False  # replace a folder that holds a winner already
+    # a run on several devices: the device (profile name) whose winner this is, picked at its budget
+    # and written to winner/<device>/; None on a run on one device
+    device: str | None = None
 
     def validate(self) -> None:
         try:
@@ -300,9 +303,9 @@ def _trained_twin(run_dir: Path, trial: int, recipe: str, out_dir: Path) -> tupl
     ``out_dir`` that holds ``trial`` trained with ``recipe``, all its files present."""
     def order(path: Path) -> tuple:  # winner/ first, then the other picks' folders, then --out folders
         rel = path.parent.relative_to(run_dir).as_posix()
-        return rel != "winner", not rel.startswith("winners/"), rel
+        return not rel.startswith("winner"), not rel.startswith("winners/"), rel
 
-    for path in sorted({*run_dir.glob("*/card.json"), *run_dir.glob("winners/*/card.json")}, key=order):
+    for path in sorted(winner_card_paths(run_dir), key=order):
         src = path.parent
         if src == out_dir or src.name.startswith("."):
             continue
@@ -316,13 +319,55 @@ def _trained_twin(run_dir: Path, trial: int, recipe: str, out_dir: Path) -> tupl
     return None
 
 
+def winner_card_paths(run_dir: Path) -> set[Path]:
+    """The card.json of every winner folder of a run: winner/, winners/<rule>/, --out folders, and
+    on several devices winner/<device>/ and winners/<device>/<rule>/."""
+    return {*run_dir.glob("*/card.json"), *run_dir.glob("winners/*/card.json"), *run_dir.glob("winner/*/card.json"),
+            *run_dir.glob("winners/*/*/card.json")}
+
+
+def _device_facts(profile, cand: Candidate, num_classes: int, in_channels: int, target: DeviceTarget) -> dict:
+    """The card's fields about the device it is priced on (a run on several devices: each
+    device's folder has its own)."""
+    return dict(device=profile.name,
+                device_summary=f"{profile.name}, {profile.provenance} ({profile.source_sentence()}); "
+                               f"{profile.validation_text()}",
+                provenance=profile.provenance_for(cand, num_classes, in_channels),  # how many ops were timed
+                device_label=profile.label, device_source=profile.source,
+                predicted_latency_ms=profile.latency_ms(cand, num_classes=num_classes, in_channels=in_channels),
+                latency_budget_ms=target.budget_ms, latency_budget_source=target.budget_source,
+                target=TargetLatency(
+                    runtime=profile.runtime, label=profile.label,
+                    predicted_fp32=profile.latency_ms(cand.replace_bits(32), num_classes, in_channels),
+                    predicted_int8=profile.latency_ms(cand.replace_bits(8), num_classes, in_channels)))
+
+
+def _write_card(path: Path, card: WinnerCard) -> None:
+    (path / "card.json").write_text(card.to_json())
+    (path / "card.md").write_text(card.markdown())
+
+
 def _copy_twin(run: RunFolder, run_dir: Path, src: Path, card: WinnerCard, out_dir: Path,
-               cfg: DistillConfig) -> WinnerCard:
+               cfg: DistillConfig, device: DeviceTarget | None = None, cand: Candidate | None = None) -> WinnerCard:
     """``src``'s files as ``out_dir`` (a copy under a hidden name, then renamed into place; with
     --force the folder it replaces goes only then), its card saying which pick it is and where
-    the files came from."""
+    the files came from. ``device`` (a run on several devices): the device the copy is the winner
+    of; its card is that device's (``cand``'s latency, budget, provenance) and every card of the
+    network lists the devices it serves."""
     copied = replace(card, pick=cfg.pick, folder=cfg.folder,
                      copied_from=card.copied_from or src.relative_to(run_dir).as_posix())
+    if device is not None and cand is not None:
+        serves = tuple(dict.fromkeys((*card.serves, device.name)))
+        copied = replace(copied, serves=serves,
+                         **_device_facts(device.profile, cand, card.num_classes, card.input.shape[1], device))
+        for path in winner_card_paths(run_dir):  # the network's other folders say so too
+            try:
+                other = WinnerCard.load(path)
+            except DistillError:
+                continue
+            if other.trial == card.trial and other.recipe == card.recipe and other.serves and \
+                    path.parent != out_dir:
+                _write_card(path.parent, replace(other, serves=serves))
     tmp = out_dir.parent / f".{out_dir.name}.copying"
     shutil.rmtree(tmp, ignore_errors=True)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -434,6 +479,18 @@ def distill_run(run: str | Path | RunContext, cfg: DistillConfig | None = None,
         return _distill_locked(folder, run, cfg, progress, allow_changed)
 
 
+def _device(ctx: RunContext, cfg: DistillConfig) -> DeviceTarget:
+    """The device whose winner ``cfg`` asks for: on several devices, ``cfg.device`` (required);
+    on one, the run's (``cfg.device``, if given, must name it)."""
+    names = [t.name for t in ctx.devices]
+    if ctx.multi and cfg.device is None:
+        raise DistillError(f"this run searched for {len(names)} devices ({', '.join(names)}): choose one with "
+                           f"--device")
+    if cfg.device is not None and cfg.device not in names:
+        raise DistillError(f"this run has no device {cfg.device!r}; its device(s): {', '.join(names)}")
+    return ctx.target(cfg.device)
+
+
 def _distill_locked(folder: RunFolder, run: str | Path | RunContext, cfg: DistillConfig,
                     progress: Progress | None, allow_changed: bool) -> dict:
     ctx = run if isinstance(run, RunContext) else open_run(run, progress, allow_changed=allow_changed,
@@ -441,10 +498,13 @@ def _distill_locked(folder: RunFolder, run: str | Path | RunContext, cfg: Distil
     run_dir, config, meta = ctx.run_dir, ctx.config, ctx.meta
     cfg = replace(cfg, seed=config.seed if cfg.seed is None else cfg.seed)
     study = open_study(meta.study_name, meta.storage)
-    budget_ms = ctx.budget_ms
-    win = pick_winner(read_trials(study), budget_ms, cfg.pick)
+    device = _device(ctx, cfg)
+    if ctx.multi and cfg.out is None:
+        cfg = replace(cfg, out=winner_folder(cfg.pick, device.name))
+    budget_ms = device.budget_ms
+    win = pick_winner(rows_for_device(read_trials(study), device.name if ctx.multi else None), budget_ms, cfg.pick)
     cand = ctx.space.parse(win.key)
-    space, dataset, profile = ctx.space, ctx.dataset, ctx.profile
+    space, dataset, profile = ctx.space, ctx.dataset, device.profile
     res = ctx.proxy_side(cand)
     out_dir = run_dir / cfg.folder
     if (out_dir / "card.json").is_file() and not cfg.force:
@@ -460,7 +520,7 @@ def _distill_locked(folder: RunFolder, run: str | Path | RunContext, cfg: Distil
                            supernet=trained.get("digest") if trained else None)
     twin = _trained_twin(run_dir, win.number, recipe, out_dir)
     if twin is not None:  # e.g. the knee is the best trial: winner/ already holds it
-        return _copy_twin(folder, run_dir, *twin, out_dir, cfg)
+        return _copy_twin(folder, run_dir, *twin, out_dir, cfg, device if ctx.multi else None, cand)
     data = dataset.at_resolution(res, progress)  # images on disk: made once, unless the search made it
     inh = _inheritance(run_dir, space, data.num_classes, data.in_channels, cfg)  # refused before any file is made
     prev_threads = torch.get_num_threads()
@@ -536,19 +596,9 @@ def _distill_locked(folder: RunFolder, run: str | Path | RunContext, cfg: Distil
                     supernet=inh.digest if inh is not None and continued is None else None,
                     own_side=cand.resolution,
                     own_side_epochs=cfg.own_side_epochs if proxy_side != cand.resolution else 0),
-                device=profile.name,
-                device_summary=f"{profile.name}, {profile.provenance} ({profile.source_sentence()}); "
-                               f"{profile.validation_text()}",
-                provenance=profile.provenance_for(cand, data.num_classes, data.in_channels),  # how many ops were timed
-                device_label=profile.label, device_source=profile.source,
-                predicted_latency_ms=profile.latency_ms(cand, num_classes=data.num_classes,
-                                                        in_channels=data.in_channels),
-                latency_budget_ms=budget_ms, latency_budget_source=ctx.budget_source,
+                **_device_facts(profile, cand, data.num_classes, data.in_channels, device),
+                serves=(device.name,) if ctx.multi else (),
                 host_latency_ms=host,
-                target=TargetLatency(
-                    runtime=profile.runtime, label=profile.label,
-                    predicted_fp32=profile.latency_ms(cand.replace_bits(32), data.num_classes, data.in_channels),
-                    predicted_int8=profile.latency_ms(cand.replace_bits(8), data.num_classes, data.in_channels)),
                 macs=win.macs, params=win.params, bytes=win.bytes, bits=bit_counts(cand), keep=win.keep,
                 memory=MemoryFacts(
                     at_bit_widths=memory_bytes(cand, win.bytes or 0, data.num_classes, data.in_channels),

@@ -7,7 +7,7 @@ import re
 from nas.errors import DistillError
 from nas.search import TrialRow, pareto_front
 
-__all__ = ["parse_rule", "pick_winner", "winner_folder", "rule_of_folder"]
+__all__ = ["parse_rule", "pick_winner", "winner_folder", "rule_of_folder", "device_of_folder"]
 
 
 def parse_rule(rule: str) -> tuple[str, float | None]:
@@ -54,28 +54,38 @@ def pick_winner(rows: list[TrialRow], budget_ms: float, rule: str = "best") -> T
     return max(pool, key=lambda r: (r.accuracy, -r.latency_ms, -r.number))
 
 
-def winner_folder(pick: str) -> str:
+def winner_folder(pick: str, device: str | None = None) -> str:
     """Where a pick's winner goes in the run: winner/ for best, winners/<rule>/ for the others
-    (latency<=2.5 -> winners/latency-le-2.5, trial=12 -> winners/trial-12)."""
+    (latency<=2.5 -> winners/latency-le-2.5, trial=12 -> winners/trial-12). ``device`` (a run on
+    several devices): winner/<device>/ and winners/<device>/<rule>/."""
     kind, value = parse_rule(pick)
     if kind == "best":
-        return "winner"
-    if kind == "knee":
-        return "winners/knee"
-    return f"winners/{'latency-le' if kind == 'latency' else 'trial'}-{value:g}"
+        return "winner" if device is None else f"winner/{device}"
+    name = "knee" if kind == "knee" else f"{'latency-le' if kind == 'latency' else 'trial'}-{value:g}"
+    return f"winners/{name}" if device is None else f"winners/{device}/{name}"
 
 
 def rule_of_folder(folder: str) -> str | None:
-    """The ``--pick`` rule whose winner ``winner_folder`` puts in ``folder``; None for a folder
-    of the user's own naming (``--out``)."""
-    if folder == "winner":
+    """The ``--pick`` rule whose winner ``winner_folder`` puts in ``folder`` (with or without a
+    device); None for a folder of the user's own naming (``--out``)."""
+    parts = folder.split("/")
+    if parts[0] == "winner" and len(parts) <= 2:
         return "best"
-    name = folder.removeprefix("winners/")
-    if name == folder:
+    if parts[0] != "winners" or len(parts) not in (2, 3):
         return None
+    name = parts[-1]
     if name == "knee":
         return "knee"
     for prefix, rule in (("latency-le-", "latency<="), ("trial-", "trial=")):
         if name.startswith(prefix):
             return rule + name[len(prefix):]
+    return None
+
+
+def device_of_folder(folder: str) -> str | None:
+    """The device a winner folder of a run on several devices is for (winner/<device>/,
+    winners/<device>/<rule>/); None for a one-device layout or a folder of the user's naming."""
+    parts = folder.split("/")
+    if (parts[0] == "winner" and len(parts) == 2) or (parts[0] == "winners" and len(parts) == 3):
+        return parts[1]
     return None

@@ -14,7 +14,7 @@ from nas.errors import ExportError, NasError
 from nas.export import _executorch as executorch
 from nas.export import _litert as litert
 from nas.winner._card import PteSection, TfliteSection, WinnerCard
-from nas.winner._pick import rule_of_folder
+from nas.winner._pick import device_of_folder, rule_of_folder
 
 __all__ = ["FORMATS", "DEFAULT_FORMATS", "parse_formats", "tflite_section", "pte_section", "export_run",
            "calibration_images"]
@@ -142,8 +142,9 @@ def _no_winner(run_dir: Path, folder: str, out_dir: Path) -> str:
     rule = rule_of_folder(folder)
     if rule is not None and "<" in rule:
         rule = f"'{rule}'"  # quoted for the shell
-    cmd = f"nas distill {run_dir}" + (f" --pick {rule}" if rule not in (None, "best") else "") + \
-        (f" --out {folder}" if rule is None else "")
+    device = device_of_folder(folder)
+    cmd = f"nas distill {run_dir}" + (f" --device {device}" if device else "") + \
+        (f" --pick {rule}" if rule not in (None, "best") else "") + (f" --out {folder}" if rule is None else "")
     if (out_dir / "model.pt").is_file():  # model.pt is written first: a distill stopped before its card
         return (f"{out_dir} has a model.pt but no card.json (a nas distill stopped before it finished): "
                 f"run `{cmd} --force`")
