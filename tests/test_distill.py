@@ -51,6 +51,7 @@ def test_distill_exports_a_checked_winner_with_its_card(run_dir, distilled):
               "training_seconds", "host_latency_ms"):
         assert card[k] is not None, k
     assert card["provenance"] == "estimated" and "estimated" in (win / "card.md").read_text()
+    assert "expected error ±" in card["device_summary"]  # pixel7's error bar (issue 28) reaches the card
     assert card["predicted_latency_ms"] <= card["latency_budget_ms"]
     mem = card["memory"]  # peak at batch 1: the float file holds more than the quantized network
     assert card["bytes"] < mem["at_bit_widths"] < mem["fp32_file"]

@@ -154,6 +154,8 @@ estimator:
     (BASE.replace("  coef: {f32.dense: 0.05, f32.act: 0.01, f32.layers: 0.001}", "  nothing: 1"),
      "needs 'from_hardware'"),
     (BASE + "table: t.yaml\n", "not found"),
+    (BASE + "validation: {expected_error: {mape_pct: 12, worst_pct: 30, basis: b}}\n", "median_signed_pct"),
+    (BASE + "validation: {expected_error: 12}\n", "expected_error"),
 ])
 def test_malformed_profiles_are_clear_errors(tmp_path, text, needle):
     path = tmp_path / "mine.yaml"
@@ -210,3 +212,20 @@ def test_cli_devices_and_latency():
 def test_a_label_names_the_provenance_once():
     label = load_device("pixel7").label
     assert label.count("estimated") == 1 and label.startswith("pixel7 (estimated, tflite-xnnpack, 1 thread")
+
+
+def test_pixel7_states_its_expected_error_from_the_cross_phone_check():
+    """The estimated profile carries an error bar (issue 28): the same hardware-facts rules on
+    older Pixels' big cores against their published timings (benchmarks/pixel_cross_phone.py)."""
+    p = load_device("pixel7")
+    e = p.validation["expected_error"]
+    assert p.expected_error == f"±{e['mape_pct']:g}%" and 0 < e["mape_pct"] < 100
+    assert p.provenance_summary == f"estimated, expected error {p.expected_error}"
+    text = p.validation_text()
+    assert text.startswith(f"expected error {p.expected_error} (") and "4 older Pixels" in text
+    assert "no published whole-model CPU latency of a Pixel 7" in text  # the note stays
+    assert load_device("note10").expected_error is None  # only where a check stands behind it
+    r = runner.invoke(app, ["devices"], env={"COLUMNS": "400"})
+    assert r.exit_code == 0, r.output
+    row = next(line for line in r.output.splitlines() if "pixel7" in line)
+    assert f"estimated, expected error {p.expected_error}" in row and f"expected error {p.expected_error} (" in row

@@ -25,6 +25,7 @@ def test_the_page_opens_with_the_model_to_take_and_a_table_of_the_front(run5):
         assert f"--pick trial={r.number}" in table
     assert "class='winner'" in table or rec.number not in {r.number for r in data.front}
     assert "viewport" in page and "<script src=\"http" not in page
+    assert "these numbers are <b>estimated, expected error ±" in page  # pixel7's error bar (issue 28)
 
 
 def test_over_budget_trials_are_drawn_apart_and_the_winner_is_marked(run5):

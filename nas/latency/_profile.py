@@ -112,6 +112,8 @@ class DeviceProfile:
             other = "int8" if "f32" in seen else "fp32"
             return f"fitted ({'fp32' if 'f32' in seen else 'int8'} only; {other} from the prior " \
                    f"{self.fitted_for.get('prior', '')})"
+        if self.is_estimated and self.expected_error:
+            return f"estimated, expected error {self.expected_error}"
         return self.provenance
 
     def coverage(self, candidate: Candidate, num_classes: int = 1000, in_channels: int = 3) -> tuple[int, int]:
@@ -227,10 +229,21 @@ class DeviceProfile:
         if missing:
             self.table.update(self.measure_missing(missing))
 
+    @property
+    def expected_error(self) -> str | None:
+        """The error bar of an estimated profile ("±12%"), from its ``validation.expected_error``
+        (a cross-device check of the rules it was derived with), or None."""
+        e = self.validation.get("expected_error")
+        return f"±{e['mape_pct']:g}%" if e else None
+
     def validation_text(self) -> str:
         """How well this profile predicts, in one phrase (for ``nas devices`` and model cards)."""
-        v = self.validation
+        v = dict(self.validation)
+        e = v.pop("expected_error", None)
         note = f"; {v['whole_network']}" if v.get("whole_network") else ""
+        if e and (not v or set(v) == {"whole_network"}):
+            return (f"expected error {self.expected_error} ({e['basis']}; median {e['median_signed_pct']:+g}%, "
+                    f"worst {e['worst_pct']:+g}%)" + note)
         return self._validation_text(v) + note
 
     def _validation_text(self, v: dict) -> str:
@@ -320,6 +333,11 @@ def _read_profile(path: Path) -> DeviceProfile:
     est_raw = _need(raw, "estimator", dict, path)
     table: dict[str, float] = {}
     validation = _need(raw, "validation", dict, path, default={}) or {}
+    if "expected_error" in validation:
+        e = _need(validation, "expected_error", dict, path, "validation")
+        for k in ("mape_pct", "median_signed_pct", "worst_pct"):
+            _need(e, k, (int, float), path, "validation.expected_error")
+        _need(e, "basis", str, path, "validation.expected_error")
     try:
         calib = {k: Calibration(**v) for k, v in
                  (_need(raw, "calibration", dict, path, default={}) or {}).items()}
