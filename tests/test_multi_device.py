@@ -211,7 +211,7 @@ def test_a_winner_per_device_and_one_network_winning_twice_is_trained_once(multi
     assert card.device == "pixel1" and card.serves == ("pixel1",) and card.copied_from is None
     budgets = {m.name: m.budget_ms for m in read_run_config(run)[1].devices}
     assert card.latency_budget_ms == budgets["pixel1"] and card.predicted_latency_ms <= budgets["pixel1"]
-    assert card.provenance == "imported"
+    assert card.provenance.startswith("imported")  # with how many of its ops the table held
     # the same network picked for note10: copied, not retrained, with note10's latency on its card
     twin = distill_run(run, DistillConfig(**FAST, device="note10", pick=f"trial={card.trial}"))
     assert twin.folder == f"winners/note10/trial-{card.trial}" and twin.copied_from == "winner/pixel1"

@@ -48,9 +48,14 @@ _CSS = ("body{font-family:sans-serif;margin:1em;max-width:1200px}td,th{padding:3
 
 
 def title(data) -> str:
-    said = data.provenance in data.device_label  # the label names the provenance already: once is enough
-    return (f"{data.run}: {data.space} on {data.device_label}, latency budget {data.budget_ms:.2f} ms"
-            + ("" if said else f" (device numbers {data.provenance})"))
+    head = data.provenance.split(",")[0]  # "estimated" of "estimated, expected error ±12%"
+    if data.provenance in data.device_label:  # the label names the provenance already: once is enough
+        tail = ""
+    elif head in data.device_label:  # only what the label does not say (a phone's width is 2-3 lines)
+        tail = f" (device numbers: {data.provenance[len(head):].lstrip(', ')})"
+    else:
+        tail = f" (device numbers {data.provenance})"
+    return f"{data.run}: {data.space} on {data.device_label}, latency budget {data.budget_ms:.2f} ms" + tail
 
 
 def marked_trial(data) -> tuple[Any, str] | None:
