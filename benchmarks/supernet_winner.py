@@ -31,7 +31,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from _common import table  # noqa: E402
+from _common import portable, table  # noqa: E402
 
 RECIPES = {  # name: DistillConfig fields
     "inherit_kd": {},
@@ -108,7 +108,7 @@ def main() -> None:
             print(f"[{time.strftime('%H:%M:%S')}] reference, {name}: {res['recipes'][name]['reference']}",
                   file=sys.stderr, flush=True)
         if args.out:
-            args.out.write_text(json.dumps(res, indent=1))
+            args.out.write_text(portable(json.dumps(res, indent=1)))
     summarize(res)
 
 
