@@ -12,7 +12,8 @@ costs the same on both sides); every run has references 0 and the same proxy.
 
     python benchmarks/multi_device.py [--trials 40] [--seeds 0 1 2] [--steer constraints objectives]
 
-A tiny end-to-end check (minutes): `--trials 3 --seeds 0 --images 128 --out /tmp/multi_device.json`.
+A tiny end-to-end check (minutes): `--trials 3 --seeds 0 --images 128 --out multi_device_tiny.json` (a file in the
+current folder, so the recorded results stay as they are).
 """
 
 from __future__ import annotations
