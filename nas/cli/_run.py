@@ -325,31 +325,21 @@ def _distill(run: Path | RunContext, cfg: DistillConfig, allow_changed: bool = F
     run_dir = run.run_dir if isinstance(run, RunContext) else Path(run)
     win = run_dir / card.folder
     out.print(f"model: {win / 'model.onnx'} and {win / 'model.int8.onnx'} (card: {win / 'card.md'})")
-    _print_tflite(card, win)
+    _print_files(card.tflite, win, "LiteRT")
     out.print(f"ship {card.ship}", markup=False)
     out.print(f"report: {run_dir / 'report.html'} (regenerated)")
 
 
-def _print_tflite(card, win: Path) -> None:
-    tfl = card.tflite
+def _print_files(section, win: Path, runtime: str, show_note: bool = True) -> None:
+    """A card's LiteRT or ExecuTorch section: its files and test accuracies, or why there are none."""
     pct = lambda v: "n/a" if v is None else f"{v * 100:.2f}%"  # noqa: E731
-    for e in tfl.errors:
-        err.print(f"LiteRT export failed: {e}", markup=False)
-    if tfl.written:
-        out.print(f"LiteRT: {', '.join(str(win / f) for f in tfl.files)}; test accuracy fp32 "
-                  f"{pct(tfl.test_accuracy_fp32)}, int8 {pct(tfl.test_accuracy_int8)}", markup=False)
-    elif tfl.note:
-        out.print(f"LiteRT: {tfl.note}", markup=False)
-
-
-def _print_pte(card, win: Path) -> None:
-    pte = card.pte
-    pct = lambda v: "n/a" if v is None else f"{v * 100:.2f}%"  # noqa: E731
-    for e in pte.errors:
-        err.print(f"ExecuTorch export failed: {e}", markup=False)
-    if pte.written:
-        out.print(f"ExecuTorch: {', '.join(str(win / f) for f in pte.files)}; test accuracy fp32 "
-                  f"{pct(pte.test_accuracy_fp32)}, int8 {pct(pte.test_accuracy_int8)}", markup=False)
+    for e in section.errors:
+        err.print(f"{runtime} export failed: {e}", markup=False)
+    if section.written:
+        out.print(f"{runtime}: {', '.join(str(win / f) for f in section.files)}; test accuracy fp32 "
+                  f"{pct(section.test_accuracy_fp32)}, int8 {pct(section.test_accuracy_int8)}", markup=False)
+    elif show_note and section.note:
+        out.print(f"{runtime}: {section.note}", markup=False)
 
 
 @app.command("export")
@@ -377,9 +367,9 @@ def export_cmd(
         out.print(f"ONNX: {win / 'model.onnx'}, {win / 'model.int8.onnx'}; test accuracy fp32 "
                   f"{card.test_accuracy_fp32 * 100:.2f}%, int8 {card.test_accuracy_int8 * 100:.2f}%", markup=False)
     if "tflite" in fmts:
-        _print_tflite(card, win)
+        _print_files(card.tflite, win, "LiteRT")
     if "pte" in fmts:
-        _print_pte(card, win)
+        _print_files(card.pte, win, "ExecuTorch", show_note=False)
     out.print(f"ship {card.ship}", markup=False)
     out.print(f"report: {Path(run_dir) / 'report.html'} (regenerated)")
 
