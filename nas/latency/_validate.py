@@ -88,10 +88,10 @@ def end_to_end(cands: list[Candidate], profile: DeviceProfile, progress: Progres
 
 
 def calibrate_host(profile: DeviceProfile, spaces: list[str], n: int, seed: int = 0,
-                   progress: Progress | None = None) -> dict[str, Calibration]:
+                   progress: Progress | None = None, rounds: int = ROUNDS, runs: int = RUNS) -> dict[str, Calibration]:
     runtime = _runtime(profile)
     cands = [c for s in spaces for c in _candidates(s, n, seed)]
-    data = end_to_end(cands, profile, progress)
+    data = end_to_end(cands, profile, progress, rounds=rounds, runs=runs)
     calib = {p: Calibration.fit(*data[p][:4], source=f"{len(cands)} candidates of "
                                 f"{', '.join(spaces)}, seed {seed}, {YARDSTICK_STAT} of interleaved rounds")
              for p in data}
@@ -102,18 +102,19 @@ def calibrate_host(profile: DeviceProfile, spaces: list[str], n: int, seed: int 
 
 
 def validate_profile(profile: DeviceProfile, spaces: list[str], n: int, seed: int = 1,
-                     progress: Progress | None = None, raw_out: dict | None = None) -> dict:
+                     progress: Progress | None = None, raw_out: dict | None = None, rounds: int = ROUNDS,
+                     runs: int = RUNS) -> dict:
     """Share within +-5% / +-10%, mean absolute % error and Kendall tau, per precision, against
     the yardstick's first timing; beside them the yardstick's self-agreement (its second timing
     of the same networks within +-10% of the first)."""
     cands = [c for s in spaces for c in _candidates(s, n, seed)]
     stats: list = []
-    data = end_to_end(cands, profile, progress, repeats=2, stats_out=stats)
+    data = end_to_end(cands, profile, progress, repeats=2, rounds=rounds, runs=runs, stats_out=stats)
     if raw_out is not None:
         raw_out.update({k: [list(col) for col in v] for k, v in data.items()})
         raw_out["stats"] = stats
     result = {"spaces": spaces, "samples": len(cands), "seed": seed,
-              "yardstick": f"{YARDSTICK_STAT} of {ROUNDS} interleaved rounds of {RUNS} runs"}
+              "yardstick": f"{YARDSTICK_STAT} of {rounds} interleaved rounds of {runs} runs"}
     for prec, (sums, nops, melems, meas, meas2) in data.items():
         cal = profile.calibration[prec]
         pred = np.array([cal.apply(sum(cal.op_scale(kd) * v for kd, v in s.items()), k, e)
