@@ -3,7 +3,7 @@
 from nas.latency._calibration import Calibration
 from nas.latency._estimator import FEATURES, Estimator, nnls, op_features
 from nas.latency._fit import error_stats
-from nas.latency._host import LITERT_HINT, RUNTIMES, measure_candidate, network_runner, require_runtime
+from nas.latency._host import LITERT_HINT, RUNTIMES, measure_candidate, measure_ops, network_runner, require_runtime
 from nas.latency._onboard import (
     FLOOR_MARGIN,
     ImportedProfile,
@@ -31,6 +31,7 @@ __all__ = [
     "YARDSTICK_STAT",
     "agreement",
     "interleaved_order",
+    "measure_ops",
     "network_runner",
     "require_runtime",
     "time_consecutive",
