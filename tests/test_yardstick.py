@@ -1,6 +1,8 @@
 """The yardstick whole networks are timed with (issue 28, item 5): interleaved rounds in a
 seeded order, several statistics per network, self-agreement reported by validation."""
 
+from dataclasses import replace
+
 import pytest
 
 import nas
@@ -75,6 +77,9 @@ def test_validation_reports_the_yardsticks_self_agreement_beside_the_predictor()
         first, second = raw[prec][3], raw[prec][4]
         assert len(first) == len(second) == 2 and all(v > 0 for v in first + second)
         assert r["yardstick_within_10pct"] == round(agreement(first, second), 3)
+    # nas devices shows the yardstick's agreement beside the predictor's
+    text = replace(prof, validation=res).validation_text()
+    assert f"the yardstick against itself: {res['f32']['yardstick_within_10pct'] * 100:.0f}%" in text
     # every statistic of both timings of the 4 networks is kept
     assert len(raw["stats"]) == 8 and {s["repeat"] for s in raw["stats"]} == {0, 1}
     assert {s["key"] for s in raw["stats"]} == {c.replace_bits(b).key for c in

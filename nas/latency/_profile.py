@@ -269,7 +269,10 @@ class DeviceProfile:
             return (f"leave-one-out on {v['entries']} {what}: MAPE {v['loo_mape_pct']}%, "
                     f"{v['loo_within_10pct'] * 100:.0f}% within ±10%")
         parts = [f"{prec}: {v[prec]['within_10pct'] * 100:.0f}% within ±10%, MAPE {v[prec]['mape_pct']}%, "
-                 f"tau {v[prec]['kendall_tau']}" for prec in ("f32", "i8") if prec in v]
+                 f"tau {v[prec]['kendall_tau']}" + (f" (the yardstick against itself: "
+                                                    f"{v[prec]['yardstick_within_10pct'] * 100:.0f}%)"
+                                                    if "yardstick_within_10pct" in v[prec] else "")
+                 for prec in ("f32", "i8") if prec in v]
         return f"{v.get('samples', '?')} networks end to end; " + "; ".join(parts)
 
     def source_sentence(self) -> str:
