@@ -16,6 +16,8 @@ from nas.latency._profile import DeviceProfile, OpLatency, device_names, load_de
 from nas.latency._scripts import EXPORT_S_PER_OP, SOC_PRIME_CORES, TFLITE_PHONE_S_PER_OP, check_cpu_mask
 from nas.latency._validate import calibrate_host, end_to_end, kendall_tau, validate_profile
 from nas.latency._yardstick import (
+    ROUNDS,
+    RUNS,
     STATS,
     YARDSTICK_STAT,
     agreement,
@@ -27,6 +29,8 @@ from nas.latency._yardstick import (
 __all__ = [
     "LITERT_HINT",
     "RUNTIMES",
+    "ROUNDS",
+    "RUNS",
     "STATS",
     "YARDSTICK_STAT",
     "agreement",
