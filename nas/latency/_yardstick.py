@@ -91,7 +91,7 @@ def time_consecutive(runner: Runner, runs: int = 30, warmup: int = WARMUP) -> fl
     return float(np.median(out) * 1e3)
 
 
-def agreement(first: Sequence[float], second: Sequence[float], tol: float = 0.10) -> float:
+def agreement(first: Sequence[float] | np.ndarray, second: Sequence[float] | np.ndarray, tol: float = 0.10) -> float:
     """Share of networks whose second timing is within ``tol`` of the first (the yardstick's
     self-agreement; the same measure as a prediction against a timing)."""
     a, b = np.asarray(first, float), np.asarray(second, float)
