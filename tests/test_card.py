@@ -194,3 +194,24 @@ def test_export_of_a_half_made_winner_folder_names_the_distill_that_makes_it(tmp
     assert "--pick 'latency<=2.5'`" in _no_winner(run, "winners/latency-le-2.5", run / "nope")
     assert f"nas distill {run}` first" in _no_winner(run, "winner", run / "nope")
     assert "--out mine" in _no_winner(run, "mine", run / "nope")
+
+
+def test_the_tflite_line_shows_host_litert_s_prediction_beside_the_measurement():
+    """Issue 28: the .tflite files' host timing with the host-litert profile's price of them."""
+    d = old_card()
+    d["tflite"] = {"written": True, "note": "host latency: XNNPACK, 1 thread",
+                   "files": {"model.tflite": "fp32", "model.int8.tflite": "int8"},
+                   "test_accuracy_fp32": 0.8, "test_accuracy_int8": 0.79,
+                   "host_latency_fp32_ms": 2.0, "host_latency_int8_ms": 1.0,
+                   "predicted_label": "host-litert (measured, uncalibrated, litert-xnnpack, 1 thread)",
+                   "predicted_fp32_ms": 1.8, "predicted_int8_ms": 1.1}
+    card = WinnerCard.from_json(json.dumps(d))
+    assert WinnerCard.from_json(card.to_json()) == card
+    md = card.markdown()
+    assert "fp32: test accuracy 80.00%, 2.000 ms (predicted 1.800 ms, -10%)" in md
+    assert "int8: test accuracy 79.00%, 1.000 ms (predicted 1.100 ms, +10%)" in md
+    assert "host-litert (measured, uncalibrated, litert-xnnpack, 1 thread)'s" in md
+    d["tflite"].update(predicted_label=None, predicted_fp32_ms=None, predicted_int8_ms=None,
+                       predicted_note="host-litert could not price this network (x)")
+    md = WinnerCard.from_json(json.dumps(d)).markdown()
+    assert "(predicted 1.800 ms" not in md and "- LiteRT prediction: host-litert could not price this network (x)." in md

@@ -256,6 +256,11 @@ def test_litert_files_run_in_the_interpreter_with_the_accuracy_on_the_card(run_d
     assert abs(tfl["test_accuracy_int8"] - tfl["test_accuracy_fp32"]) < 0.05
     assert tfl["host_latency_fp32_ms"] > 0 and tfl["host_latency_int8_ms"] > 0
     assert "LiteRT (`model.tflite`, `model.int8.tflite`) fp32: test accuracy" in (win / "card.md").read_text()
+    # issue 28: host-litert's price of the same files beside their timing (its ops timed first)
+    assert tfl["predicted_label"].startswith("host-litert (measured"), tfl
+    assert tfl["predicted_fp32_ms"] > 0 and tfl["predicted_int8_ms"] > 0
+    assert f"{tfl['host_latency_fp32_ms']:.3f} ms (predicted {tfl['predicted_fp32_ms']:.3f} ms" in \
+        (win / "card.md").read_text()
     # --format onnx re-writes the ONNX files from model.pt and leaves the LiteRT section as it was
     (win / "model.onnx").unlink()
     r = CliRunner().invoke(app, ["export", str(run_dir), "--folder", "tfl", "--format", "onnx"])

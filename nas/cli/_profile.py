@@ -27,16 +27,26 @@ from nas.latency import _host as host
 
 def _host_only(device: str):
     prof = load_device(device)
-    if prof.measure_missing is None:
-        raise NasError(f"device {prof.name} is {prof.provenance}: only the host profile can be "
-                       f"measured on this machine")
+    if prof.measure_missing is None or prof.host_runtime is None:
+        raise NasError(f"device {prof.name} is {prof.provenance}: only the host profiles (host, host-litert) "
+                       f"can be measured on this machine")
     return prof
+
+
+def _time_ops_first(prof, space: list[str], n: int, seed: int) -> None:
+    """Time the ops of the candidates a calibration or validation will price, with a progress
+    bar (host-litert converts each to .tflite: ~1.7 s an op), before their networks are timed."""
+    ops = [(op, prof.exec_bits(op.bits)) for name in space for c in nas.load_space(name).sample_many(n, seed)
+           for b in (32, 8) for op in c.replace_bits(b).ops()]
+    prof.table.update(host.measure_ops(ops, progress=progress_printer("timing their ops", "ops"),
+                                       runtime=prof.host_runtime))
 
 
 @profile_app.command("build")
 @user_errors
 def profile_build(
-    device: str = typer.Option("host", "--device", "-d"),
+    device: str = typer.Option("host", "--device", "-d", help="host (onnxruntime) or host-litert (LiteRT, XNNPACK; "
+                                                               "needs the litert extra)."),
     space: list[str] = typer.Option(["mobilenetv3"], "--space", "-s", help="Space(s) whose ops to time."),
     samples: int = typer.Option(20, "--samples", min=0,
                                 help="Time the ops of N sampled candidates per space; 0 = every op of "
@@ -54,11 +64,13 @@ def profile_build(
             ops += [(op, prof.exec_bits(op.bits)) for c in sp.sample_many(samples, seed) for op in c.ops()]
         else:
             ops += [(op, prof.exec_bits(op.bits)) for op in sp.all_ops()]
-    table = host.measure_ops(ops, progress=progress_printer("timing ops", "ops"))
-    out.print(f"{len(table)} op timings for {', '.join(space)} in {host.cache_dir()}")
+    table = host.measure_ops(ops, progress=progress_printer("timing ops", "ops"), runtime=prof.host_runtime)
+    out.print(f"{len(table)} op timings for {', '.join(space)} in {host.cache_dir(prof.host_runtime)}",
+              markup=False)
     if calibrate:
+        _time_ops_first(prof, space, calibrate, seed)
         cal = calibrate_host(prof, space, calibrate, seed=seed,
-                             progress=progress_printer("end-to-end timings", "networks"))
+                             progress=progress_printer("exporting and timing whole networks", "steps"))
         for prec, c in cal.items():
             scales = ", ".join(f"{k} x{v:.2f}" for k, v in c.kind_scale.items())
             out.print(f"calibration {prec}: {scales}; {c.per_op_ms * 1000:+.1f} us/op, "
@@ -68,21 +80,28 @@ def profile_build(
 @profile_app.command("validate")
 @user_errors
 def profile_validate(
-    device: str = typer.Option("host", "--device", "-d"),
+    device: str = typer.Option("host", "--device", "-d", help="host or host-litert."),
     space: list[str] = typer.Option(["mobilenetv3"], "--space", "-s"),
     samples: int = typer.Option(20, "--samples", min=1),
     seed: int = typer.Option(1, "--seed"),
 ) -> None:
     """Time N random candidates end to end (fp32 and int8) against the prediction."""
     prof = _host_only(device)
+    _time_ops_first(prof, space, samples, seed)
     res = validate_profile(prof, space, samples, seed=seed,
-                           progress=progress_printer("end-to-end timings", "networks"))
-    host.save_calibration(prof.calibration, validation=res)
+                           progress=progress_printer("exporting and timing whole networks (twice)", "steps"))
+    host.save_calibration(prof.calibration, validation=res, runtime=prof.host_runtime)
+    if prof.is_uncalibrated:
+        err.print(f"note: {prof.name} is uncalibrated (sums of ops timed alone): `nas profile build --device "
+                  f"{prof.name} --calibrate 12` fits the whole-network correction", markup=False)
+    out.print(f"yardstick: {res['yardstick']}, each network timed twice", markup=False)
     for prec in ("f32", "i8"):
         r = res[prec]
         out.print(f"{prec}: {r['within_5pct'] * 100:.0f}% within ±5%, {r['within_10pct'] * 100:.0f}% "
                   f"within ±10%, MAPE {r['mape_pct']}%, Kendall tau {r['kendall_tau']} "
-                  f"(uncalibrated sum of ops: {r['uncalibrated_mean_error_pct']:+.1f}% on average)")
+                  f"(uncalibrated sum of ops: {r['uncalibrated_mean_error_pct']:+.1f}% on average); the yardstick "
+                  f"against itself: {r['yardstick_within_10pct'] * 100:.0f}% within ±10%, "
+                  f"{r['yardstick_within_5pct'] * 100:.0f}% within ±5%", markup=False)
 
 
 @profile_app.command("export-ops")

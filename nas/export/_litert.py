@@ -28,7 +28,7 @@ import torch
 from nas.errors import ExportError
 
 __all__ = ["available", "require", "export_tflite", "tflite_accuracy", "tflite_accuracy_batches", "tflite_latency",
-           "tflite_io", "INSTALL_HINT"]
+           "tflite_io", "tflite_runner", "INSTALL_HINT"]
 
 INSTALL_HINT = 'pip install "hwnas[litert]" adds model.tflite and model.int8.tflite (then `nas export RUN`)'
 
@@ -191,6 +191,17 @@ def tflite_accuracy_batches(path: str | os.PathLike, batches: Iterable[tuple[np.
             hits += int(np.argmax(_out(o, it.get_tensor(o["index"]))) == y[k])
         n += len(y)
     return hits / max(1, n)
+
+
+def tflite_runner(path: str | os.PathLike, threads: int = 1):
+    """A function that runs one inference of a .tflite file in the LiteRT interpreter (XNNPACK,
+    ``threads`` threads) on a seeded input (quantized to the file's input type when it takes
+    int8): what the host-litert profile and its yardstick time."""
+    it = _interpreter(path, threads)
+    i = it.get_input_details()[0]
+    x = np.random.default_rng(0).standard_normal(i["shape"]).astype(np.float32)
+    it.set_tensor(i["index"], _feed(i, x))
+    return it.invoke
 
 
 def tflite_latency(path: str | os.PathLike, min_runs: int = 30, min_seconds: float = 0.4) -> float:

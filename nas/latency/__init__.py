@@ -3,7 +3,7 @@
 from nas.latency._calibration import Calibration
 from nas.latency._estimator import FEATURES, Estimator, nnls, op_features
 from nas.latency._fit import error_stats
-from nas.latency._host import measure_candidate
+from nas.latency._host import LITERT_HINT, RUNTIMES, measure_candidate, measure_ops, network_runner, require_runtime
 from nas.latency._onboard import (
     FLOOR_MARGIN,
     ImportedProfile,
@@ -15,8 +15,31 @@ from nas.latency._onboard import (
 from nas.latency._profile import DeviceProfile, OpLatency, device_names, load_device, profile_files, read_table
 from nas.latency._scripts import EXPORT_S_PER_OP, SOC_PRIME_CORES, TFLITE_PHONE_S_PER_OP, check_cpu_mask
 from nas.latency._validate import calibrate_host, end_to_end, kendall_tau, validate_profile
+from nas.latency._yardstick import (
+    ROUNDS,
+    RUNS,
+    STATS,
+    YARDSTICK_STAT,
+    agreement,
+    interleaved_order,
+    time_consecutive,
+    time_interleaved,
+)
 
 __all__ = [
+    "LITERT_HINT",
+    "RUNTIMES",
+    "ROUNDS",
+    "RUNS",
+    "STATS",
+    "YARDSTICK_STAT",
+    "agreement",
+    "interleaved_order",
+    "measure_ops",
+    "network_runner",
+    "require_runtime",
+    "time_consecutive",
+    "time_interleaved",
     "Calibration",
     "EXPORT_S_PER_OP",
     "FLOOR_MARGIN",

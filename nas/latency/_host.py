@@ -1,22 +1,32 @@
-"""The ``host`` profile: latencies measured on this machine with onnxruntime (CPU provider).
+"""The host profiles: latencies measured on this machine, in one of two runtimes.
 
-Each OpSpec is exported as a tiny ONNX model (fp32, or int8 by onnxruntime's static QDQ
-quantization, the same path as ``export_onnx(..., int8=True)``) and timed with a fixed
-thread count (1 by default). Timings are cached on disk per CPU model, onnxruntime version
-and thread count (``$HWNAS_CACHE`` or ``~/.cache/hwnas``), so a table grows as searches meet
-new ops and survives between runs; writes are atomic.
+- ``host`` (runtime ``onnxruntime``): each OpSpec exported as a tiny ONNX model (fp32, or int8
+  by onnxruntime's static QDQ quantization, the same path as ``export_onnx(..., int8=True)``)
+  and timed in onnxruntime's CPU provider.
+- ``host-litert`` (runtime ``litert``): each OpSpec exported as a tiny ``.tflite`` model with
+  litert-torch (fp32, or PT2E static int8: the same ``export_tflite`` as a winner's
+  ``model.int8.tflite`` and the onboarding path's op models) and timed in the LiteRT
+  interpreter (XNNPACK), as a phone runs it. Needs the litert extra.
 
-On this runtime 4- and 6-bit blocks execute on int8 kernels: they are timed as int8 (their
+Both time with a fixed thread count (1 by default, ``HWNAS_HOST_THREADS``). Timings are cached
+on disk per runtime, CPU model, runtime version and thread count (``$HWNAS_CACHE`` or
+``~/.cache/hwnas``), so a table grows as searches meet new ops and survives between runs;
+writes are atomic. Ops are timed lazily: a profile measures the ops of a candidate it prices
+the first time it meets them.
+
+On these runtimes 4- and 6-bit blocks execute on int8 kernels: they are timed as int8 (their
 bytes still count at their own width).
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import platform
 import re
 import tempfile
+import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Callable
@@ -26,17 +36,21 @@ import torch
 
 from nas._paths import atomic_write
 from nas.errors import DeviceError
-from nas.export import export_module, ort_session, quantize_int8, strip_boundary_qdq, time_session
+from nas.export import export_module, ort_session, quantize_int8, strip_boundary_qdq
 from nas.latency._calibration import Calibration
 from nas.latency._estimator import Estimator, op_features
+from nas.latency._yardstick import YARDSTICK_STAT, time_interleaved
 from nas.models import build_model, build_op
 from nas.space import FLOAT_BITS, Candidate, OpSpec
 
-__all__ = ["cache_dir", "measure_ops", "measure_candidate", "load_host_state", "save_calibration",
-           "host_estimator", "input_for", "THREADS"]
+__all__ = ["RUNTIMES", "LITERT_HINT", "cache_dir", "measure_ops", "measure_candidate", "network_runner",
+           "load_host_state", "save_calibration", "host_estimator", "input_for", "require_runtime", "THREADS"]
 
 THREADS = int(os.environ.get("HWNAS_HOST_THREADS", "1"))
+RUNTIMES = ("onnxruntime", "litert")
+LITERT_HINT = 'pip install "hwnas[litert]"'
 Progress = Callable[[int, int], None]
+Runner = Callable[[], object]
 
 
 def _cpu_model() -> str:
@@ -50,11 +64,43 @@ def _cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def cache_dir() -> Path:
-    import onnxruntime as ort
+def _check_runtime(runtime: str) -> None:
+    if runtime not in RUNTIMES:
+        raise DeviceError(f"host runtime {runtime!r}: choose {' or '.join(RUNTIMES)}")
 
+
+def require_runtime(runtime: str) -> None:
+    """Raise one DeviceError naming the extra when ``runtime`` cannot run here."""
+    _check_runtime(runtime)
+    if runtime == "litert":
+        from nas.export import _litert as litert
+
+        if not litert.available():
+            raise DeviceError(f"the host-litert profile times ops in LiteRT and needs the litert extra "
+                              f"(ai-edge-litert and litert-torch): {LITERT_HINT}")
+
+
+def _dist_version(name: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return "none"
+
+
+def cache_dir(runtime: str = "onnxruntime") -> Path:
+    """Where ``runtime``'s op table and calibration live: one folder per runtime, CPU model,
+    runtime version and thread count (LiteRT's also by the converter's version, which makes the
+    op models)."""
+    _check_runtime(runtime)
     root = Path(os.environ.get("HWNAS_CACHE", Path.home() / ".cache" / "hwnas"))
     slug = re.sub(r"[^A-Za-z0-9.]+", "-", _cpu_model()).strip("-")
+    if runtime == "litert":
+        return root / "host-litert" / (f"{slug}-litert{_dist_version('ai-edge-litert')}"
+                                       f"-lt{_dist_version('litert-torch')}-t{THREADS}")
+    import onnxruntime as ort
+
     # "q2": int8 timings since quantize_int8 pre-processes the graph (older int8 entries differ)
     return root / "host" / f"{slug}-ort{ort.__version__}-t{THREADS}-q2"
 
@@ -73,19 +119,22 @@ def _read_json(path: Path) -> dict:
         raise DeviceError(f"host latency cache {path} is unreadable ({exc}); delete it to re-measure") from None
 
 
-def load_host_state():
-    d = cache_dir()
+def load_host_state(runtime: str = "onnxruntime"):
+    """(table, calibration, validation, the function that measures missing ops) of ``runtime``."""
+    require_runtime(runtime)
+    d = cache_dir(runtime)
     table = {k: float(v) for k, v in _read_json(d / "table.json").items()}
     state = _read_json(d / "calibration.json")
     try:
         calib = {k: Calibration(**v) for k, v in state.get("calibration", {}).items()}
     except TypeError:  # written by an older version: recalibrate
         calib = {}
-    return table, calib, state.get("validation", {}), measure_into_cache
+    return table, calib, state.get("validation", {}), functools.partial(measure_ops, runtime=runtime)
 
 
-def save_calibration(calib: dict[str, Calibration], validation: dict | None = None) -> Path:
-    path = cache_dir() / "calibration.json"
+def save_calibration(calib: dict[str, Calibration], validation: dict | None = None,
+                     runtime: str = "onnxruntime") -> Path:
+    path = cache_dir(runtime) / "calibration.json"
     state = _read_json(path)
     state["calibration"] = {k: c.to_dict() for k, c in calib.items()}
     if validation is not None:
@@ -94,7 +143,7 @@ def save_calibration(calib: dict[str, Calibration], validation: dict | None = No
     return path
 
 
-def host_estimator(table: dict[str, float], est_raw: dict) -> Estimator:
+def host_estimator(table: dict[str, float], est_raw: dict, runtime: str = "onnxruntime") -> Estimator:
     """The estimator fitted to the measured entries (with the YAML's prior), so ops not yet
     measured still get a number."""
     prior = Estimator({str(k): float(v) for k, v in est_raw.get("coef", {}).items()})
@@ -105,7 +154,7 @@ def host_estimator(table: dict[str, float], est_raw: dict) -> Estimator:
         try:
             op = OpSpec.from_key(key)
         except ValueError:
-            raise DeviceError(f"host latency cache {cache_dir()}: bad op key {key!r}; "
+            raise DeviceError(f"host latency cache {cache_dir(runtime)}: bad op key {key!r}; "
                               f"delete the cache to re-measure") from None
         rows.append(op_features(op))
         ys.append(ms)
@@ -113,10 +162,6 @@ def host_estimator(table: dict[str, float], est_raw: dict) -> Estimator:
 
 
 # --------------------------------------------------------------------------- timing
-
-def _session(path):
-    return ort_session(path, threads=THREADS)
-
 
 def input_for(op: OpSpec, batch: int = 1) -> np.ndarray:
     """A seeded input of the op's shape (op models are exported and timed on it)."""
@@ -126,31 +171,74 @@ def input_for(op: OpSpec, batch: int = 1) -> np.ndarray:
     return rng.standard_normal((batch, op.cin, op.h, op.w)).astype(np.float32)
 
 
-def measure_op(op: OpSpec, exec_bits: int, workdir: Path) -> float:
+def _fastest(run: Runner, min_runs: int = 20, min_seconds: float = 0.2, max_runs: int = 5000) -> float:
+    """Fastest of repeated runs after warm-up, milliseconds: how an op alone is timed (the same
+    statistic as ``nas.export.time_session``; an op's timing is short, so a burst of noise
+    rarely covers all of its runs)."""
+    for _ in range(3):
+        run()
+    best, runs, start = float("inf"), 0, time.perf_counter()
+    while runs < max_runs and (runs < min_runs or time.perf_counter() - start < min_seconds):
+        t0 = time.perf_counter()
+        run()
+        best = min(best, time.perf_counter() - t0)
+        runs += 1
+    return best * 1e3
+
+
+def _calibration_inputs(shape: tuple[int, ...], n: int = 4) -> np.ndarray:
+    rng = np.random.default_rng(1)
+    return rng.standard_normal((n, *shape[1:])).astype(np.float32)
+
+
+def _ort_runner(module: torch.nn.Module, x: np.ndarray, int8: bool, workdir: Path, stem: str,
+                strip_qdq: bool) -> Runner:
+    fp32 = workdir / f"{stem}.onnx"
+    export_module(module, x, fp32)
+    path, feed = fp32, {"input": x}
+    if int8:
+        rng = np.random.default_rng(1)
+        calib = [rng.standard_normal(x.shape).astype(np.float32) for _ in range(4)]
+        path = quantize_int8(fp32, workdir / f"{stem}.int8.onnx", calib)
+        feeds = strip_boundary_qdq(path) if strip_qdq else {}
+        if feeds:  # an op alone: its input arrives quantized, as from the op before it
+            (name, dtype), = feeds.items()
+            feed = {name: rng.integers(0, 255 if dtype == np.uint8 else 127, size=x.shape).astype(dtype)}
+    sess = ort_session(str(path), threads=THREADS)
+    return functools.partial(sess.run, None, feed)
+
+
+def _litert_runner(module: torch.nn.Module, x: np.ndarray, int8: bool, workdir: Path, stem: str) -> Runner:
+    from nas.export import _litert as litert
+
+    path = workdir / f"{stem}{'.int8' if int8 else ''}.tflite"
+    litert.export_tflite(module.eval(), path, list(x.shape), int8=int8,
+                         calibration=_calibration_inputs(x.shape) if int8 else None)
+    return litert.tflite_runner(path, threads=THREADS)
+
+
+def op_runner(op: OpSpec, exec_bits: int, workdir: Path, runtime: str = "onnxruntime") -> Runner:
+    """One inference of ``op`` alone, exported for ``runtime`` at ``exec_bits``."""
     torch.manual_seed(0)
     module = build_op(op)
     x = input_for(op)
-    fp32 = workdir / "op.onnx"
-    export_module(module, x, fp32)
-    if exec_bits >= FLOAT_BITS:
-        return time_session(_session(str(fp32)), {"input": x})
-    rng = np.random.default_rng(1)
-    calib = [rng.standard_normal(x.shape).astype(np.float32) for _ in range(4)]
-    path = quantize_int8(fp32, workdir / "op.int8.onnx", calib)
-    feeds = strip_boundary_qdq(path)
-    if not feeds:  # the input is split or reshaped before it is quantized: keep it float
-        return time_session(_session(str(path)), {"input": x})
-    (name, dtype), = feeds.items()
-    xq = rng.integers(0, 255 if dtype == np.uint8 else 127, size=x.shape).astype(dtype)
-    return time_session(_session(str(path)), {name: xq})
+    int8 = exec_bits < FLOAT_BITS
+    if runtime == "litert":
+        return _litert_runner(module, x, int8, workdir, "op")
+    return _ort_runner(module, x, int8, workdir, "op", strip_qdq=True)
+
+
+def measure_op(op: OpSpec, exec_bits: int, workdir: Path, runtime: str = "onnxruntime") -> float:
+    return _fastest(op_runner(op, exec_bits, workdir, runtime))
 
 
 def measure_ops(ops: list[tuple[OpSpec, int]], progress: Progress | None = None,
-                save_every: int = 25) -> dict[str, float]:
-    """Time every (op, executed bits) not yet in the cache; returns {table key: ms} for all.
-    The caller's torch thread count is restored afterwards."""
+                save_every: int = 25, runtime: str = "onnxruntime") -> dict[str, float]:
+    """Time every (op, executed bits) not yet in ``runtime``'s cache; returns {table key: ms} for
+    all. The caller's torch thread count is restored afterwards."""
+    require_runtime(runtime)
     specs = [op if op.bits == eb else replace(op, bits=eb) for op, eb in ops]
-    path = cache_dir() / "table.json"
+    path = cache_dir(runtime) / "table.json"
     table = {k: float(v) for k, v in _read_json(path).items()}
     todo = list({s.key: s for s in specs if s.key not in table}.values())
     out: dict[str, float] = {}
@@ -159,7 +247,7 @@ def measure_ops(ops: list[tuple[OpSpec, int]], progress: Progress | None = None,
     try:
         with tempfile.TemporaryDirectory(prefix="hwnas-op-") as tmp:
             for i, spec in enumerate(todo, start=1):
-                out[spec.key] = measure_op(spec, spec.bits, Path(tmp))
+                out[spec.key] = measure_op(spec, spec.bits, Path(tmp), runtime)
                 if progress:
                     progress(i, len(todo))
                 if i % save_every == 0 or i == len(todo):
@@ -173,20 +261,27 @@ def measure_ops(ops: list[tuple[OpSpec, int]], progress: Progress | None = None,
     return {s.key: table[s.key] for s in specs}
 
 
-def measure_into_cache(ops: list[tuple[OpSpec, int]]) -> dict[str, float]:
-    return measure_ops(ops)
-
-
-def measure_candidate(cand: Candidate, int8: bool, workdir: Path, num_classes: int = 1000) -> float:
-    """End-to-end latency of the whole network (ONNX in onnxruntime), milliseconds."""
+def network_runner(cand: Candidate, int8: bool, workdir: Path, num_classes: int = 1000,
+                   runtime: str = "onnxruntime", stem: str = "net") -> Runner:
+    """One inference of the whole network, exported for ``runtime`` (ONNX, int8 by static QDQ;
+    or .tflite, int8 by PT2E as a winner's model.int8.tflite) into ``workdir/stem.*``."""
+    require_runtime(runtime)
     torch.manual_seed(0)
     model = build_model(cand, num_classes).eval()
     x = np.random.default_rng(0).standard_normal((1, 3, cand.resolution, cand.resolution)).astype(np.float32)
-    fp32 = workdir / "net.onnx"
-    export_module(model, x, fp32)
-    path = fp32
-    if int8:
-        rng = np.random.default_rng(1)
-        calib = [rng.standard_normal(x.shape).astype(np.float32) for _ in range(4)]
-        path = quantize_int8(fp32, workdir / "net.int8.onnx", calib)
-    return time_session(_session(str(path)), {"input": x}, min_runs=20, min_seconds=0.4)
+    prev = torch.get_num_threads()
+    torch.set_num_threads(THREADS)
+    try:
+        if runtime == "litert":
+            return _litert_runner(model, x, int8, workdir, stem)
+        return _ort_runner(model, x, int8, workdir, stem, strip_qdq=False)
+    finally:
+        torch.set_num_threads(prev)
+
+
+def measure_candidate(cand: Candidate, int8: bool, workdir: Path, num_classes: int = 1000,
+                      runtime: str = "onnxruntime") -> float:
+    """End-to-end latency of the whole network in ``runtime``, milliseconds: the yardstick's
+    statistic (``YARDSTICK_STAT``) of interleaved rounds (of one network, here)."""
+    run = network_runner(cand, int8, workdir, num_classes, runtime)
+    return time_interleaved([run])[0][YARDSTICK_STAT]

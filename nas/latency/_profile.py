@@ -56,6 +56,7 @@ class DeviceProfile:
     path: Path | None = None
     fitted_for: dict[str, Any] = field(default_factory=dict)  # nas profile fit: what the timings covered
     measure_missing: Callable[[list[tuple[OpSpec, int]]], dict[str, float]] | None = None
+    host_runtime: str | None = None  # a host profile's runtime: "onnxruntime" or "litert"
     _block_cache: dict = field(default_factory=dict, repr=False)
     _spaces: dict = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -75,9 +76,17 @@ class DeviceProfile:
         return self.provenance == "estimated"
 
     @property
+    def is_uncalibrated(self) -> bool:
+        """A host profile whose whole-network calibration has not been fitted yet (its prices
+        are sums of ops timed alone): every output that shows its numbers says so."""
+        return self.host_runtime is not None and any(
+            self.calibration.get(p, Calibration()).source == "none" for p in ("f32", "i8"))
+
+    @property
     def label(self) -> str:
         """Name with provenance, for every report that shows a number from this profile."""
-        return f"{self.name} ({self.provenance}, {self.runtime}, {self.threads} thread" \
+        cal = ", uncalibrated" if self.is_uncalibrated else ""
+        return f"{self.name} ({self.provenance}{cal}, {self.runtime}, {self.threads} thread" \
                f"{'s' if self.threads != 1 else ''})"
 
     def exec_bits(self, bits: int) -> int:
@@ -107,6 +116,9 @@ class DeviceProfile:
         not hold every op says the rest is estimated; a fit that saw one precision says so."""
         if self.provenance == "measured" and self.measure_missing is None:
             return f"measured ({len(self.table)} ops) + estimated (other ops)"
+        if self.is_uncalibrated:
+            return f"{self.provenance}, uncalibrated (sum of ops timed alone: `nas profile build --device " \
+                   f"{self.name} --calibrate 12`)"
         seen = self.fitted_for.get("precisions")
         if self.provenance == "fitted" and seen is not None and len(seen) < 2:
             other = "int8" if "f32" in seen else "fp32"
@@ -257,7 +269,10 @@ class DeviceProfile:
             return (f"leave-one-out on {v['entries']} {what}: MAPE {v['loo_mape_pct']}%, "
                     f"{v['loo_within_10pct'] * 100:.0f}% within ±10%")
         parts = [f"{prec}: {v[prec]['within_10pct'] * 100:.0f}% within ±10%, MAPE {v[prec]['mape_pct']}%, "
-                 f"tau {v[prec]['kendall_tau']}" for prec in ("f32", "i8") if prec in v]
+                 f"tau {v[prec]['kendall_tau']}" + (f" (the yardstick against itself: "
+                                                    f"{v[prec]['yardstick_within_10pct'] * 100:.0f}%)"
+                                                    if "yardstick_within_10pct" in v[prec] else "")
+                 for prec in ("f32", "i8") if prec in v]
         return f"{v.get('samples', '?')} networks end to end; " + "; ".join(parts)
 
     def source_sentence(self) -> str:
@@ -344,12 +359,14 @@ def _read_profile(path: Path) -> DeviceProfile:
     except TypeError as exc:
         raise DeviceError(f"{path}: calibration: {exc}") from None
     measure = None
+    host_runtime = None
     kind = _need(raw, "kind", str, path, default="static")
     if kind == "host":
-        table, calib_h, validation_h, measure = load_host_state()
+        host_runtime = _need(raw, "host_runtime", str, path, default="onnxruntime")
+        table, calib_h, validation_h, measure = load_host_state(host_runtime)
         calib.update(calib_h)
         validation = validation_h or validation
-        estimator = host_estimator(table, est_raw)
+        estimator = host_estimator(table, est_raw, host_runtime)
     elif "from_hardware" in est_raw:
         hw = _need(est_raw, "from_hardware", dict, path, "estimator")
         for k, v in hw.items():
@@ -377,7 +394,7 @@ def _read_profile(path: Path) -> DeviceProfile:
         provenance=provenance, source=str(_need(raw, "source", str, path)).strip(),
         runtime=_need(raw, "runtime", str, path), threads=_need(raw, "threads", int, path, default=1),
         native_bits=native, bit_fallback=fallback, table=table, estimator=estimator,
-        calibration=calib, validation=validation, path=path, measure_missing=measure,
+        calibration=calib, validation=validation, path=path, measure_missing=measure, host_runtime=host_runtime,
         fitted_for=_need(raw, "fitted_for", dict, path, default={}) or {})
 
 

@@ -152,6 +152,13 @@ class TfliteSection:
     # (None on cards written before it was recorded)
     fp32_input_shape: tuple[int, ...] | None = None
     fp32_input_layout: str | None = None
+    # the host-litert profile's prediction of the same files (the litert extra prices them the way
+    # it timed them): its label (with "uncalibrated" until it is calibrated) and milliseconds;
+    # None on cards written before it was kept, or when pricing failed (``predicted_note`` says why)
+    predicted_label: str | None = None
+    predicted_fp32_ms: float | None = None
+    predicted_int8_ms: float | None = None
+    predicted_note: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "errors", tuple(self.errors))
@@ -425,6 +432,13 @@ def python_snippet(card: WinnerCard) -> str:
     ])
 
 
+def _predicted(pred: float | None, ms: float) -> str:
+    """" (predicted 1.234 ms, -5%)" beside a measured time, or nothing."""
+    if pred is None or not ms:
+        return ""
+    return f" (predicted {pred:.3f} ms, {(pred / ms - 1) * 100:+.0f}%)"
+
+
 def litert_snippet(card: WinnerCard) -> str | None:
     """The same with model.tflite in the LiteRT interpreter, in the input layout read from the
     exported file; None when the winner has no .tflite file (or its layout was not recorded)."""
@@ -488,11 +502,18 @@ def card_markdown(card: WinnerCard) -> str:
     ]
     tfl = card.tflite
     if tfl.written:
-        acc = "; ".join(f"{k}: test accuracy {pct(a)}, {ms:.3f} ms"
-                        for k, a, ms in (("fp32", tfl.test_accuracy_fp32, tfl.host_latency_fp32_ms),
-                                         ("int8", tfl.test_accuracy_int8, tfl.host_latency_int8_ms))
+        acc = "; ".join(f"{k}: test accuracy {pct(a)}, {ms:.3f} ms{_predicted(pred, ms)}"
+                        for k, a, ms, pred in (("fp32", tfl.test_accuracy_fp32, tfl.host_latency_fp32_ms,
+                                                tfl.predicted_fp32_ms),
+                                               ("int8", tfl.test_accuracy_int8, tfl.host_latency_int8_ms,
+                                                tfl.predicted_int8_ms))
                         if ms is not None)
         lines.append(f"- LiteRT (`model.tflite`, `model.int8.tflite`) {acc} ({tfl.note}).")
+        if tfl.predicted_label and (tfl.predicted_fp32_ms is not None or tfl.predicted_int8_ms is not None):
+            lines.append(f"- LiteRT predicted against measured on this host: the predictions are {tfl.predicted_label}'s "
+                         f"(ops timed alone in the same interpreter), the measurements the files themselves.")
+        elif tfl.predicted_note:
+            lines.append(f"- LiteRT prediction: {tfl.predicted_note}.")
     elif tfl.note:
         lines.append(f"- LiteRT: not exported ({tfl.note}).")
     for err in tfl.errors:

@@ -584,7 +584,7 @@ def _distill_locked(folder: RunFolder, run: str | Path | RunContext, cfg: Distil
             shape = [1, data.in_channels, res, res]
             host = _host_latency(out_dir, shape, cand, data.num_classes, progress) if cfg.measure_host else None
             tfl = tflite_section(float_model, out_dir, shape, calib, lambda: data.eval_batches("test"), progress,
-                                 cfg.seed) \
+                                 cfg.seed, cand=cand if cfg.measure_host else None, num_classes=data.num_classes) \
                 if cfg.tflite else TfliteSection(written=False, note="not asked for (--format onnx)")
             for err in tfl.errors:
                 run.log(f"LiteRT: {err}; the ONNX files are written")

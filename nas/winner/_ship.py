@@ -13,6 +13,8 @@ import numpy as np
 from nas.errors import ExportError, NasError
 from nas.export import _executorch as executorch
 from nas.export import _litert as litert
+from nas.latency import ROUNDS, RUNS, YARDSTICK_STAT, time_interleaved
+from nas.space import Candidate
 from nas.winner._card import PteSection, TfliteSection, WinnerCard
 from nas.winner._pick import device_of_folder, rule_of_folder
 
@@ -41,12 +43,15 @@ def calibration_images(data, n: int, seed: int) -> np.ndarray:
 
 
 def tflite_section(float_model, out_dir: Path, shape: list[int], calib: np.ndarray, test: TestBatches,
-                   progress: Progress | None = None, seed: int = 0) -> TfliteSection:
+                   progress: Progress | None = None, seed: int = 0, cand: Candidate | None = None,
+                   num_classes: int | None = None) -> TfliteSection:
     """Write model.tflite and model.int8.tflite; their test accuracy in the LiteRT interpreter
     (``test()``: the test split's batches, e.g. ``lambda: data.eval_batches("test")``, read once
     per file), their host latency (XNNPACK, 1 thread) and model.tflite's input layout as read
-    from the file. Without the extra, or when the converter fails, a section that says so (the
-    ONNX files are already written and stay)."""
+    from the file; with ``cand`` (the network the files hold) and ``num_classes``, the
+    host-litert profile's prediction of both files beside their measurement (its ops not yet in
+    its cache are timed first). Without the extra, or when the converter fails, a section that
+    says so (the ONNX files are already written and stay)."""
     if not litert.available():
         return TfliteSection(written=False, note=litert.INSTALL_HINT)
     files: dict[str, str] = {}
@@ -68,7 +73,6 @@ def tflite_section(float_model, out_dir: Path, shape: list[int], calib: np.ndarr
                        f"PT2E static int8 calibrated on {len(calib)} training images; int8 input and "
                        f"output (scale and zero point under tflite.io_int8); blocks below 8 bits run at 8")
         facts[f"test_accuracy_{kind}"] = litert.tflite_accuracy_batches(out_dir / name, test())
-        facts[f"host_latency_{kind}_ms"] = litert.tflite_latency(out_dir / name)
         if int8:
             facts["io_int8"] = io
         else:
@@ -76,9 +80,39 @@ def tflite_section(float_model, out_dir: Path, shape: list[int], calib: np.ndarr
             facts["fp32_input_layout"] = _layout(io["input"]["shape"], shape)
     if progress:
         progress("exporting LiteRT fp32 and int8", 2, 2)
+    # both files timed together with the yardstick the host-litert profile is calibrated and
+    # validated against (interleaved rounds), so its prediction and the timing are comparable
+    timed = [(kind, n) for kind, n in (("fp32", "model.tflite"), ("int8", "model.int8.tflite")) if n in files]
+    if timed:
+        stats = time_interleaved([litert.tflite_runner(out_dir / n) for _, n in timed])
+        for (kind, _), st in zip(timed, stats):
+            facts[f"host_latency_{kind}_ms"] = st[YARDSTICK_STAT]
+    if files and cand is not None and num_classes is not None:
+        facts.update(_host_litert_prediction(cand, num_classes, shape[1], progress))
     return TfliteSection(written=bool(files), files=files, errors=tuple(errors),
-                         note="accuracy measured in the LiteRT interpreter, one image per call; host latency: "
-                              "median of repeated calls, XNNPACK, 1 thread, on this machine", **facts)
+                         note=f"accuracy measured in the LiteRT interpreter, one image per call; host latency: "
+                              f"{YARDSTICK_STAT.replace('_', ' ')} of {ROUNDS} interleaved rounds of {RUNS} calls, "
+                              f"XNNPACK, 1 thread, on this machine", **facts)
+
+
+def _host_litert_prediction(cand: Candidate, num_classes: int, in_channels: int,
+                            progress: Progress | None) -> dict:
+    """The host-litert profile's price of ``cand`` in fp32 and int8, for the card's
+    predicted-against-measured line; a note instead when it cannot price it."""
+    from nas.latency import load_device
+
+    try:
+        prof = load_device("host-litert")
+        if progress:
+            progress("pricing the .tflite files with host-litert (timing its missing ops)", 0, 1)
+        f32 = prof.latency_ms(cand.replace_bits(32), num_classes, in_channels)
+        i8 = prof.latency_ms(cand.replace_bits(8), num_classes, in_channels)
+    except NasError as exc:
+        return {"predicted_note": f"host-litert could not price this network ({exc})"}
+    finally:
+        if progress:
+            progress("pricing the .tflite files with host-litert (timing its missing ops)", 1, 1)
+    return {"predicted_label": prof.label, "predicted_fp32_ms": f32, "predicted_int8_ms": i8}
 
 
 def pte_section(float_model, out_dir: Path, shape: list[int], calib: np.ndarray, test: TestBatches,
@@ -187,7 +221,8 @@ def export_run(run_dir: str | Path, folder: str = "winner", formats: tuple[str, 
                                                                     data.eval_batches("test")))
         if "tflite" in formats:
             tfl = tflite_section(model, out_dir, shape, calib, lambda: data.eval_batches("test"), progress,
-                                 ctx.config.seed)
+                                 ctx.config.seed, cand=ctx.space.parse(card.candidate),
+                                 num_classes=card.num_classes)
             card = replace(card, tflite=tfl, files={**card.files, **tfl.files})
         if "pte" in formats:
             pte = pte_section(model, out_dir, shape, calib, lambda: data.eval_batches("test"), progress,
