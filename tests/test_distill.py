@@ -300,7 +300,7 @@ def test_export_rewrites_the_files_distill_wrote_byte_for_byte(run_dir):
 
 
 @pytest.mark.slow
-def test_a_pick_that_resolves_to_an_already_trained_winner_copies_it(run_dir, distilled):
+def test_a_pick_that_resolves_to_an_already_trained_winner_copies_it(run_dir, distilled, capsys):
     """Issue 25: `--pick knee` when the knee is the best trial retrained an identical model without
     a word. A pick that resolves to the trial a winner folder holds, with the same recipe, copies
     that folder (and says so); another recipe trains."""
@@ -321,6 +321,16 @@ def test_a_pick_that_resolves_to_an_already_trained_winner_copies_it(run_dir, di
     # a copy of a copy names the folder that was trained
     again = distill_run(run_dir, DistillConfig(**FAST, pick=pick, out="mine"))
     assert again.copied_from == "winner" and again.folder == "mine"
+    # `nas distill` says so in one line (its printer, given this test's recipe: the CLI's own trains LiteRT too)
+    from nas.cli._run import _distill
+
+    capsys.readouterr()
+    _distill(run_dir, DistillConfig(**FAST, pick=pick, out="cli"))
+    printed = capsys.readouterr().out.splitlines()
+    said = [ln for ln in printed if "not retrained" in ln]
+    assert said == ["the same trial as winner/, trained with the same recipe: winner/ already holds it, copied to "
+                    "cli/ (not retrained)"], printed
+    assert (run_dir / "cli" / "model.onnx").read_bytes() == (win / "model.onnx").read_bytes()
     # another recipe (here the seed) is another model: trained
     other = distill_run(run_dir, DistillConfig(**{**FAST, "kd": False}, pick=pick, seed=7, measure_host=False,
                                                out="seed7"))
