@@ -280,26 +280,32 @@ def test_export_rewrites_the_files_distill_wrote_byte_for_byte(run_dir):
     """Issue 25: `nas export --format tflite` re-quantized model.int8.tflite to another file (24.5%
     -> 23.0% int8 accuracy from one model.pt). The distilled model was calibrated channels_last and
     at --threads 2, the reloaded model.pt contiguous at the process's thread count (1 here, as
-    conftest sets): the activations summed in another order moved the int8 scales."""
+    conftest sets): the activations summed in another order moved the int8 scales. And a winner
+    distilled with a seed other than the run's was re-calibrated on the images the run's seed draws.
+    Exported twice: each export gives distill's bytes."""
     import shutil
 
     from nas.api import export_run
+    from nas.run import read_run_config
 
     assert torch.get_num_threads() == 1 and DistillConfig().threads == 2  # the two paths' thread counts differ
     card = distill_run(run_dir, DistillConfig(**{**FAST, "kd": False, "tflite": True}, measure_host=False,
-                                              out="twice"))
+                                              out="twice", seed=7))
     assert card.tflite.written, card.tflite
+    assert card.calibration_seed == 7 != read_run_config(run_dir)[0].seed  # not the run's seed
     first = run_dir / "twice-as-distilled"
     shutil.copytree(run_dir / "twice", first)
-    again = export_run(run_dir, "twice", ("onnx", "tflite"))
-    for name in ("model.tflite", "model.int8.tflite", "model.onnx", "model.int8.onnx"):
-        assert (run_dir / "twice" / name).read_bytes() == (first / name).read_bytes(), name
-    assert again.tflite.test_accuracy_int8 == card.tflite.test_accuracy_int8
-    assert again.test_accuracy_int8 == card.test_accuracy_int8
+    for _ in range(2):
+        again = export_run(run_dir, "twice", ("onnx", "tflite"))
+        for name in ("model.tflite", "model.int8.tflite", "model.onnx", "model.int8.onnx"):
+            assert (run_dir / "twice" / name).read_bytes() == (first / name).read_bytes(), name
+        assert again.tflite.test_accuracy_int8 == card.tflite.test_accuracy_int8
+        assert again.test_accuracy_int8 == card.test_accuracy_int8
+        assert again.calibration_seed == 7
 
 
 @pytest.mark.slow
-def test_a_pick_that_resolves_to_an_already_trained_winner_copies_it(run_dir, distilled):
+def test_a_pick_that_resolves_to_an_already_trained_winner_copies_it(run_dir, distilled, capsys):
     """Issue 25: `--pick knee` when the knee is the best trial retrained an identical model without
     a word. A pick that resolves to the trial a winner folder holds, with the same recipe, copies
     that folder (and says so); another recipe trains."""
@@ -320,6 +326,16 @@ def test_a_pick_that_resolves_to_an_already_trained_winner_copies_it(run_dir, di
     # a copy of a copy names the folder that was trained
     again = distill_run(run_dir, DistillConfig(**FAST, pick=pick, out="mine"))
     assert again.copied_from == "winner" and again.folder == "mine"
+    # `nas distill` says so in one line (its printer, given this test's recipe: the CLI's own trains LiteRT too)
+    from nas.cli._run import _distill
+
+    capsys.readouterr()
+    _distill(run_dir, DistillConfig(**FAST, pick=pick, out="cli"))
+    printed = capsys.readouterr().out.splitlines()
+    said = [ln for ln in printed if "not retrained" in ln]
+    assert said == ["the same trial as winner/, trained with the same recipe: winner/ already holds it, copied to "
+                    "cli/ (not retrained)"], printed
+    assert (run_dir / "cli" / "model.onnx").read_bytes() == (win / "model.onnx").read_bytes()
     # another recipe (here the seed) is another model: trained
     other = distill_run(run_dir, DistillConfig(**{**FAST, "kd": False}, pick=pick, seed=7, measure_host=False,
                                                out="seed7"))

@@ -27,20 +27,24 @@ CONSTRAINT_NAMES_ATTR = "constraint_names"  # study user attribute: what each co
 
 
 def set_constraints(trial, names: list[str], values: list[float]) -> None:
-    """Record a trial's constraint values (feasible when all are <= 0) through Optuna's public
-    ``Trial.set_constraint``, one per name (``SearchConfig.constraint_names()``, also kept in the
-    study's ``CONSTRAINT_NAMES_ATTR``). Optuna 5's samplers (TPE, NSGA-II) read them as
-    ``FrozenTrial.constraints``. optuna-dashboard 0.21 draws only the unnamed list Optuna 3-4
-    stored, so it shows no constraint for these trials (runs written before keep theirs)."""
+    """Record an asked trial's constraint values (feasible when all are <= 0), in ``names`` order
+    (``SearchConfig.constraint_names()``, kept in the study's ``CONSTRAINT_NAMES_ATTR``), as the
+    one list under the trial's system attribute "constraints". That list is what Optuna itself
+    writes for a sampler's ``constraints_func`` and what Optuna 5's TPE and NSGA-II read (as
+    ``FrozenTrial.constraints`` "0", "1", ...), and the only form optuna-dashboard 0.21 reads:
+    it draws a trial with a positive value grey, as an "Infeasible Trial", so an over-budget
+    trial's placeholder accuracy 0.0 is not plotted as a measurement (issue 25). Optuna 5's named
+    ``Trial.set_constraint`` gives the samplers the same values (a test compares their proposals)
+    but the dashboard does not see them: runs written with it keep them (``constraints_of``)."""
     if len(names) != len(values):
         raise SearchError(f"{len(values)} constraint values for {len(names)} names ({', '.join(names)})")
-    for name, v in zip(names, values):
-        trial.set_constraint(name, float(v))
+    trial.storage.set_trial_system_attr(trial._trial_id, "constraints", [float(v) for v in values])
 
 
 def constraints_of(trial, names: list[str]) -> dict[str, float]:
     """A frozen trial's constraints by name (``names``: the study's CONSTRAINT_NAMES_ATTR): the
-    named ones, or for a run written before Optuna 5 the unnamed list, in ``names`` order."""
+    unnamed list ``set_constraints`` writes, in ``names`` order, or the named ones of a run
+    written with Optuna 5's ``Trial.set_constraint`` (hwnas before issue 25's dashboard fix)."""
     cons = trial.constraints
     if any(n in cons for n in names):
         return {n: cons[n] for n in names if n in cons}
@@ -49,17 +53,19 @@ def constraints_of(trial, names: list[str]) -> dict[str, float]:
 # An over-budget trial is told COMPLETE with accuracy 0.0 and its violated constraints: NSGA-II
 # builds its populations from COMPLETE trials only, and TPE ranks infeasible COMPLETE trials by how
 # far over the budget they are (their objective values are never read), so FAIL or PRUNED would
-# change what both samplers learn. The 0.0 is a placeholder, never a measurement: the trial says so
-# in a user attribute (OVER_BUDGET_ATTR, a column of optuna-dashboard's trial table) and the study
-# in a dashboard note (DASHBOARD_NOTE).
+# change what both samplers learn. The 0.0 is a placeholder, never a measurement: optuna-dashboard
+# draws the trial grey as infeasible (its constraint list, ``set_constraints``), its trial table
+# still lists the 0.0, so the trial says so in a user attribute (OVER_BUDGET_ATTR, a column of that
+# table and of ``study.trials_dataframe()``) and the study in a dashboard note (DASHBOARD_NOTE).
 OVER_BUDGET_ATTR = "over_budget"
 DASHBOARD_NOTE = (
     "**Over-budget trials were not trained.** A candidate over the latency budget (or over "
     "--memory-kb / --size-kb) is told to Optuna at once, COMPLETE, with the constraint it violates "
     "and **accuracy 0.0 as a placeholder**: TPE and NSGA-II rank it below every feasible trial by "
-    "how far over it is, and never read its objective values. Such trials carry the user attribute "
-    "`status: over_budget` and `over_budget` (why, and that the 0.0 is not a measurement); hide them "
-    "from the plots by filtering on it. The run's report.html and trials.csv keep them off the front.")
+    "how far over it is, and never read its objective values. The plots draw such trials grey, as "
+    "*Infeasible Trial*; the trial table lists their 0.0, and their user attributes "
+    "`status: over_budget` and `over_budget` (why, and that the 0.0 is not a measurement): filter "
+    "the table on them. The run's report.html and trials.csv keep them off the front.")
 
 
 def over_budget_attr(over: list[str]) -> str:

@@ -222,6 +222,10 @@ class WinnerCard:
     host_latency_ms: HostLatency | None = None
     memory: MemoryFacts | None = None
     calibration_images: int = 256
+    # the seed that drew those images from the training split (the distillation's seed): `nas export`
+    # draws the same ones, so it rewrites the int8 files byte for byte. None on cards written before
+    # it was kept (the run's seed, which distillation used unless DistillConfig.seed said otherwise)
+    calibration_seed: int | None = None
     tflite: TfliteSection = field(default_factory=lambda: TfliteSection(written=False))
     # ExecuTorch's model.pte / model.int8.pte: only `nas export RUN --format pte` writes them
     pte: PteSection = field(default_factory=lambda: PteSection(written=False))

@@ -628,6 +628,7 @@ def _distill_locked(folder: RunFolder, run: str | Path | RunContext, cfg: Distil
                        "model.int8.onnx": "onnxruntime static QDQ int8, calibrated on "
                                           f"{len(calib)} training images", **tfl.files},
                 calibration_images=int(len(calib)),
+                calibration_seed=cfg.seed,
                 tflite=tfl,
                 created=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                 recipe=recipe,

@@ -210,7 +210,10 @@ def export_run(run_dir: str | Path, folder: str = "winner", formats: tuple[str, 
         model, blob = load_checkpoint(out_dir / "model.pt", ctx.space)
         res = int(blob["resolution"])
         data = ctx.dataset.at_resolution(res)
-        calib = calibration_images(data, card.calibration_images, ctx.config.seed)
+        # the images and seed distillation calibrated on (a DistillConfig.seed other than the run's
+        # drew other images: re-quantized on the run's, the int8 files changed)
+        seed = ctx.config.seed if card.calibration_seed is None else card.calibration_seed
+        calib = calibration_images(data, card.calibration_images, seed)
         shape = [1, data.in_channels, res, res]
         if "onnx" in formats:
             export_onnx(model, out_dir / "model.onnx", resolution=res)
@@ -221,12 +224,11 @@ def export_run(run_dir: str | Path, folder: str = "winner", formats: tuple[str, 
                                                                     data.eval_batches("test")))
         if "tflite" in formats:
             tfl = tflite_section(model, out_dir, shape, calib, lambda: data.eval_batches("test"), progress,
-                                 ctx.config.seed, cand=ctx.space.parse(card.candidate),
+                                 seed, cand=ctx.space.parse(card.candidate),
                                  num_classes=card.num_classes)
             card = replace(card, tflite=tfl, files={**card.files, **tfl.files})
         if "pte" in formats:
-            pte = pte_section(model, out_dir, shape, calib, lambda: data.eval_batches("test"), progress,
-                              ctx.config.seed)
+            pte = pte_section(model, out_dir, shape, calib, lambda: data.eval_batches("test"), progress, seed)
             card = replace(card, pte=pte, files={**card.files, **pte.files})
         run.write(f"{folder}/card.json", card.to_json())
         run.write(f"{folder}/card.md", card.markdown())
