@@ -224,8 +224,9 @@ def export_run(run_dir: str | Path, folder: str = "winner", formats: tuple[str, 
                                                                     data.eval_batches("test")))
         if "tflite" in formats:
             tfl = tflite_section(model, out_dir, shape, calib, lambda: data.eval_batches("test"), progress,
-                                 seed, cand=ctx.space.parse(card.candidate),
-                                 num_classes=card.num_classes)
+                                 seed, num_classes=card.num_classes,
+                                 # priced on host-litert when distillation measured the host, as it does
+                                 cand=ctx.space.parse(card.candidate) if card.host_latency_ms else None)
             card = replace(card, tflite=tfl, files={**card.files, **tfl.files})
         if "pte" in formats:
             pte = pte_section(model, out_dir, shape, calib, lambda: data.eval_batches("test"), progress, seed)
