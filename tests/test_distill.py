@@ -5,13 +5,13 @@ import onnxruntime as ort
 import optuna
 import pytest
 import torch
-from conftest import TINY_PROXY, png_folder, small_builtin
+from conftest import TINY_PROXY, copy_run, png_folder
 
 import nas
 from nas.api import run_search
 from nas.errors import DistillError
 from nas.export import _litert as litert
-from nas.run import SearchConfig
+from nas.run import SearchConfig, read_run_config
 from nas.train import load_checkpoint
 from nas.winner import DistillConfig, TfliteSection, WinnerCard, distill_run
 
@@ -20,16 +20,13 @@ FAST = dict(epochs=0.3, teacher_epochs=0.1, kd=True, own_side_epochs=0.1, tflite
 
 
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory, ray_session):
-    out = tmp_path_factory.mktemp("runs")
-    data = small_builtin(out / "small.npz")  # 1,000 training and 300 test images: every winner trains and tests on it
-    res = run_search(SearchConfig(trials=3, workers=2, out=str(out), name="r", references=0, proxy=dict(TINY_PROXY),
-                                  data=str(data), proxy_kind="train"))
-    return res.run_dir
+def run_dir(tmp_path_factory, small_run):
+    """This module's copy of the shared 3-trial run (its tests distill into it, one after another)."""
+    return copy_run(small_run[1], tmp_path_factory.mktemp("runs") / "r")
 
 
 def _run_data(run_dir):
-    return nas.load_dataset(run_dir.parent / "small.npz")
+    return nas.load_dataset(read_run_config(run_dir)[1].data_path)  # the smaller built-in data the run searched on
 
 
 @pytest.fixture(scope="module")
