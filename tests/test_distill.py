@@ -143,9 +143,10 @@ def _assert_the_cards_snippets_reproduce_the_exported_files(win, card, ds, tmp_p
         assert got == [card.class_names[i] for i in want[name]], name
 
 
-@pytest.mark.slow
-@pytest.mark.skipif(not litert.available(), reason='needs pip install "hwnas[litert]"')
-def test_the_cards_snippets_classify_grayscale_images_as_the_exported_files_do(run_dir, tmp_path):
+@pytest.fixture(scope="module")
+def knee(run_dir):
+    """The knee's winner as `nas distill --pick knee` trains it, with its LiteRT files (the CLI's
+    defaults: --threads 2, no KD), for the tests that read it: (the command's output, its card)."""
     from typer.testing import CliRunner
 
     from nas.cli import app
@@ -153,9 +154,15 @@ def test_the_cards_snippets_classify_grayscale_images_as_the_exported_files_do(r
     r = CliRunner().invoke(app, ["distill", str(run_dir), "--pick", "knee", "--epochs", str(FAST["epochs"]),
                                  "--own-side-epochs", str(FAST["own_side_epochs"])])
     assert r.exit_code == 0, r.output
-    card = WinnerCard.load(run_dir / "winners" / "knee" / "card.json")
-    assert f"winner: trial {card.trial} {card.candidate}" in r.output and "LiteRT: " in r.output
-    assert f"(x{card.host_latency_ms.speedup_int8:.2f})" in r.output
+    return r.output, WinnerCard.load(run_dir / "winners" / "knee" / "card.json")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not litert.available(), reason='needs pip install "hwnas[litert]"')
+def test_the_cards_snippets_classify_grayscale_images_as_the_exported_files_do(run_dir, knee, tmp_path):
+    output, card = knee
+    assert f"winner: trial {card.trial} {card.candidate}" in output and "LiteRT: " in output
+    assert f"(x{card.host_latency_ms.speedup_int8:.2f})" in output
     win = run_dir / card.folder
     assert card.folder == "winners/knee" and card.input.channels == 1 and card.tflite.fp32_input_layout == "NCHW"
     assert "Classes (output index: name): 0: " in (win / "card.md").read_text()
@@ -268,21 +275,22 @@ def test_litert_files_run_in_the_interpreter_with_the_accuracy_on_the_card(run_d
 
 @pytest.mark.slow
 @pytest.mark.skipif(not litert.available(), reason='needs pip install "hwnas[litert]"')
-def test_export_rewrites_the_files_distill_wrote_byte_for_byte(run_dir):
+def test_export_rewrites_the_files_distill_wrote_byte_for_byte(run_dir, knee):
     """Issue 25: `nas export --format tflite` re-quantized model.int8.tflite to another file (24.5%
     -> 23.0% int8 accuracy from one model.pt). The distilled model was calibrated channels_last and
     at --threads 2, the reloaded model.pt contiguous at the process's thread count (1 here, as
-    conftest sets): the activations summed in another order moved the int8 scales."""
+    conftest sets): the activations summed in another order moved the int8 scales. The knee's
+    winner, as `nas distill` wrote it, is exported again in a copy of its folder."""
     import shutil
 
     from nas.api import export_run
 
-    assert torch.get_num_threads() == 1 and DistillConfig().threads == 2  # the two paths' thread counts differ
-    card = distill_run(run_dir, DistillConfig(**{**FAST, "kd": False, "tflite": True}, measure_host=False,
-                                              out="twice"))
+    _, card = knee
+    # the two paths' thread counts differ (and distill left this process's as it found it)
+    assert torch.get_num_threads() == 1 and DistillConfig().threads == 2
     assert card.tflite.written, card.tflite
-    first = run_dir / "twice-as-distilled"
-    shutil.copytree(run_dir / "twice", first)
+    first = run_dir / card.folder
+    shutil.copytree(first, run_dir / "twice")
     again = export_run(run_dir, "twice", ("onnx", "tflite"))
     for name in ("model.tflite", "model.int8.tflite", "model.onnx", "model.int8.onnx"):
         assert (run_dir / "twice" / name).read_bytes() == (first / name).read_bytes(), name
