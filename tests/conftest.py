@@ -1,5 +1,6 @@
 import os
 import random
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -91,3 +92,24 @@ def run5(tmp_path_factory, ray_session):
     cfg = SearchConfig(device="pixel7", space="mobilenetv3", trials=5, workers=2, data="builtin", out=str(tmp),
                        name="run", references=1, proxy=dict(TINY_PROXY), seed=0, proxy_kind="train")
     return tmp, run_search(cfg)
+
+
+@pytest.fixture(scope="session")
+def small_run(tmp_path_factory, ray_session):
+    """One real 3-trial search on the smaller built-in data (small_builtin: 1,000 training and 300
+    test images, on which every winner trains and tests), shared by the modules that distill or
+    export its winner: each works on its own copy (copy_run), never on this folder. (data, run)."""
+    from nas.api import run_search
+    from nas.run import SearchConfig
+
+    out = tmp_path_factory.mktemp("small-run")
+    data = small_builtin(out / "small.npz")
+    res = run_search(SearchConfig(trials=3, workers=2, out=str(out), name="r", references=0, proxy=dict(TINY_PROXY),
+                                  data=str(data), proxy_kind="train"))
+    return data, res.run_dir
+
+
+def copy_run(run_dir: Path, dest: Path) -> Path:
+    """A copy of a finished run folder (its storage is relative: the copy reads its own study)."""
+    shutil.copytree(run_dir, dest, ignore=shutil.ignore_patterns(".lock"))
+    return dest

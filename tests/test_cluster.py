@@ -56,18 +56,19 @@ def test_search_runs_trials_on_both_nodes_of_a_ray_cluster(tmp_path):
         node = subprocess.run([RAY, "start", f"--address={addr}", "--node-ip-address=127.0.0.1", "--num-cpus=1"],
                               env=env, capture_output=True, text=True, timeout=120)
         assert node.returncode == 0, node.stderr[-2000:]
-        p = subprocess.run([sys.executable, "-m", "nas", "search", "--ray-address", addr, "--trials", "4",
+        p = subprocess.run([sys.executable, "-m", "nas", "search", "--ray-address", addr, "--trials", "2",
                             "--workers", "2", "--proxy-images", "320", "--references", "0", "--no-distill",
                             "--proxy", "train", "--fidelity", "halving", "--eta", "2", "--rungs", "2",
                             "--out", str(tmp_path), "--name", "c"],
                            env=env, capture_output=True, text=True, timeout=600)
         assert p.returncode == 0, p.stderr[-2000:]
         study, _, _ = load_run(tmp_path / "c")
+        # two trials on two workers of one CPU each, at once: one on each node
         nodes = {trial_attrs(t)["node"] for t in study.trials if t.user_attrs.get("status") == "evaluated"}
         assert len(nodes) == 2, nodes
         # halving on a cluster: checkpoints travel as bytes through Ray, the driver writes them
         promoted = [v for k, v in study.user_attrs.items() if k.startswith("rungs:")]
-        assert len(promoted) == 2 and all(v[0]["status"] == "evaluated" for v in promoted)
+        assert len(promoted) == 1 and all(v[0]["status"] == "evaluated" for v in promoted)
     finally:
         _kill_session(temp)
         shutil.rmtree(temp, ignore_errors=True)

@@ -5,13 +5,13 @@ import onnxruntime as ort
 import optuna
 import pytest
 import torch
-from conftest import TINY_PROXY, png_folder, small_builtin
+from conftest import TINY_PROXY, copy_run, png_folder
 
 import nas
 from nas.api import run_search
 from nas.errors import DistillError
 from nas.export import _litert as litert
-from nas.run import SearchConfig
+from nas.run import SearchConfig, read_run_config
 from nas.train import load_checkpoint
 from nas.winner import DistillConfig, TfliteSection, WinnerCard, distill_run
 
@@ -20,16 +20,13 @@ FAST = dict(epochs=0.3, teacher_epochs=0.1, kd=True, own_side_epochs=0.1, tflite
 
 
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory, ray_session):
-    out = tmp_path_factory.mktemp("runs")
-    data = small_builtin(out / "small.npz")  # 1,000 training and 300 test images: every winner trains and tests on it
-    res = run_search(SearchConfig(trials=3, workers=2, out=str(out), name="r", references=0, proxy=dict(TINY_PROXY),
-                                  data=str(data), proxy_kind="train"))
-    return res.run_dir
+def run_dir(tmp_path_factory, small_run):
+    """This module's copy of the shared 3-trial run (its tests distill into it, one after another)."""
+    return copy_run(small_run[1], tmp_path_factory.mktemp("runs") / "r")
 
 
 def _run_data(run_dir):
-    return nas.load_dataset(run_dir.parent / "small.npz")
+    return nas.load_dataset(read_run_config(run_dir)[1].data_path)  # the smaller built-in data the run searched on
 
 
 @pytest.fixture(scope="module")
@@ -146,9 +143,10 @@ def _assert_the_cards_snippets_reproduce_the_exported_files(win, card, ds, tmp_p
         assert got == [card.class_names[i] for i in want[name]], name
 
 
-@pytest.mark.slow
-@pytest.mark.skipif(not litert.available(), reason='needs pip install "hwnas[litert]"')
-def test_the_cards_snippets_classify_grayscale_images_as_the_exported_files_do(run_dir, tmp_path):
+@pytest.fixture(scope="module")
+def knee(run_dir):
+    """The knee's winner as `nas distill --pick knee` trains it, with its LiteRT files (the CLI's
+    defaults: --threads 2, no KD), for the tests that read it: (the command's output, its card)."""
     from typer.testing import CliRunner
 
     from nas.cli import app
@@ -156,9 +154,15 @@ def test_the_cards_snippets_classify_grayscale_images_as_the_exported_files_do(r
     r = CliRunner().invoke(app, ["distill", str(run_dir), "--pick", "knee", "--epochs", str(FAST["epochs"]),
                                  "--own-side-epochs", str(FAST["own_side_epochs"])])
     assert r.exit_code == 0, r.output
-    card = WinnerCard.load(run_dir / "winners" / "knee" / "card.json")
-    assert f"winner: trial {card.trial} {card.candidate}" in r.output and "LiteRT: " in r.output
-    assert f"(x{card.host_latency_ms.speedup_int8:.2f})" in r.output
+    return r.output, WinnerCard.load(run_dir / "winners" / "knee" / "card.json")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not litert.available(), reason='needs pip install "hwnas[litert]"')
+def test_the_cards_snippets_classify_grayscale_images_as_the_exported_files_do(run_dir, knee, tmp_path):
+    output, card = knee
+    assert f"winner: trial {card.trial} {card.candidate}" in output and "LiteRT: " in output
+    assert f"(x{card.host_latency_ms.speedup_int8:.2f})" in output
     win = run_dir / card.folder
     assert card.folder == "winners/knee" and card.input.channels == 1 and card.tflite.fp32_input_layout == "NCHW"
     assert "Classes (output index: name): 0: " in (win / "card.md").read_text()
@@ -276,32 +280,40 @@ def test_litert_files_run_in_the_interpreter_with_the_accuracy_on_the_card(run_d
 
 @pytest.mark.slow
 @pytest.mark.skipif(not litert.available(), reason='needs pip install "hwnas[litert]"')
-def test_export_rewrites_the_files_distill_wrote_byte_for_byte(run_dir):
+def test_export_rewrites_the_files_distill_wrote_byte_for_byte(run_dir, knee):
     """Issue 25: `nas export --format tflite` re-quantized model.int8.tflite to another file (24.5%
     -> 23.0% int8 accuracy from one model.pt). The distilled model was calibrated channels_last and
     at --threads 2, the reloaded model.pt contiguous at the process's thread count (1 here, as
-    conftest sets): the activations summed in another order moved the int8 scales. And a winner
-    distilled with a seed other than the run's was re-calibrated on the images the run's seed draws.
-    Exported twice: each export gives distill's bytes."""
+    conftest sets): the activations summed in another order moved the int8 scales. The knee's
+    winner, as `nas distill` wrote it, is exported again in a copy of its folder. And a winner
+    distilled with a seed other than the run's was re-calibrated on the images the run's seed
+    draws: one distilled with seed 7 (ONNX only: the int8 ONNX file is calibrated on the same
+    images) is exported twice, each export giving distill's bytes."""
     import shutil
 
     from nas.api import export_run
-    from nas.run import read_run_config
 
-    assert torch.get_num_threads() == 1 and DistillConfig().threads == 2  # the two paths' thread counts differ
-    card = distill_run(run_dir, DistillConfig(**{**FAST, "kd": False, "tflite": True}, measure_host=False,
-                                              out="twice", seed=7))
+    _, card = knee
+    # the two paths' thread counts differ (and distill left this process's as it found it)
+    assert torch.get_num_threads() == 1 and DistillConfig().threads == 2
     assert card.tflite.written, card.tflite
-    assert card.calibration_seed == 7 != read_run_config(run_dir)[0].seed  # not the run's seed
-    first = run_dir / "twice-as-distilled"
-    shutil.copytree(run_dir / "twice", first)
+    first = run_dir / card.folder
+    shutil.copytree(first, run_dir / "twice")
+    again = export_run(run_dir, "twice", ("onnx", "tflite"))
+    for name in ("model.tflite", "model.int8.tflite", "model.onnx", "model.int8.onnx"):
+        assert (run_dir / "twice" / name).read_bytes() == (first / name).read_bytes(), name
+    assert again.tflite.test_accuracy_int8 == card.tflite.test_accuracy_int8
+    assert again.test_accuracy_int8 == card.test_accuracy_int8
+
+    seeded = distill_run(run_dir, DistillConfig(**{**FAST, "kd": False, "tflite": False}, measure_host=False,
+                                                out="seed7", seed=7))
+    assert seeded.calibration_seed == 7 != read_run_config(run_dir)[0].seed  # not the run's seed
+    shutil.copytree(run_dir / "seed7", run_dir / "seed7-as-distilled")
     for _ in range(2):
-        again = export_run(run_dir, "twice", ("onnx", "tflite"))
-        for name in ("model.tflite", "model.int8.tflite", "model.onnx", "model.int8.onnx"):
-            assert (run_dir / "twice" / name).read_bytes() == (first / name).read_bytes(), name
-        assert again.tflite.test_accuracy_int8 == card.tflite.test_accuracy_int8
-        assert again.test_accuracy_int8 == card.test_accuracy_int8
-        assert again.calibration_seed == 7
+        again = export_run(run_dir, "seed7", ("onnx",))
+        for name in ("model.onnx", "model.int8.onnx"):
+            assert (run_dir / "seed7" / name).read_bytes() == (run_dir / "seed7-as-distilled" / name).read_bytes(), name
+        assert again.test_accuracy_int8 == seeded.test_accuracy_int8 and again.calibration_seed == 7
 
 
 @pytest.mark.slow

@@ -5,10 +5,10 @@ top-rung weights."""
 import math
 
 import pytest
-from conftest import TINY_PROXY, small_builtin
+from conftest import TINY_PROXY, copy_run, small_builtin
 
 from nas.api import resume_search, run_search
-from nas.run import Rungs, SearchConfig
+from nas.run import Rungs, SearchConfig, read_run_config
 from nas.search import (
     PROMOTING_ATTR,
     RUNGS_ATTR,
@@ -116,21 +116,24 @@ def test_the_report_and_trials_csv_show_rungs_and_checkpoints_are_pruned_to_the_
         assert load_state(checkpoint_path(run, n).read_bytes())["optimizer"] is None
 
 
-def test_an_interrupted_promotion_runs_again_on_resume_and_nothing_else_does(tmp_path, ray_session):
-    res = run_search(_cfg(tmp_path, "r", seed=1, trials_=4, rungs_=2))
-    study = open_study(res.study_name, res.storage)
+def test_an_interrupted_promotion_runs_again_on_resume_and_nothing_else_does(halving_run, tmp_path):
+    tmp, _ = halving_run
+    run = copy_run(tmp / "h", tmp_path / "r")  # a copy of the finished halving run: this test changes it
+    _, meta = read_run_config(run)  # its storage, in the copy
+    study = open_study(meta.study_name, meta.storage)
+    # a trial that stopped at rung 1 (of 3): rung 2 is full, so the one promotion due is the rerun
     top = [r for r in read_trials(study) if r.rung == 1][0]
     before = {r.number: (r.accuracy, r.rung) for r in read_trials(study)}
     # as a driver killed while that trial trained at rung 1 leaves it: rung 0 done, rung 1 in flight
     study.set_user_attr(f"{RUNGS_ATTR}{top.number}", [])
     study.set_user_attr(PROMOTING_ATTR, [[top.number, 1]])
     # the rung-1 checkpoint it continues from (pruning kept weights only: it restarts the momentum)
-    log_lines = len((tmp_path / "r" / "search.log").read_text().splitlines())
-    resume_search(tmp_path / "r")
-    after = read_trials(open_study(res.study_name, res.storage))
+    log_lines = len((run / "search.log").read_text().splitlines())
+    resume_search(run)
+    after = read_trials(open_study(meta.study_name, meta.storage))
     assert len(after) == len(before)  # no new candidate
     assert {r.number: r.rung for r in after} == {n: v[1] for n, v in before.items()}
-    new_log = (tmp_path / "r" / "search.log").read_text().splitlines()[log_lines:]
+    new_log = (run / "search.log").read_text().splitlines()[log_lines:]
     assert [ln for ln in new_log if " rung " in ln] and all(f"trial {top.number} rung 1" in ln
                                                             for ln in new_log if " rung " in ln)
     for r in after:

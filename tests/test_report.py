@@ -130,35 +130,33 @@ def test_accuracies_near_chance_are_too_noisy_to_rank():
 # ----------------------------------------------------------------------------- a report that is never stale
 
 @pytest.mark.slow
-def test_the_report_follows_the_winners_distill_and_export(tmp_path, ray_session):
-    from conftest import TINY_PROXY, small_builtin
+def test_the_report_follows_the_winners_distill_and_export(tmp_path, small_run):
+    from conftest import copy_run
 
-    from nas.api import distill_run, export_run, run_search
-    from nas.run import SearchConfig
+    from nas.api import distill_run, export_run
     from nas.winner import DistillConfig
 
-    data = small_builtin(tmp_path / "small.npz")
-    res = run_search(SearchConfig(device="pixel7", trials=3, workers=2, out=str(tmp_path), name="r", references=0,
-                                  proxy=dict(TINY_PROXY), data=str(data), proxy_kind="train"))
-    page = (res.run_dir / "report.html").read_text()
+    # a copy of the shared 3-trial pixel7 search, as its search left it
+    run = copy_run(small_run[1], tmp_path / "r")
+    page = (run / "report.html").read_text()
     assert "not exported yet" in page and "id='winners'" not in page  # the search alone: nothing exported
     fast = dict(epochs=0.2, own_side_epochs=0.1, measure_host=False, tflite=True)
-    card = distill_run(res.run_dir, DistillConfig(**fast, force=True))  # what the end of `nas search` runs
+    card = distill_run(run, DistillConfig(**fast, force=True))  # what the end of `nas search` runs
     assert card.tflite.written, card.tflite.errors
-    page = html.unescape((res.run_dir / "report.html").read_text())
+    page = html.unescape((run / "report.html").read_text())
     assert "not exported yet" not in page and f"Take this model: trial {card.trial} (exported winner)" in page
     assert f"test accuracy fp32 {card.test_accuracy_fp32 * 100:.1f}%" in page
     assert "model.tflite" in page and "model.int8.tflite" in page and ".tflite int8" in page
     lead = page[page.index("id='decision'"):page.index("<ul>", page.index("id='decision'"))]
     assert f"Ship {card.ship}." in lead and ".tflite" in card.ship.split(":")[0]  # a Pixel runs LiteRT
-    knee = distill_run(res.run_dir, DistillConfig(**fast, pick="knee"))
-    page = html.unescape((res.run_dir / "report.html").read_text())
+    knee = distill_run(run, DistillConfig(**fast, pick="knee"))
+    page = html.unescape((run / "report.html").read_text())
     table = page[page.index("id='winners-table'"):page.index("</table>", page.index("id='winners-table'"))]
     assert "<code>winner/</code>" in table and "<code>winners/knee/</code>" in table
     assert f"fp32 {knee.test_accuracy_fp32 * 100:.1f}%" in table
-    before = (res.run_dir / "report.html").stat().st_mtime_ns
-    export_run(res.run_dir, "winners/knee", ("onnx",))
-    assert (res.run_dir / "report.html").stat().st_mtime_ns > before  # `nas export` refreshes it too
+    before = (run / "report.html").stat().st_mtime_ns
+    export_run(run, "winners/knee", ("onnx",))
+    assert (run / "report.html").stat().st_mtime_ns > before  # `nas export` refreshes it too
 
 
 def test_the_page_counts_in_the_singular_and_nests_no_parentheses(run5):

@@ -253,7 +253,9 @@ def test_the_onboarding_loop_runs_for_real_on_this_computer(tmp_path, monkeypatc
         n, m = prof.coverage(c)
         assert prof.provenance_for(c) == ("measured" if n == m else f"measured ({n} of {m} ops) + estimated ({m - n})")
     ratios = []
-    for i, c in enumerate([timed, *fresh]):
+    # whole networks timed: the one priced from its measured ops and a fresh one the estimator prices
+    # mostly (converting a whole network to .tflite costs about as much as converting nine op models)
+    for i, c in enumerate([timed, fresh[0]]):
         path = tmp_path / f"net{i}.tflite"
         export_tflite(build_model(c, num_classes=1000).eval(), path, [1, 3, c.resolution, c.resolution])
         measured = _time_tflite(out / "benchmark_model_host.py", path)

@@ -10,14 +10,13 @@ import shutil
 import optuna
 import pytest
 import torch
-from conftest import TINY_PROXY, small_builtin
+from conftest import copy_run
 from test_card import old_card
 
 from nas.api import distill_run
-from nas.api import run_search as api_run_search
 from nas.errors import DistillError
 from nas.models import strip_fake_quant
-from nas.run import SearchConfig, open_run
+from nas.run import open_run
 from nas.search import open_study, read_trials
 from nas.supernet import (
     Supernet,
@@ -39,14 +38,12 @@ BUDGET = SupernetBudget(epochs=1.0, max_train_images=256, batch_size=32, random_
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory, ray_session):
-    """(a run without a supernet, a copy of it with a tiny trained supernet saved in it)."""
+def runs(tmp_path_factory, small_run):
+    """(a copy of the shared 3-trial run, without a supernet; another copy with a tiny trained
+    supernet saved in it)."""
     out = tmp_path_factory.mktemp("inherit")
-    data = small_builtin(out / "small.npz")
-    plain = api_run_search(SearchConfig(trials=3, workers=2, out=str(out), name="plain", references=0,
-                                        proxy=dict(TINY_PROXY), data=str(data), proxy_kind="train")).run_dir
-    with_net = out / "with-supernet"
-    shutil.copytree(plain, with_net)
+    plain = copy_run(small_run[1], out / "plain")
+    with_net = copy_run(small_run[1], out / "with-supernet")
     ctx = open_run(with_net, download=False)
     torch.manual_seed(0)
     net = Supernet(ctx.space, ctx.dataset.num_classes, ctx.dataset.in_channels)
