@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import machine, table  # noqa: E402
 
 import nas  # noqa: E402
-from nas.latency import Calibration, end_to_end, load_device, measure_ops, validate_profile  # noqa: E402
+from nas.latency import Calibration, end_to_end, load_device, time_ops_of, validate_profile  # noqa: E402
 
 
 def main() -> None:
@@ -57,10 +57,7 @@ def main() -> None:
         prof = load_device(dev)  # without the litert extra: one error that names it
         cands = [c for s in args.spaces for c in nas.load_space(s).sample_many(args.cal, 0)]
         val = [c for s in args.spaces for c in nas.load_space(s).sample_many(args.val, 1)]
-        ops = [(op, prof.exec_bits(op.bits)) for c in cands + val for b in (32, 8) for op in c.replace_bits(b).ops()]
-        measure_ops(ops, progress=lambda i, n, dev=dev: progress(f"{dev}: timing ops", i, n),
-                    runtime=prof.host_runtime)
-        prof.table.update(measure_ops(ops, runtime=prof.host_runtime))  # all cached now: the profile's table
+        time_ops_of(prof, cands + val, progress=lambda i, n, dev=dev: progress(f"{dev}: timing ops", i, n))
         data = end_to_end(cands, prof, progress, rounds=args.rounds, runs=args.runs)
         calib = {p: Calibration.fit(*data[p][:4], source=f"benchmark: {len(cands)} candidates, seed 0") for p in data}
         prof.calibration.update(calib)

@@ -20,6 +20,7 @@ from nas.latency import (
     import_results,
     load_device,
     ops_to_export,
+    time_ops_of,
     validate_profile,
 )
 from nas.latency import _host as host
@@ -34,12 +35,9 @@ def _host_only(device: str):
 
 
 def _time_ops_first(prof, space: list[str], n: int, seed: int) -> None:
-    """Time the ops of the candidates a calibration or validation will price, with a progress
-    bar (host-litert converts each to .tflite: ~1.7 s an op), before their networks are timed."""
-    ops = [(op, prof.exec_bits(op.bits)) for name in space for c in nas.load_space(name).sample_many(n, seed)
-           for b in (32, 8) for op in c.replace_bits(b).ops()]
-    prof.table.update(host.measure_ops(ops, progress=progress_printer("timing their ops", "ops"),
-                                       runtime=prof.host_runtime))
+    """The ops of the candidates a calibration or validation will price, timed first with a bar."""
+    time_ops_of(prof, [c for name in space for c in nas.load_space(name).sample_many(n, seed)],
+                progress=progress_printer("timing their ops", "ops"))
 
 
 @profile_app.command("build")

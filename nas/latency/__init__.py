@@ -14,7 +14,7 @@ from nas.latency._onboard import (
 )
 from nas.latency._profile import DeviceProfile, OpLatency, device_names, load_device, profile_files, read_table
 from nas.latency._scripts import EXPORT_S_PER_OP, SOC_PRIME_CORES, TFLITE_PHONE_S_PER_OP, check_cpu_mask
-from nas.latency._validate import calibrate_host, end_to_end, kendall_tau, validate_profile
+from nas.latency._validate import calibrate_host, end_to_end, kendall_tau, time_ops_of, validate_profile
 from nas.latency._yardstick import (
     ROUNDS,
     RUNS,
@@ -67,4 +67,5 @@ __all__ = [
     "profile_files",
     "read_table",
     "validate_profile",
+    "time_ops_of",
 ]

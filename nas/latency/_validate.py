@@ -19,12 +19,12 @@ import scipy.stats
 
 from nas.errors import DeviceError
 from nas.latency._calibration import Calibration
-from nas.latency._host import network_runner, save_calibration
+from nas.latency._host import measure_ops, network_runner, save_calibration
 from nas.latency._profile import DeviceProfile
 from nas.latency._yardstick import ROUNDS, RUNS, YARDSTICK_STAT, agreement, time_interleaved
 from nas.space import Candidate, load_space
 
-__all__ = ["kendall_tau", "end_to_end", "calibrate_host", "validate_profile", "GROUP"]
+__all__ = ["kendall_tau", "end_to_end", "calibrate_host", "validate_profile", "time_ops_of", "GROUP"]
 
 Progress = Callable[[str, int, int], None]
 GROUP = 16  # networks loaded and timed interleaved at once (bounds memory; 8-32 MB each)
@@ -44,6 +44,15 @@ def _runtime(profile: DeviceProfile) -> str:
         raise DeviceError(f"device {profile.name} is {profile.provenance}: only a host profile "
                           f"(host, host-litert) can be timed on this machine")
     return profile.host_runtime
+
+
+def time_ops_of(profile: DeviceProfile, cands: list[Candidate],
+                progress: Callable[[int, int], None] | None = None) -> None:
+    """Time (or read from the host cache) every op of ``cands`` in fp32 and int8 and add them to
+    ``profile``'s table, before their whole networks are timed: host-litert converts each op to
+    .tflite (about 1.7 s an op), minutes that ``progress`` can show."""
+    ops = [(op, profile.exec_bits(op.bits)) for c in cands for b in (32, 8) for op in c.replace_bits(b).ops()]
+    profile.table.update(measure_ops(ops, progress=progress, runtime=_runtime(profile)))
 
 
 def end_to_end(cands: list[Candidate], profile: DeviceProfile, progress: Progress | None = None,
