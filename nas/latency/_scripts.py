@@ -246,6 +246,7 @@ touch "$log"
 awk '/^== hwnas op / { k = substr($0, 13) } /Inference \(avg\)/ { if (k != "") print k; k = "" }' "$log" > "$done_keys"
 n=$(wc -l < "$here/ops.txt" | tr -d ' ')
 already=$(awk '{ print $2 }' "$here/ops.txt" | grep -cxFf "$done_keys" || true)
+already=${already:-0}  # GNU grep -c prints nothing when the pattern file is empty (a fresh log)
 left=$((n - already))
 took=$(awk "BEGIN { s = $left * (@PHONE_S@ + $COOL_DOWN); if (s < 120) printf \"%.0f s\", s; else printf \"%.0f min\", s / 60 }")
 if [ "$already" -gt 0 ]; then
