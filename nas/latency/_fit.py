@@ -65,7 +65,8 @@ class WholeNetworkFit:
 def error_stats(pred: np.ndarray, y: np.ndarray) -> dict:
     """MAPE, median APE, share within ±10% and Kendall tau of predictions against timings."""
     e = np.abs(np.asarray(pred, float) / np.asarray(y, float) - 1)
-    tau = scipy.stats.kendalltau(pred, y)[0] if len(y) > 2 else float("nan")
+    const = len(y) < 3 or np.ptp(np.asarray(pred, float)) == 0 or np.ptp(np.asarray(y, float)) == 0
+    tau = float("nan") if const else scipy.stats.kendalltau(pred, y)[0]
     return {"mape_pct": round(float(e.mean() * 100), 2), "median_ape_pct": round(float(np.median(e) * 100), 2),
             "within_10pct": round(float(np.mean(e <= 0.10)), 3),
             "kendall_tau": round(float(tau), 3) if np.isfinite(tau) else None}

@@ -31,7 +31,11 @@ GROUP = 16  # networks loaded and timed interleaved at once (bounds memory; 8-32
 
 
 def kendall_tau(a, b) -> float:
-    """Kendall's tau-b (SciPy), nan when either sequence is constant."""
+    """Kendall's tau-b (SciPy), nan when either sequence is constant or shorter than 2 (said
+    without SciPy's warning: one validation network is a user's choice, not a fault)."""
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    if len(a) < 2 or np.ptp(a) == 0 or np.ptp(b) == 0:
+        return float("nan")
     return float(scipy.stats.kendalltau(a, b).statistic)
 
 
