@@ -64,3 +64,20 @@ def test_corrupt_cache_is_a_clear_error(cache):
     (host.cache_dir() / "table.json").write_text("{not json")
     with pytest.raises(DeviceError, match="delete it"):
         host.measure_ops([(OPS[0], 32)])
+
+
+@pytest.mark.parametrize("bits", [32, 8])
+def test_consecutive_ops_time_as_one_model(tmp_path, bits):
+    # issue 28 item 3 times op pairs (benchmarks/int8_junctions.py): the pair must be one model
+    # whose input is the first op's and output the second's, int8 without its own boundary Q/DQ
+    a, b = OPS[1], OPS[2]
+    run = host.op_runner([a, b], bits, tmp_path)
+    (out,) = run()
+    assert out.shape == (1, b.cout, *b.out_hw)
+    pair = host.measure_op([a, b], bits, tmp_path)
+    assert 0 < pair < 100
+    if bits == 8:
+        import onnx
+
+        nodes = [n.op_type for n in onnx.load(str(tmp_path / "op.int8.onnx")).graph.node]
+        assert nodes[0] != "QuantizeLinear" and nodes[-1] != "DequantizeLinear"

@@ -1,9 +1,17 @@
 """Latency prediction: device profiles, their tables, the estimator, calibration, host timing, onboarding."""
 
 from nas.latency._calibration import Calibration
-from nas.latency._estimator import FEATURES, Estimator, nnls, op_features
+from nas.latency._estimator import FEATURES, Estimator, nnls, op_features, select_terms
 from nas.latency._fit import error_stats
-from nas.latency._host import LITERT_HINT, RUNTIMES, measure_candidate, measure_ops, network_runner, require_runtime
+from nas.latency._host import (
+    LITERT_HINT,
+    RUNTIMES,
+    measure_candidate,
+    measure_op,
+    measure_ops,
+    network_runner,
+    require_runtime,
+)
 from nas.latency._onboard import (
     FLOOR_MARGIN,
     ImportedProfile,
@@ -35,6 +43,7 @@ __all__ = [
     "YARDSTICK_STAT",
     "agreement",
     "interleaved_order",
+    "measure_op",
     "measure_ops",
     "network_runner",
     "require_runtime",
@@ -51,6 +60,7 @@ __all__ = [
     "DeviceProfile",
     "Estimator",
     "FEATURES",
+    "select_terms",
     "OpLatency",
     "calibrate_host",
     "device_names",

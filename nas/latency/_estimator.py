@@ -8,6 +8,12 @@ depthwise convs, pooling and element-wise work). Its features, per executed prec
 - ``dw``       MACs of depthwise convs (millions): far lower efficiency than dense MACs
 - ``act``      activation traffic, bytes read + written by every layer (MB)
 - ``weights``  weight bytes (MB)
+- ``dw7``      MACs of depthwise convs with kernels of 7 or more (millions), *again*: the extra
+               cost of a kernel too big for the runtime's single-pass depthwise code. LiteRT's
+               XNNPACK on x86 ran a 7x7 depthwise at 4.6x (fp32) and 15x (int8) the time per
+               MAC of a 5x5 (BENCHMARKS.md, the onboarding loop); without this term a fitted
+               estimator priced 7x7 int8 blocks at 0.03x their timing. Profiles whose
+               coefficients predate it (hardware facts, older tables) leave it at 0: unchanged.
 
 latency_ms = sum(coef[f] * feature[f]). From hardware facts the coefficients are
 1 / (peak x efficiency), 1 / bandwidth and an overhead (``Estimator.from_hardware``); from a
@@ -24,9 +30,9 @@ import scipy.optimize
 
 from nas.space import FLOAT_BITS, OpSpec
 
-__all__ = ["Estimator", "FEATURES", "op_features", "nnls", "loo_errors"]
+__all__ = ["Estimator", "FEATURES", "op_features", "nnls", "loo_errors", "select_terms", "OPTIONAL"]
 
-BASE = ("layers", "dense", "dw", "act", "weights")
+BASE = ("layers", "dense", "dw", "act", "weights", "dw7")
 FEATURES = tuple(f"{p}.{b}" for p in ("f32", "i8") for b in BASE)
 _DENSE = ("conv", "linear")  # dense, grouped and pointwise convolutions, linear layers
 
@@ -46,9 +52,53 @@ def op_features(op: OpSpec, exec_bits: int | None = None) -> np.ndarray:
             v[off + 1] += layer.macs / 1e6
         elif layer.kind == "depthwise":
             v[off + 2] += layer.macs / 1e6
+            if layer.kernel >= 7:
+                v[off + 5] += layer.macs / 1e6
         v[off + 3] += (layer.in_elems + layer.out_elems) * act_bytes / 1e6
         v[off + 4] += layer.weight_elems * w_bytes / 1e6
     return v
+
+
+OPTIONAL = ("dw7",)  # terms a fit keeps only where cross-validation says they help (select_terms)
+MARGIN = 0.05  # ... by at least this share of the error: pixel1's table gained 1% (8.13% -> 8.03%), noise
+
+
+def select_terms(X: np.ndarray, y: np.ndarray, prior: "Estimator | None" = None,
+                 folds: int = 10) -> tuple[np.ndarray, dict[str, bool]]:
+    """``X`` with each optional term (``OPTIONAL``) zeroed unless it lowers the estimator's
+    cross-validated error on these rows by ``MARGIN`` or more (k-fold, seeded; mean absolute
+    relative error), and
+    which were kept. A term that does not help a table is left out of its fit, so its
+    coefficients stay what they were without the term (the phone tables of pixel1 and note10:
+    7x7 depthwise costs the same per MAC there; BENCHMARKS.md)."""
+    X = np.asarray(X, float)
+    kept: dict[str, bool] = {}
+    for term in OPTIONAL:
+        cols = [FEATURES.index(f"{p}.{term}") for p in ("f32", "i8")]
+        if not np.any(X[:, cols]):
+            kept[term] = False
+            continue
+        without = X.copy()
+        without[:, cols] = 0
+        keep = _cv_error(X, y, prior, folds) < (1 - MARGIN) * _cv_error(without, y, prior, folds)
+        kept[term] = bool(keep)
+        if not keep:
+            X = without
+    return X, kept
+
+
+def _cv_error(X: np.ndarray, y: np.ndarray, prior: "Estimator | None", folds: int) -> float:
+    n = len(y)
+    k = min(folds, n)
+    if k < 2:
+        return 0.0
+    fold = np.random.default_rng(0).permutation(n) % k
+    errs = np.empty(n)
+    for f in range(k):
+        test = fold == f
+        est = Estimator.fit(X[~test], y[~test], prior=prior)
+        errs[test] = est.predict_rows(X[test]) / y[test] - 1
+    return float(np.mean(np.abs(errs)))
 
 
 def nnls(A: np.ndarray, b: np.ndarray) -> np.ndarray:

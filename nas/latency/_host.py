@@ -38,13 +38,14 @@ from nas._paths import atomic_write
 from nas.errors import DeviceError
 from nas.export import export_module, ort_session, quantize_int8, strip_boundary_qdq
 from nas.latency._calibration import Calibration
-from nas.latency._estimator import Estimator, op_features
+from nas.latency._estimator import Estimator, op_features, select_terms
 from nas.latency._yardstick import YARDSTICK_STAT, time_interleaved
 from nas.models import build_model, build_op
 from nas.space import FLOAT_BITS, Candidate, OpSpec
 
 __all__ = ["RUNTIMES", "LITERT_HINT", "cache_dir", "measure_ops", "measure_candidate", "network_runner",
-           "load_host_state", "save_calibration", "host_estimator", "input_for", "require_runtime", "THREADS"]
+           "load_host_state", "save_calibration", "host_estimator", "input_for", "require_runtime", "THREADS",
+           "measure_op"]
 
 THREADS = int(os.environ.get("HWNAS_HOST_THREADS", "1"))
 RUNTIMES = ("onnxruntime", "litert")
@@ -158,7 +159,8 @@ def host_estimator(table: dict[str, float], est_raw: dict, runtime: str = "onnxr
                               f"delete the cache to re-measure") from None
         rows.append(op_features(op))
         ys.append(ms)
-    return Estimator.fit(np.array(rows), np.array(ys), prior=prior)
+    X, y = np.array(rows), np.array(ys)
+    return Estimator.fit(select_terms(X, y, prior)[0], y, prior=prior)
 
 
 # --------------------------------------------------------------------------- timing
@@ -217,18 +219,22 @@ def _litert_runner(module: torch.nn.Module, x: np.ndarray, int8: bool, workdir: 
     return litert.tflite_runner(path, threads=THREADS)
 
 
-def op_runner(op: OpSpec, exec_bits: int, workdir: Path, runtime: str = "onnxruntime") -> Runner:
-    """One inference of ``op`` alone, exported for ``runtime`` at ``exec_bits``."""
+def op_runner(op: OpSpec | list[OpSpec], exec_bits: int, workdir: Path, runtime: str = "onnxruntime") -> Runner:
+    """One inference of ``op`` alone, exported for ``runtime`` at ``exec_bits``; a list of
+    consecutive ops (each one's output the next one's input) runs as one model, joined as inside
+    a network (int8: no Quantize/Dequantize between them, the chain's own boundary stripped)."""
+    ops = op if isinstance(op, list) else [op]
     torch.manual_seed(0)
-    module = build_op(op)
-    x = input_for(op)
+    module = build_op(ops[0]) if len(ops) == 1 else torch.nn.Sequential(*(build_op(o) for o in ops))
+    x = input_for(ops[0])
     int8 = exec_bits < FLOAT_BITS
     if runtime == "litert":
         return _litert_runner(module, x, int8, workdir, "op")
     return _ort_runner(module, x, int8, workdir, "op", strip_qdq=True)
 
 
-def measure_op(op: OpSpec, exec_bits: int, workdir: Path, runtime: str = "onnxruntime") -> float:
+def measure_op(op: OpSpec | list[OpSpec], exec_bits: int, workdir: Path, runtime: str = "onnxruntime") -> float:
+    """Milliseconds of ``op`` (or a chain of consecutive ops) alone: the fastest of repeated runs."""
     return _fastest(op_runner(op, exec_bits, workdir, runtime))
 
 

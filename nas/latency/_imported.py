@@ -21,7 +21,7 @@ import numpy as np
 
 from nas._paths import read_yaml
 from nas.errors import LutError
-from nas.latency._estimator import Estimator, loo_errors, op_features
+from nas.latency._estimator import Estimator, loo_errors, op_features, select_terms
 from nas.space import OpSpec, make_divisible
 
 __all__ = ["parse_lut", "lut_profile_parts"]
@@ -103,6 +103,7 @@ def lut_profile_parts(path: Path, fmt: str) -> tuple[dict[str, float], Estimator
         raise LutError(f"{path}: unknown LUT format {fmt!r} (proxylessnas or ofa)")
     rows = parse_lut(path, fmt)
     X, y = _design(rows)
+    X = select_terms(X, y)[0]
     est = Estimator.fit(X, y)
     errs = loo_errors(X, y)
     fit_errs = est.predict_rows(X) / y - 1

@@ -27,7 +27,7 @@ from nas._paths import atomic_write
 from nas.errors import DeviceError, NasError
 from nas.export import export_module, quantize_int8
 from nas.latency._calibration import Calibration
-from nas.latency._estimator import Estimator, loo_errors, op_features
+from nas.latency._estimator import Estimator, loo_errors, op_features, select_terms
 from nas.latency._fit import WholeNetworkFit, fit_whole_networks
 from nas.latency._host import input_for
 from nas.latency._profile import DeviceProfile, read_table
@@ -269,7 +269,7 @@ def import_results(name: str, results: Path, out_dir: Path, runtime: str | None 
         y.append(table[key])
     if len(keys) < 2:
         raise DeviceError(f"{results}: {len(keys)} timed op: an estimator for the other ops needs at least 2")
-    Xa, ya = np.array(X), np.array(y)
+    Xa, ya = select_terms(np.array(X), np.array(y))[0], np.array(y)
     est = Estimator.fit(Xa, ya)
     runtime = runtime or ("tflite-xnnpack" if log else "onnxruntime-cpu")
     script = "time_ops.sh (TFLite benchmark_model)" if log else "time_ops.py (onnxruntime)"
