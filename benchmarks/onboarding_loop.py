@@ -19,7 +19,9 @@ estimator), and the error of the networks whose ops were all timed.
 
 Times things: run it on an otherwise idle machine. `--work DIR` keeps the op models, the log and
 the whole-network files, and reuses them when run again (export and op timing resume where they
-stopped; the whole networks are timed again).
+stopped; the whole networks are timed again, unless `--timings-from RUN.json` names an earlier
+run's output with the same `--work`: then its timings are reused, the log imported again and the
+networks priced by the current code, so a change to the profile is judged on the same timings).
 """
 
 from __future__ import annotations
@@ -66,6 +68,10 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--work", type=Path, default=None)
     ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--timings-from", type=Path, default=None,
+                    help="an earlier run's JSON (same --work): reuse its whole-network timings instead of timing "
+                         "again; the log is imported and the networks priced by this code (a profile change "
+                         "judged on the same timings)")
     args = ap.parse_args()
     bits = tuple(int(b) for b in args.bits.split(","))
     work = args.work or Path(tempfile.mkdtemp(prefix="onboarding_loop_"))
@@ -106,7 +112,12 @@ def main() -> None:
                          "ops_timed": n, "ops": m, "rounds_ms": []})
     tool = ops_dir / "benchmark_model_host.py"
     order = list(range(len(nets)))
-    for r in range(args.rounds):
+    if args.timings_from:
+        before = {(x["key"], x["bits"]): x["rounds_ms"] for x in json.loads(args.timings_from.read_text())["networks"]}
+        for x in nets:
+            x["rounds_ms"] = before[(x["key"], x["bits"])]  # KeyError: another --space/--fresh/--seed than that run
+        args.rounds = len(nets[0]["rounds_ms"])
+    for r in range(0 if args.timings_from else args.rounds):
         random.Random(args.seed + r).shuffle(order)
         for j in order:
             nets[j]["rounds_ms"].append(time_network(tool, Path(nets[j]["file"])))
