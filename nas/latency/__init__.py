@@ -1,6 +1,6 @@
 """Latency prediction: device profiles, their tables, the estimator, calibration, host timing, onboarding."""
 
-from nas.latency._calibration import Calibration
+from nas.latency._calibration import Calibration, junction_melems
 from nas.latency._estimator import FEATURES, Estimator, nnls, op_features, select_terms
 from nas.latency._fit import error_stats
 from nas.latency._host import (
@@ -12,6 +12,7 @@ from nas.latency._host import (
     network_runner,
     require_runtime,
 )
+from nas.latency._junctions import fit_junctions, measure_junctions
 from nas.latency._onboard import (
     FLOOR_MARGIN,
     ImportedProfile,
@@ -63,6 +64,9 @@ __all__ = [
     "select_terms",
     "OpLatency",
     "calibrate_host",
+    "fit_junctions",
+    "measure_junctions",
+    "junction_melems",
     "device_names",
     "end_to_end",
     "error_stats",
