@@ -19,6 +19,8 @@ def test_fit_recovers_a_junction_model_per_producing_kind():
     assert set(got) == set(truth)
     for k in truth:
         assert got[k] == pytest.approx(truth[k], abs=1e-9)
+    few = [("gap", 0.001, 0.01), ("gap", 0.002, 0.03)]  # two points: no slope to extrapolate from
+    assert fit_junctions(few) == {"gap": [pytest.approx(0.02), 0.0]}
 
 
 def test_calibration_keeps_its_junctions_and_refuses_bad_ones():
@@ -95,7 +97,9 @@ def test_calibration_times_pairs_fits_junctions_and_keeps_them(tmp_path, monkeyp
     assert set(cal["i8"].junction) <= {"conv", "mbconv", "gap", "linear"}
     assert "junctions from op pairs" in cal["i8"].source
     saved = json.loads(next(tmp_path.rglob("calibration.json")).read_text())["calibration"]
-    assert saved["i8"]["junction"] == pytest.approx(cal["i8"].junction) and "junction" not in saved["f32"]
+    assert saved["i8"]["junction"] == cal["i8"].junction and "junction" not in saved["f32"]
+    j = cal["i8"].junction
+    assert j["gap"][1] == j["linear"][1] == j["conv"][1] == 0.0  # 3, 3 and 6 junctions: too few for a slope
     again = load_device("host")
     assert again.calibration["i8"] == cal["i8"]
     c8 = small[0].replace_bits(8)

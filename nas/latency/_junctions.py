@@ -31,6 +31,7 @@ from nas.space import Candidate
 
 __all__ = ["measure_junctions", "fit_junctions"]
 
+MIN_FOR_SLOPE = 8  # junctions of a kind needed to fit its per-Melem term
 Junction = tuple[str, float, float]  # (producing op kind, Melems handed on, ms beyond the two ops alone)
 
 
@@ -71,13 +72,17 @@ def measure_junctions(profile: DeviceProfile, cands: list[Candidate], bits: int,
 
 
 def fit_junctions(junctions: list[Junction]) -> dict[str, list[float]]:
-    """Per producing op kind, least squares of the junction on [1, Melems handed on]."""
+    """Per producing op kind, least squares of the junction on [1, Melems handed on] (the mean
+    alone for a kind seen fewer than ``MIN_FOR_SLOPE`` times)."""
     by: dict[str, list[tuple[float, float]]] = {}
     for kind, melems, ms in junctions:
         by.setdefault(kind, []).append((melems, ms))
     model = {}
     for kind, pts in sorted(by.items()):
         m = np.array(pts)
+        if len(m) < MIN_FOR_SLOPE:  # a slope from a few points extrapolates wildly: the mean alone
+            model[kind] = [float(m[:, 1].mean()), 0.0]
+            continue
         coef = np.linalg.lstsq(np.column_stack([np.ones(len(m)), m[:, 0]]), m[:, 1], rcond=None)[0]
         model[kind] = [float(coef[0]), float(coef[1])]
     return model
