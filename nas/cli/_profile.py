@@ -68,14 +68,11 @@ def profile_build(
     if calibrate:
         _time_ops_first(prof, space, calibrate, seed)
         cal = calibrate_host(prof, space, calibrate, seed=seed,
-                             progress=progress_printer("exporting and timing whole networks", "steps"),
-                             pair_progress=progress_printer("timing consecutive ops as pairs", "pairs"))
+                             progress=progress_printer("exporting and timing whole networks", "steps"))
         for prec, c in cal.items():
             scales = ", ".join(f"{k} x{v:.2f}" for k, v in c.kind_scale.items())
-            junctions = ("; junctions to the next op (ms + ms/Melem): "
-                         + ", ".join(f"{k} {a:+.4f}{b:+.4f}" for k, (a, b) in c.junction.items())) if c.junction else ""
             out.print(f"calibration {prec}: {scales}; {c.per_op_ms * 1000:+.1f} us/op, "
-                      f"{c.per_melem_ms:+.4f} ms/Melem, {c.offset_ms:+.3f} ms{junctions}", markup=False)
+                      f"{c.per_melem_ms:+.4f} ms/Melem, {c.offset_ms:+.3f} ms")
 
 
 @profile_app.command("validate")

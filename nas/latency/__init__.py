@@ -1,6 +1,6 @@
 """Latency prediction: device profiles, their tables, the estimator, calibration, host timing, onboarding."""
 
-from nas.latency._calibration import Calibration, junction_melems
+from nas.latency._calibration import Calibration
 from nas.latency._estimator import FEATURES, Estimator, nnls, op_features, select_terms
 from nas.latency._fit import error_stats
 from nas.latency._host import (
@@ -12,7 +12,7 @@ from nas.latency._host import (
     network_runner,
     require_runtime,
 )
-from nas.latency._junctions import fit_junctions, measure_junctions
+from nas.latency._junctions import fit_junctions, junction_melems, measure_junctions
 from nas.latency._onboard import (
     FLOOR_MARGIN,
     ImportedProfile,

@@ -12,7 +12,7 @@ from nas.errors import DeviceError
 from nas.latency._estimator import nnls
 from nas.space import OpSpec
 
-__all__ = ["Calibration", "KINDS", "boundary_melems", "junction_melems"]
+__all__ = ["Calibration", "KINDS", "boundary_melems"]
 
 KINDS = ("conv", "mbconv", "shuffle", "shuffle_x", "maxpool", "gap", "linear")
 
@@ -37,11 +37,6 @@ class Calibration:
     per_melem_ms: float = 0.0
     offset_ms: float = 0.0
     source: str = "none"
-    # what the runtime does between an op and the next (Quantize/Dequantize fused or kept, layout
-    # transposes cancelled or not), fitted on op pairs timed as one model (nas.latency._junctions):
-    # producing op kind -> [ms, ms per Melem of the tensor it hands on]; added to every op but
-    # the network's last, before the kind scale
-    junction: dict[str, list[float]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         nums = {"scale": self.scale, "per_op_ms": self.per_op_ms, "per_melem_ms": self.per_melem_ms,
@@ -49,10 +44,6 @@ class Calibration:
         if not isinstance(self.kind_scale, dict):
             raise DeviceError(f"calibration.kind_scale: expected a mapping, got {self.kind_scale!r}")
         nums.update({f"kind_scale.{k}": v for k, v in self.kind_scale.items()})
-        if not isinstance(self.junction, dict) or not all(
-                isinstance(v, (list, tuple)) and len(v) == 2 for v in self.junction.values()):
-            raise DeviceError(f"calibration.junction: expected kind: [ms, ms per Melem], got {self.junction!r}")
-        nums.update({f"junction.{k}[{i}]": x for k, v in self.junction.items() for i, x in enumerate(v)})
         for k, v in nums.items():
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
                 raise DeviceError(f"calibration.{k}: expected a finite number, got {v!r}")
@@ -60,24 +51,13 @@ class Calibration:
     def op_scale(self, kind: str) -> float:
         return self.kind_scale.get(kind, self.scale)
 
-    def junction_ms(self, op: OpSpec) -> float:
-        """What handing ``op``'s output to the next op costs beyond the two ops timed alone."""
-        c = self.junction.get(op.kind)
-        return 0.0 if c is None else c[0] + c[1] * junction_melems(op)
-
-    def op_ms(self, op: OpSpec, ms: float, last: bool) -> float:
-        """``ms`` of ``op`` (timed alone) inside the network, scaled by its kind: with its
-        junction to the next op unless it is the network's ``last``."""
-        return self.op_scale(op.kind) * (ms + (0.0 if last else self.junction_ms(op)))
-
     def apply(self, scaled_sum_ms: float, n_ops: int, boundary_melems: float = 0.0) -> float:
         """``scaled_sum_ms`` is the sum of op latencies already multiplied by ``op_scale``."""
         raw = scaled_sum_ms + self.per_op_ms * n_ops + self.per_melem_ms * boundary_melems + self.offset_ms
         return max(raw, 0.05 * scaled_sum_ms)  # never let a correction term drive it to zero
 
     @classmethod
-    def fit(cls, kind_sums: list[dict[str, float]], n_ops, melems, measured, source: str,
-            junction: dict[str, list[float]] | None = None) -> "Calibration":
+    def fit(cls, kind_sums: list[dict[str, float]], n_ops, melems, measured, source: str) -> "Calibration":
         """Least squares on relative error. Kind scales are kept non-negative (a kind cannot
         take negative time); the per-op, per-element and offset terms may take either sign
         (an isolated timing pays overheads a network does not). Chosen over a single global
@@ -92,14 +72,11 @@ class Calibration:
         free = c[nk:nk + 3] - c[nk + 3:]
         return cls(scale=1.0, kind_scale={k: float(v) for k, v in zip(kinds, c[:nk])},
                    per_op_ms=float(free[0]), per_melem_ms=float(free[1]), offset_ms=float(free[2]),
-                   source=source, junction=dict(junction or {}))
+                   source=source)
 
     def to_dict(self) -> dict:
-        d = {"scale": self.scale, "kind_scale": dict(self.kind_scale), "per_op_ms": self.per_op_ms,
-             "per_melem_ms": self.per_melem_ms, "offset_ms": self.offset_ms, "source": self.source}
-        if self.junction:
-            d["junction"] = {k: list(v) for k, v in self.junction.items()}
-        return d
+        return {"scale": self.scale, "kind_scale": dict(self.kind_scale), "per_op_ms": self.per_op_ms,
+                "per_melem_ms": self.per_melem_ms, "offset_ms": self.offset_ms, "source": self.source}
 
 
 
@@ -107,9 +84,3 @@ def boundary_melems(op: OpSpec) -> float:
     """Millions of elements entering and leaving ``op``."""
     ho, wo = op.out_hw
     return (op.h * op.w * op.cin + ho * wo * op.cout) / 1e6
-
-
-def junction_melems(op: OpSpec) -> float:
-    """Millions of elements ``op`` hands to the next op."""
-    ho, wo = op.out_hw
-    return (op.cout if op.kind in ("gap", "linear") else ho * wo * op.cout) / 1e6

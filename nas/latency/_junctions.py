@@ -6,9 +6,15 @@ network; what the runtime really does at the boundary (fuse a Quantize/Dequantiz
 it, cancel NCHW<->NHWC transposes between two integer kernels or not) depends on both
 neighbours. Every pair of consecutive ops of a sample of networks is exported as one model and
 timed like an op (fastest of repeated runs); its junction is the pair's time less the two ops'
-table entries. A junction model per producing op kind (ms + ms per Melem of the tensor handed
-on), fitted by least squares, then prices every op's hand-over in ``Calibration.junction``.
-Pair timings are cached beside the host table (``pairs.json``).
+table entries. ``fit_junctions`` fits a junction model per producing op kind (ms + ms per Melem
+of the tensor handed on). Pair timings are cached beside the host table (``pairs.json``).
+
+**Measured, not priced.** ``benchmarks/int8_junctions.py`` judged junction pricing on the host
+profiles' validation networks (BENCHMARKS.md, issue 28 item 3): on onnxruntime the junctions are
+small and negative (pairs run faster than their two ops: transposes and Quantize/Dequantize
+cancel between neighbours), while whole networks run about 20% slower than their ops summed, a
+whole-network effect; pricing them made fp32 worse and int8 no better than noise, so no profile
+prices them. This module stays as the measurement.
 """
 
 from __future__ import annotations
@@ -24,15 +30,20 @@ import torch
 
 from nas._paths import atomic_write
 from nas.errors import DeviceError
-from nas.latency._calibration import junction_melems
 from nas.latency._host import THREADS, cache_dir, measure_op
 from nas.latency._profile import DeviceProfile
-from nas.space import Candidate
+from nas.space import Candidate, OpSpec
 
-__all__ = ["measure_junctions", "fit_junctions"]
+__all__ = ["measure_junctions", "fit_junctions", "junction_melems"]
 
 MIN_FOR_SLOPE = 8  # junctions of a kind needed to fit its per-Melem term
 Junction = tuple[str, float, float]  # (producing op kind, Melems handed on, ms beyond the two ops alone)
+
+
+def junction_melems(op: OpSpec) -> float:
+    """Millions of elements ``op`` hands to the next op."""
+    ho, wo = op.out_hw
+    return (op.cout if op.kind in ("gap", "linear") else ho * wo * op.cout) / 1e6
 
 
 def measure_junctions(profile: DeviceProfile, cands: list[Candidate], bits: int,

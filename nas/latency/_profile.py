@@ -153,17 +153,15 @@ class DeviceProfile:
 
     def predict_from_breakdown(self, candidate: Candidate, rows: list[OpLatency]) -> float:
         cal = self.calibration_for(candidate)
-        return cal.apply(sum(cal.op_ms(r.op, r.ms, i == len(rows) - 1) for i, r in enumerate(rows)), len(rows),
+        return cal.apply(sum(cal.op_scale(r.op.kind) * r.ms for r in rows), len(rows),
                          sum(boundary_melems(r.op) for r in rows))
 
     def uncalibrated_parts(self, candidate: Candidate, num_classes: int = 1000, in_channels: int = 3):
-        """({op kind: summed ms, junctions to the next op included}, number of ops, boundary
-        Melems), for fitting calibrations."""
+        """({op kind: summed ms}, number of ops, boundary Melems), for fitting calibrations."""
         rows = self.breakdown(candidate, num_classes, in_channels)
-        cal = self.calibration_for(candidate)
         sums: dict[str, float] = {}
-        for i, r in enumerate(rows):
-            sums[r.op.kind] = sums.get(r.op.kind, 0.0) + r.ms + (cal.junction_ms(r.op) if i < len(rows) - 1 else 0.0)
+        for r in rows:
+            sums[r.op.kind] = sums.get(r.op.kind, 0.0) + r.ms
         return sums, len(rows), sum(boundary_melems(r.op) for r in rows)
 
     def breakdown(self, candidate: Candidate, num_classes: int = 1000, in_channels: int = 3) -> list[OpLatency]:
@@ -215,20 +213,18 @@ class DeviceProfile:
         self._ensure_measured([op for _, op in plan])
         cf, ci = self.calibration["f32"], self.calibration["i8"]
 
-        def entry(ops: list[tuple[OpSpec, bool]]) -> tuple[float, float, int, float]:
-            # (op, whether it is the network's last: that one hands nothing on, no junction)
-            lat = [(op, self.op_latency(op).ms, last) for op, last in ops]
-            return (sum(cf.op_ms(*x) for x in lat), sum(ci.op_ms(*x) for x in lat),
-                    len(ops), sum(boundary_melems(op) for op, _ in ops))
+        def entry(ops: list[OpSpec]) -> tuple[float, float, int, float]:
+            lat = [(op.kind, self.op_latency(op).ms) for op in ops]
+            return (sum(cf.op_scale(k) * ms for k, ms in lat), sum(ci.op_scale(k) * ms for k, ms in lat),
+                    len(ops), sum(boundary_melems(op) for op in ops))
 
-        per_block: dict[tuple[int, int], list[tuple[OpSpec, bool]]] = {}
+        per_block: dict[tuple[int, int], list[OpSpec]] = {}
         for tag, op in plan:
             if tag is not None:
-                per_block.setdefault(tag, []).append((op, False))
+                per_block.setdefault(tag, []).append(op)
         with self._lock:
             blocks = self._block_cache.setdefault(ctx, {})
-            blocks[cand.is_quantized] = entry([(op, i == len(plan) - 1) for i, (tag, op) in enumerate(plan)
-                                               if tag is None])
+            blocks[cand.is_quantized] = entry([op for tag, op in plan if tag is None])
             for si, stage in enumerate(cand.stages):
                 for bi, b in enumerate(stage):
                     # identity skips have no op: an empty entry

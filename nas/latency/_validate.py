@@ -20,7 +20,6 @@ import scipy.stats
 from nas.errors import DeviceError
 from nas.latency._calibration import Calibration
 from nas.latency._host import measure_ops, network_runner, save_calibration
-from nas.latency._junctions import fit_junctions, measure_junctions
 from nas.latency._profile import DeviceProfile
 from nas.latency._yardstick import ROUNDS, RUNS, YARDSTICK_STAT, agreement, time_interleaved
 from nas.space import Candidate, load_space
@@ -28,8 +27,6 @@ from nas.space import Candidate, load_space
 __all__ = ["kendall_tau", "end_to_end", "calibrate_host", "validate_profile", "time_ops_of", "GROUP"]
 
 Progress = Callable[[str, int, int], None]
-# precisions whose junctions calibration times, per host runtime (BENCHMARKS.md, item 3)
-JUNCTIONS: dict[str, tuple[str, ...]] = {"onnxruntime": ("i8",), "litert": ()}
 GROUP = 16  # networks loaded and timed interleaved at once (bounds memory; 8-32 MB each)
 
 
@@ -104,26 +101,12 @@ def end_to_end(cands: list[Candidate], profile: DeviceProfile, progress: Progres
 
 
 def calibrate_host(profile: DeviceProfile, spaces: list[str], n: int, seed: int = 0,
-                   progress: Progress | None = None, rounds: int = ROUNDS, runs: int = RUNS,
-                   junctions: tuple[str, ...] | None = None,
-                   pair_progress: Callable[[int, int], None] | None = None) -> dict[str, Calibration]:
-    """Fit ``profile``'s whole-network calibration on ``n`` candidates per space and save it to
-    the host cache. ``junctions``: the precisions ("f32", "i8") whose op pairs are timed first
-    and priced by a junction model (``nas.latency._junctions``); default ``JUNCTIONS`` of the
-    runtime, where the benchmark showed they help; ``pair_progress`` sees the pairs timed."""
+                   progress: Progress | None = None, rounds: int = ROUNDS, runs: int = RUNS) -> dict[str, Calibration]:
     runtime = _runtime(profile)
     cands = [c for s in spaces for c in _candidates(s, n, seed)]
-    models: dict[str, dict[str, list[float]]] = {}
-    for prec in (JUNCTIONS.get(runtime, ()) if junctions is None else junctions):
-        js = measure_junctions(profile, cands, 8 if prec == "i8" else 32, progress=pair_progress)
-        models[prec] = fit_junctions(js)
-    for prec in ("f32", "i8"):  # the sums below include these junctions (and no earlier fit's)
-        profile.calibration[prec] = Calibration(junction=models.get(prec, {}))
-    profile._block_cache.clear()
     data = end_to_end(cands, profile, progress, rounds=rounds, runs=runs)
     calib = {p: Calibration.fit(*data[p][:4], source=f"{len(cands)} candidates of "
-                                f"{', '.join(spaces)}, seed {seed}, {YARDSTICK_STAT} of interleaved rounds"
-                                + (", junctions from op pairs" if p in models else ""), junction=models.get(p))
+                                f"{', '.join(spaces)}, seed {seed}, {YARDSTICK_STAT} of interleaved rounds")
              for p in data}
     save_calibration(calib, runtime=runtime)
     profile.calibration.update(calib)
