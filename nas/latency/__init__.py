@@ -12,6 +12,7 @@ from nas.latency._host import (
     network_runner,
     require_runtime,
 )
+from nas.latency._junctions import fit_junctions, junction_melems, measure_junctions
 from nas.latency._onboard import (
     FLOOR_MARGIN,
     ImportedProfile,
@@ -63,6 +64,9 @@ __all__ = [
     "select_terms",
     "OpLatency",
     "calibrate_host",
+    "fit_junctions",
+    "measure_junctions",
+    "junction_melems",
     "device_names",
     "end_to_end",
     "error_stats",
