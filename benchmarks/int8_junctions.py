@@ -10,7 +10,8 @@ the host profile's runtime: every pair of consecutive ops of the calibration (an
 ``--pairs val``, the validation) candidates of ``--source`` (a ``host_litert.py`` run, whose
 whole-network timings are reused, not re-taken) is exported as one model and timed with the two
 ops' host-table entries (fastest of repeated runs): junction = pair - a - b, as
-``nas.latency._junctions.measure_junctions`` (what ``calibrate_host`` runs) measures it.
+``nas.latency.measure_junctions`` measures it (pairs of two precisions, a float pooling op beside
+int8 ops, cannot be exported as one model and are left out).
 
 Then, per precision, the calibration is fitted and judged on the source's validation timings
 four ways: as the profile does now (sums of ops); with a junction model (junction ms =
@@ -25,9 +26,11 @@ table); pair timings are cached there too (``pairs.json``) and reused.
 from __future__ import annotations
 
 import argparse
+import ast
 import json
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -59,9 +62,13 @@ def main() -> None:
     args = ap.parse_args()
     src = json.loads(args.source.read_text())
     sargs, res = src["args"], src["results"][args.device]
-    spaces = eval(sargs["spaces"])  # written by host_litert.py as str(list)
+    spaces = ast.literal_eval(sargs["spaces"])  # written by host_litert.py as str(list)
     cal = [c for s in spaces for c in nas.load_space(s).sample_many(int(sargs["cal"]), 0)]
     val = [c for s in spaces for c in nas.load_space(s).sample_many(int(sargs["val"]), 1)]
+    timed = [x["key"] for x in res["raw"]["stats"] if x["precision"] == "f32" and x["repeat"] == 0]
+    if timed != [c.replace_bits(32).key for c in val]:
+        raise SystemExit(f"{args.source}: its validation networks are not this code's seed-1 sample of "
+                         f"{spaces} (another space definition?): re-run host_litert.py")
     prof = load_device(args.device)
     runtime = prof.host_runtime
     t0 = time.time()
@@ -110,7 +117,8 @@ def main() -> None:
                    "yardstick_within_5pct": round(float(np.mean(np.abs(y2 / y - 1) <= 0.05)), 3)}
         r["now"] = judge(cs, cn, ce, cy, vs, vn, ve, vy)
         # the model prices the validation junctions from op kinds and shapes alone
-        vj = [[(o.kind, junction_melems(o), 0.0) for o in c.replace_bits(PREC_BITS[prec]).ops()[:-1]] for c in val]
+        vops = [[replace(o, bits=prof.exec_bits(o.bits)) for o in c.replace_bits(PREC_BITS[prec]).ops()] for c in val]
+        vj = [[(a.kind, junction_melems(a), 0.0) for a, b in zip(ops, ops[1:]) if a.bits == b.bits] for ops in vops]
         r["junction_model"] = judge(with_junctions(cs, jc, model), cn, ce, cy, with_junctions(vs, vj, model),
                                     vn, ve, vy)
         if jv:

@@ -114,8 +114,12 @@ def main() -> None:
     order = list(range(len(nets)))
     if args.timings_from:
         before = {(x["key"], x["bits"]): x["rounds_ms"] for x in json.loads(args.timings_from.read_text())["networks"]}
+        missing = [x["key"] for x in nets if (x["key"], x["bits"]) not in before]
+        if missing or not nets:
+            raise SystemExit(f"{args.timings_from} did not time these networks ({len(missing)} missing): "
+                             f"run with the --space, --samples, --fresh, --seed and --bits of that run")
         for x in nets:
-            x["rounds_ms"] = before[(x["key"], x["bits"])]  # KeyError: another --space/--fresh/--seed than that run
+            x["rounds_ms"] = before[(x["key"], x["bits"])]
         args.rounds = len(nets[0]["rounds_ms"])
     for r in range(0 if args.timings_from else args.rounds):
         random.Random(args.seed + r).shuffle(order)

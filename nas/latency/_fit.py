@@ -30,7 +30,7 @@ import scipy.optimize
 import scipy.stats
 
 from nas.errors import NasError
-from nas.latency._estimator import FEATURES, Estimator, op_features
+from nas.latency._estimator import FEATURES, OPTIONAL, Estimator, op_features
 from nas.space import OpSpec
 
 __all__ = ["WholeNetworkFit", "fit_whole_networks", "error_stats"]
@@ -94,6 +94,10 @@ class _Design:
                 if key not in self.op_prior:
                     self.op_prior[key] = op_features(op, eb)
             rows.append(counts)
+        for term in OPTIONAL:  # a whole-network fit keeps an optional term only where its prior has it
+            for i, f in enumerate(FEATURES):
+                if f.endswith(f".{term}") and not prior.coef.get(f):
+                    F[:, i] = 0.0
         self.used = np.abs(F).sum(0) > 0
         self.F = F[:, self.used]
         self.C = np.zeros((len(nets), len(self.keys)))

@@ -11,10 +11,11 @@ of the tensor handed on). Pair timings are cached beside the host table (``pairs
 
 **Measured, not priced.** ``benchmarks/int8_junctions.py`` judged junction pricing on the host
 profiles' validation networks (BENCHMARKS.md, issue 28 item 3): on onnxruntime the junctions are
-small and negative (pairs run faster than their two ops: transposes and Quantize/Dequantize
-cancel between neighbours), while whole networks run about 20% slower than their ops summed, a
-whole-network effect; pricing them made fp32 worse and int8 no better than noise, so no profile
-prices them. This module stays as the measurement.
+small (in int8 pairs run faster than their two ops: transposes and Quantize/Dequantize cancel
+between neighbours), while whole networks run about 20% slower than their ops summed, a
+whole-network effect; pricing them did not price networks better, so no profile prices them.
+This module stays as the measurement. Pairs of two precisions (a float pooling op beside int8
+ops) cannot be exported as one model and are left out.
 """
 
 from __future__ import annotations
@@ -48,7 +49,8 @@ def junction_melems(op: OpSpec) -> float:
 
 def measure_junctions(profile: DeviceProfile, cands: list[Candidate], bits: int,
                       progress: Callable[[int, int], None] | None = None) -> list[Junction]:
-    """Every junction of ``cands`` at ``bits`` (32 or 8), timing the pairs not yet cached."""
+    """Every junction of ``cands`` at ``bits`` (32 or 8) between two ops of the same precision,
+    timing the pairs not yet cached."""
     runtime = profile.host_runtime
     if runtime is None:
         raise DeviceError(f"device {profile.name}: junctions are timed on this machine, in a host profile only")
@@ -56,7 +58,9 @@ def measure_junctions(profile: DeviceProfile, cands: list[Candidate], bits: int,
     for cand in cands:
         ops = [replace(o, bits=profile.exec_bits(o.bits)) for o in cand.replace_bits(bits).ops()]
         profile._ensure_measured(ops)
-        pairs += list(zip(ops, ops[1:]))
+        # a pair of two precisions (a float pooling op beside int8 ones) cannot be exported at
+        # one: left out, as if its junction were nothing
+        pairs += [(a, b) for a, b in zip(ops, ops[1:]) if a.bits == b.bits]
     path = cache_dir(runtime) / "pairs.json"
     try:
         cache = {k: float(v) for k, v in json.loads(path.read_text()).items()} if path.is_file() else {}
