@@ -67,8 +67,7 @@ def select_terms(X: np.ndarray, y: np.ndarray, prior: "Estimator | None" = None,
                  folds: int = 10) -> tuple[np.ndarray, dict[str, bool]]:
     """``X`` with each optional term (``OPTIONAL``) zeroed unless it lowers the estimator's
     cross-validated error on these rows by ``MARGIN`` or more (k-fold, seeded; mean absolute
-    relative error), and
-    which were kept. A term that does not help a table is left out of its fit, so its
+    relative error), and which were kept. A term that does not help a table is left out of its fit, so its
     coefficients stay what they were without the term (the phone tables of pixel1 and note10:
     7x7 depthwise costs the same per MAC there; BENCHMARKS.md)."""
     X = np.asarray(X, float)

@@ -33,7 +33,7 @@ from nas.errors import NasError
 from nas.latency._estimator import FEATURES, OPTIONAL, Estimator, op_features
 from nas.space import OpSpec
 
-__all__ = ["WholeNetworkFit", "fit_whole_networks", "error_stats"]
+__all__ = ["WholeNetworkFit", "fit_whole_networks", "error_stats", "kendall_tau"]
 
 # (level, ridge on the feature coefficients, ridge on the per-op corrections, loss)
 GRID = [("scale", 0.0, 0.0, "l2")] + [("kinds", lk, 0.0, "l2") for lk in (0.01, 0.1, 1.0, 10.0)] + \
@@ -62,11 +62,19 @@ class WholeNetworkFit:
     rejected: list[dict] = field(default_factory=list)  # better-by-CV configurations a check refused
 
 
+def kendall_tau(a, b) -> float:
+    """Kendall's tau-b (SciPy), nan when either sequence is constant or shorter than 2 (said
+    without SciPy's warning: one validation network is a user's choice, not a fault)."""
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    if len(a) < 2 or np.ptp(a) == 0 or np.ptp(b) == 0:
+        return float("nan")
+    return float(scipy.stats.kendalltau(a, b).statistic)
+
+
 def error_stats(pred: np.ndarray, y: np.ndarray) -> dict:
     """MAPE, median APE, share within ±10% and Kendall tau of predictions against timings."""
     e = np.abs(np.asarray(pred, float) / np.asarray(y, float) - 1)
-    const = len(y) < 3 or np.ptp(np.asarray(pred, float)) == 0 or np.ptp(np.asarray(y, float)) == 0
-    tau = float("nan") if const else scipy.stats.kendalltau(pred, y)[0]
+    tau = kendall_tau(pred, y) if len(y) > 2 else float("nan")
     return {"mape_pct": round(float(e.mean() * 100), 2), "median_ape_pct": round(float(np.median(e) * 100), 2),
             "within_10pct": round(float(np.mean(e <= 0.10)), 3),
             "kendall_tau": round(float(tau), 3) if np.isfinite(tau) else None}

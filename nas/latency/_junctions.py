@@ -43,8 +43,8 @@ Junction = tuple[str, float, float]  # (producing op kind, Melems handed on, ms 
 
 def junction_melems(op: OpSpec) -> float:
     """Millions of elements ``op`` hands to the next op."""
-    ho, wo = op.out_hw
-    return (op.cout if op.kind in ("gap", "linear") else ho * wo * op.cout) / 1e6
+    ho, wo = op.out_hw  # (1, 1) for global pooling and linear layers
+    return ho * wo * op.cout / 1e6
 
 
 def measure_junctions(profile: DeviceProfile, cands: list[Candidate], bits: int,

@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
-import scipy.stats
 
 from nas.errors import DeviceError
 from nas.latency._calibration import Calibration
+from nas.latency._fit import kendall_tau
 from nas.latency._host import measure_ops, network_runner, save_calibration
 from nas.latency._profile import DeviceProfile
 from nas.latency._yardstick import ROUNDS, RUNS, YARDSTICK_STAT, agreement, time_interleaved
@@ -28,15 +28,6 @@ __all__ = ["kendall_tau", "end_to_end", "calibrate_host", "validate_profile", "t
 
 Progress = Callable[[str, int, int], None]
 GROUP = 16  # networks loaded and timed interleaved at once (bounds memory; 8-32 MB each)
-
-
-def kendall_tau(a, b) -> float:
-    """Kendall's tau-b (SciPy), nan when either sequence is constant or shorter than 2 (said
-    without SciPy's warning: one validation network is a user's choice, not a fault)."""
-    a, b = np.asarray(a, float), np.asarray(b, float)
-    if len(a) < 2 or np.ptp(a) == 0 or np.ptp(b) == 0:
-        return float("nan")
-    return float(scipy.stats.kendalltau(a, b).statistic)
 
 
 def _candidates(space_name: str, n: int, seed: int) -> list[Candidate]:
