@@ -104,7 +104,10 @@ def main() -> None:
     out = RESULTS / f"supernet_ranking_{tag}{'_' + args.tag if args.tag else ''}.json"
     base = RESULTS / f"supernet_ranking_{tag}.json"
     res = json.loads((out if out.exists() else base).read_text()) if (out.exists() or base.exists()) else {}
-    cands, budget = pick_candidates()
+    from nas.data import load_dataset
+
+    ds = load_dataset(args.data)  # the budget and the latencies for its classes and channels (CIFAR: 3)
+    cands, budget = pick_candidates(num_classes=ds.num_classes, in_channels=ds.in_channels)
     keys = [k for k, _ in cands]
     res.update({"machine": machine(), "data": portable(args.data), "budget_ms": budget,
                 "candidates": [{"key": k, "latency_ratio": r} for k, r in cands]})
@@ -193,7 +196,7 @@ def report(res, keys) -> None:
     rows = {"short proxy": acc("proxy")}
     if "supernet" in res:
         rows["supernet"] = [s["accuracy"] for s in res["supernet"]["scores"]]
-    rows["latency alone (faster = better)"] = [-x for x in lat]
+    rows["predicted latency alone (slower = better)"] = list(lat)
     if None not in target:
         for name, sc in rows.items():
             if None in sc:
