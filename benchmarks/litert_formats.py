@@ -24,8 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import machine, table  # noqa: E402
 
 import nas  # noqa: E402
-from nas.export import _litert as litert  # noqa: E402
-from nas.export import export_onnx, ort_session, time_session
+from nas.export import export_onnx, litert, ort_session, time_session  # noqa: E402
 from nas.models import strip_fake_quant
 
 REFS = [("mobilenetv2", "mobilenet_v2_1.0_224"), ("mobilenetv3", "mobilenet_v3_large_1.0_224"),

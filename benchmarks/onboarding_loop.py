@@ -43,7 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import machine, table  # noqa: E402
 
 import nas  # noqa: E402
-from nas.export._litert import export_tflite  # noqa: E402
+from nas.export.litert import export_tflite  # noqa: E402
 from nas.latency import error_stats, export_ops, import_results, load_device  # noqa: E402
 from nas.models import build_model  # noqa: E402
 

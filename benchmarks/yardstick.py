@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import machine, table  # noqa: E402
 
 import nas  # noqa: E402
-from nas.export import _litert as litert  # noqa: E402
+from nas.export import litert  # noqa: E402
 from nas.latency import STATS, YARDSTICK_STAT, agreement, network_runner, time_consecutive, time_interleaved  # noqa: E402
 
 

@@ -10,7 +10,7 @@ from conftest import TINY_PROXY, copy_run, png_folder
 import nas
 from nas.api import run_search
 from nas.errors import DistillError
-from nas.export import _litert as litert
+from nas.export import litert
 from nas.run import SearchConfig, read_run_config
 from nas.train import load_checkpoint
 from nas.winner import DistillConfig, TfliteSection, WinnerCard, distill_run

@@ -14,7 +14,7 @@ from test_card import old_card
 
 import nas
 from nas.errors import ExportError, NasError
-from nas.export import _executorch as executorch
+from nas.export import executorch
 from nas.models import build_model
 from nas.winner import PteSection, WinnerCard, parse_formats, pte_section
 

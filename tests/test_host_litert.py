@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 import nas
 from nas.cli import app
 from nas.errors import DeviceError
-from nas.export import _litert as litert
+from nas.export import litert
 from nas.latency import _host as host
 from nas.latency import end_to_end, load_device
 

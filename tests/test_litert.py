@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from nas.errors import ExportError
-from nas.export import _litert as litert
+from nas.export import litert
 
 pytestmark = pytest.mark.skipif(not litert.available(), reason='needs pip install "hwnas[litert]"')
 

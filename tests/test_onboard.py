@@ -183,7 +183,7 @@ Memory footprint delta from the start of the tool (MB): init=3.1 overall=4.2
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not __import__("nas.export._litert").export._litert.available(), reason='needs pip install "hwnas[litert]"')
+@pytest.mark.skipif(not __import__("nas.export.litert").export.litert.available(), reason='needs pip install "hwnas[litert]"')
 def test_tflite_onboarding_without_python_on_the_phone(tmp_path, monkeypatch):
     from ai_edge_litert.interpreter import Interpreter
 

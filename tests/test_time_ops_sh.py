@@ -219,13 +219,13 @@ def _time_tflite(host_tool: Path, path: Path) -> float:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not __import__("nas.export._litert").export._litert.available(),
+@pytest.mark.skipif(not __import__("nas.export.litert").export.litert.available(),
                     reason='needs pip install "hwnas[litert]"')
 def test_the_onboarding_loop_runs_for_real_on_this_computer(tmp_path, monkeypatch):
     """export-ops --format tflite -> time_ops.sh --local (everything but the phone is the real
     path) -> nas profile import -> prices of whole .tflite networks. The loop, not the
     accuracy: the machine is shared, so the bound on the prediction is loose."""
-    from nas.export._litert import export_tflite
+    from nas.export.litert import export_tflite
     from nas.models import build_model
 
     monkeypatch.setenv("HWNAS_CACHE", str(tmp_path / "cache"))

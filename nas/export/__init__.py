@@ -1,5 +1,5 @@
 """The toolchains that turn a network into files: ONNX (fp32 and int8), LiteRT (.tflite,
-``nas.export._litert``) and ExecuTorch (.pte, ``nas.export._executorch``); the last two are optional
+``nas.export.litert``) and ExecuTorch (.pte, ``nas.export.executorch``); the last two are optional
 extras, imported where used."""
 
 from nas.export._onnx import (

@@ -74,7 +74,7 @@ def require_runtime(runtime: str) -> None:
     """Raise one DeviceError naming the extra when ``runtime`` cannot run here."""
     _check_runtime(runtime)
     if runtime == "litert":
-        from nas.export import _litert as litert
+        from nas.export import litert
 
         if not litert.available():
             raise DeviceError(f"the host-litert profile times ops in LiteRT and needs the litert extra "
@@ -211,7 +211,7 @@ def _ort_runner(module: torch.nn.Module, x: np.ndarray, int8: bool, workdir: Pat
 
 
 def _litert_runner(module: torch.nn.Module, x: np.ndarray, int8: bool, workdir: Path, stem: str) -> Runner:
-    from nas.export import _litert as litert
+    from nas.export import litert
 
     path = workdir / f"{stem}{'.int8' if int8 else ''}.tflite"
     litert.export_tflite(module.eval(), path, list(x.shape), int8=int8,

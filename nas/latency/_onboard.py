@@ -148,7 +148,7 @@ def export_ops(space_names: list[str], out_dir: Path, samples: int = 50, seed: i
         raise NasError(f"--format {fmt!r}: choose onnx or tflite")
     script_text = benchmark_script(cpu_mask, cool_down_s) if fmt == "tflite" else TIMING_SCRIPT
     if fmt == "tflite":
-        from nas.export import _litert as litert
+        from nas.export import litert
 
         litert.require()
     out_dir = Path(out_dir)

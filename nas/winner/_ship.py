@@ -11,8 +11,7 @@ from typing import Callable, Iterable
 import numpy as np
 
 from nas.errors import ExportError, NasError
-from nas.export import _executorch as executorch
-from nas.export import _litert as litert
+from nas.export import executorch, litert
 from nas.latency import ROUNDS, RUNS, YARDSTICK_STAT, time_interleaved
 from nas.space import Candidate
 from nas.winner._card import PteSection, TfliteSection, WinnerCard

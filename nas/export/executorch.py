@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from nas.errors import ExportError
-from nas.export._litert import _failed_op, _one_thread, _quiet_stderr
+from nas.export.litert import _failed_op, _one_thread, _quiet_stderr
 
 __all__ = ["available", "require", "export_pte", "pte_accuracy", "pte_accuracy_batches", "pte_latency",
            "pte_delegated", "runtime_threads", "INSTALL_HINT"]
