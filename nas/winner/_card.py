@@ -136,8 +136,9 @@ class TrainingSeconds:
 
 
 @dataclass(frozen=True)
-class TfliteSection:
-    """The LiteRT files of a winner (``nas.winner._ship.tflite_section``), or why there are none."""
+class _FilesSection:
+    """What every on-device format's section of the card holds: whether its files were written
+    (or why not), the files, the errors of those that failed, their test accuracy and host latency."""
 
     written: bool
     note: str = ""
@@ -147,6 +148,15 @@ class TfliteSection:
     test_accuracy_int8: float | None = None
     host_latency_fp32_ms: float | None = None
     host_latency_int8_ms: float | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "errors", tuple(self.errors))
+
+
+@dataclass(frozen=True)
+class TfliteSection(_FilesSection):
+    """The LiteRT files of a winner (``nas.winner._ship.tflite_section``), or why there are none."""
+
     io_int8: dict | None = None
     # model.tflite's input as read from the exported file: its shape and "NCHW" or "NHWC"
     # (None on cards written before it was recorded)
@@ -161,27 +171,16 @@ class TfliteSection:
     predicted_note: str | None = None
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "errors", tuple(self.errors))
+        super().__post_init__()
         if self.fp32_input_shape is not None:
             object.__setattr__(self, "fp32_input_shape", tuple(self.fp32_input_shape))
 
 
 @dataclass(frozen=True)
-class PteSection:
+class PteSection(_FilesSection):
     """The ExecuTorch files of a winner (``nas.winner._ship.pte_section``), or why there are none."""
 
-    written: bool
-    note: str = ""
-    files: dict[str, str] = field(default_factory=dict)
-    errors: tuple[str, ...] = ()
-    test_accuracy_fp32: float | None = None
-    test_accuracy_int8: float | None = None
-    host_latency_fp32_ms: float | None = None
-    host_latency_int8_ms: float | None = None
     executorch_version: str | None = None
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "errors", tuple(self.errors))
 
 
 @dataclass(frozen=True)
