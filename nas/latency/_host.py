@@ -244,27 +244,38 @@ def measure_ops(ops: list[tuple[OpSpec, int]], progress: Progress | None = None,
     all. The caller's torch thread count is restored afterwards."""
     require_runtime(runtime)
     specs = [op if op.bits == eb else replace(op, bits=eb) for op, eb in ops]
-    path = cache_dir(runtime) / "table.json"
-    table = {k: float(v) for k, v in _read_json(path).items()}
-    todo = list({s.key: s for s in specs if s.key not in table}.values())
+    table = time_into_cache(cache_dir(runtime) / "table.json", {s.key: (s, s.bits) for s in specs}, runtime,
+                            progress, save_every, prefix="hwnas-op-")
+    return {s.key: table[s.key] for s in specs}
+
+
+def time_into_cache(path: Path, items: dict[str, tuple[OpSpec | list[OpSpec], int]], runtime: str,
+                    progress: Progress | None = None, save_every: int = 25,
+                    prefix: str = "hwnas-op-") -> dict[str, float]:
+    """The one timing loop of the host caches: ``measure_op`` (one op, or a pair of ops as one
+    model) for every key of ``items`` not yet in the JSON cache at ``path``, saved every
+    ``save_every`` and at the end (re-read first: another process may have added entries
+    meanwhile), at THREADS torch threads (the caller's count restored). Returns the whole
+    cache, with the new timings."""
+    cache = {k: float(v) for k, v in _read_json(path).items()}
+    todo = [(k, v) for k, v in items.items() if k not in cache]
     out: dict[str, float] = {}
     prev_threads = torch.get_num_threads()
     torch.set_num_threads(THREADS)
     try:
-        with tempfile.TemporaryDirectory(prefix="hwnas-op-") as tmp:
-            for i, spec in enumerate(todo, start=1):
-                out[spec.key] = measure_op(spec, spec.bits, Path(tmp), runtime)
+        with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+            for i, (key, (what, bits)) in enumerate(todo, start=1):
+                out[key] = measure_op(what, bits, Path(tmp), runtime)
                 if progress:
                     progress(i, len(todo))
                 if i % save_every == 0 or i == len(todo):
-                    # re-read: another process may have added entries meanwhile
-                    table = {k: float(v) for k, v in _read_json(path).items()}
-                    table.update(out)
-                    _write_json(path, table)
+                    cache = {k: float(v) for k, v in _read_json(path).items()}
+                    cache.update(out)
+                    _write_json(path, cache)
     finally:
         torch.set_num_threads(prev_threads)
-    table.update(out)
-    return {s.key: table[s.key] for s in specs}
+    cache.update(out)
+    return cache
 
 
 def network_runner(cand: Candidate, int8: bool, workdir: Path, num_classes: int = 1000,

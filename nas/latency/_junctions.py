@@ -20,18 +20,13 @@ ops) cannot be exported as one model and are left out.
 
 from __future__ import annotations
 
-import json
-import tempfile
 from dataclasses import replace
-from pathlib import Path
 from typing import Callable
 
 import numpy as np
-import torch
 
-from nas._paths import atomic_write
 from nas.errors import DeviceError
-from nas.latency._host import THREADS, cache_dir, measure_op
+from nas.latency._host import cache_dir, time_into_cache
 from nas.latency._profile import DeviceProfile
 from nas.space import Candidate, OpSpec
 
@@ -61,24 +56,8 @@ def measure_junctions(profile: DeviceProfile, cands: list[Candidate], bits: int,
         # a pair of two precisions (a float pooling op beside int8 ones) cannot be exported at
         # one: left out, as if its junction were nothing
         pairs += [(a, b) for a, b in zip(ops, ops[1:]) if a.bits == b.bits]
-    path = cache_dir(runtime) / "pairs.json"
-    try:
-        cache = {k: float(v) for k, v in json.loads(path.read_text()).items()} if path.is_file() else {}
-    except (json.JSONDecodeError, OSError, ValueError) as exc:
-        raise DeviceError(f"host pair cache {path} is unreadable ({exc}); delete it to re-measure") from None
-    todo = list({f"{a.key}|{b.key}": (a, b) for a, b in pairs if f"{a.key}|{b.key}" not in cache}.items())
-    prev = torch.get_num_threads()
-    torch.set_num_threads(THREADS)
-    try:
-        with tempfile.TemporaryDirectory(prefix="hwnas-pair-") as tmp:
-            for i, (key, (a, b)) in enumerate(todo, start=1):
-                cache[key] = measure_op([a, b], a.bits, Path(tmp), runtime)
-                if i % 25 == 0 or i == len(todo):
-                    atomic_write(path, json.dumps(cache, indent=0, sort_keys=True))
-                if progress:
-                    progress(i, len(todo))
-    finally:
-        torch.set_num_threads(prev)
+    cache = time_into_cache(cache_dir(runtime) / "pairs.json", {f"{a.key}|{b.key}": ([a, b], a.bits) for a, b in pairs},
+                            runtime, progress, prefix="hwnas-pair-")
     out = []
     for a, b in pairs:
         ta, tb = profile.table[profile.table_key(a, a.bits)], profile.table[profile.table_key(b, b.bits)]
