@@ -8,8 +8,9 @@ Per seed, with everything at its defaults (pixel7, mobilenetv3, budget = MobileN
    as the CLI (a subprocess, timed: the default command's wall time with that proxy);
 2. the same with ``--proxy train``;
 3. the reference (MobileNetV3-Small 1.0 at 224) trained with each arm's final recipe: from the
-   supernet run, started from the weights it inherits and distilled from the supernet's largest
-   member (the supernet winner's recipe); and from scratch (the short-proxy winner's recipe);
+   supernet run, started from the weights it inherits with the DistillConfig defaults (the
+   supernet winner's recipe: no distillation; ``recipe`` kd=True distils from the supernet's
+   largest member); and from scratch (the short-proxy winner's recipe);
    own-side fine-tuning as the winners; exported to ONNX fp32 and scored on the test split in
    onnxruntime, as the winners' cards score theirs.
 Winners' figures come from their card.json (ONNX fp32 test accuracy, predicted latency).
@@ -71,7 +72,7 @@ def train_reference(run_dir: Path, inherit: bool, seed: int, **recipe) -> dict:
         assert inh is not None, f"{run_dir} has no supernet"
         state = inh.net.extract(ref, side).state_dict()
         how = f"inherited from supernet {inh.digest}"
-        if cfg.teacher != "none":
+        if cfg.kd and cfg.teacher != "none":
             teacher, _ = _supernet_teacher(inh, ctx.proxy_side(inh.largest), data, cfg)
             how += f", distilled from {inh.largest.key}"
     model, _ = _train(ref, data, cfg.epochs, cfg, teacher=teacher, state=state, continued=False)

@@ -5,8 +5,8 @@ On a run folder that holds a trained supernet (``<run>/supernet/``), one winner 
 and own-side fine-tuning, each through ``nas.winner.distill_run`` (the real recipe: its proxy
 side, then its own side, exported):
 
-  inherit_kd   initialised from the supernet, distilled from its largest member (the default)
-  inherit      initialised from the supernet, no distillation (``--teacher none``)
+  inherit_kd   initialised from the supernet, distilled from its largest member (``--kd``)
+  inherit      initialised from the supernet, no distillation (the default)
   scratch      from scratch, no distillation (``inherit=False``: the recipe of a run without a
                supernet, what the winner got before issue 26)
 
@@ -34,8 +34,8 @@ sys.path.insert(0, str(HERE))
 from _common import portable, table  # noqa: E402
 
 RECIPES = {  # name: DistillConfig fields
-    "inherit_kd": {},
-    "inherit": {"teacher": "none"},
+    "inherit_kd": {"kd": True},
+    "inherit": {},
     "scratch": {"inherit": False},
 }
 FOLDER = "bench-supernet-winner"

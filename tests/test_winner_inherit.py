@@ -1,7 +1,8 @@
 """The winner inherits from the run's supernet (issue 26, item 4): it starts from the weights the
-supernet gives it and is distilled from the supernet's largest member (trained already: no
-teacher is trained); --teacher none drops the distillation, inherit=False ignores the supernet,
-and the card and the report say which start the winner had."""
+supernet gives it, without distillation by default, and with --kd is distilled from the
+supernet's largest member (trained already: no teacher is trained); --teacher none never
+distils, inherit=False ignores the supernet, and the card and the report say which start the
+winner had."""
 
 import html
 import json
@@ -63,12 +64,12 @@ def _params(model) -> dict:
 
 
 @pytest.mark.slow
-def test_the_winner_starts_from_the_supernet_and_is_distilled_by_its_largest_member(runs):
+def test_the_winner_starts_from_the_supernet_and_kd_distils_it_from_the_largest_member(runs):
     _, run_dir = runs
     record = read_training(run_dir)
     ctx, cand = _winner(run_dir)
     net = load_supernet(run_dir, ctx.space)
-    card = distill_run(run_dir, DistillConfig(**FROZEN))
+    card = distill_run(run_dir, DistillConfig(**FROZEN, kd=True))
     # the start: the supernet's extraction at the side the supernet trained the winner at
     # (weights, fake-quantized at its bits, exactly; trained at lr 0 they stay the start's)
     shipped, _ = load_checkpoint(run_dir / "winner" / "model.pt")
@@ -94,16 +95,19 @@ def test_the_winner_starts_from_the_supernet_and_is_distilled_by_its_largest_mem
 
 
 @pytest.mark.slow
-def test_teacher_none_keeps_the_start_and_inherit_false_trains_from_scratch(runs):
+def test_by_default_the_winner_keeps_the_start_undistilled_and_inherit_false_trains_from_scratch(runs):
     _, run_dir = runs
     digest = read_training(run_dir)["digest"]
     ctx, cand = _winner(run_dir)
     start = _params(strip_fake_quant(load_supernet(run_dir, ctx.space).extract(cand, ctx.proxy_side(cand))))
-    alone = distill_run(run_dir, DistillConfig(**FROZEN, teacher=NO_TEACHER, out="alone"))
-    assert alone.teacher is None and not alone.distillation.kd
-    assert alone.trained_at.start == f"initialised from the supernet (digest {digest}), no distillation"
-    got = _params(load_checkpoint(run_dir / "alone" / "model.pt")[0])
-    assert all(torch.equal(got[k], start[k]) for k in start)
+    # the default, and --teacher none even with --kd: the inherited start, no teacher
+    for name, extra in (("plain", {}), ("alone", {"teacher": NO_TEACHER, "kd": True})):
+        alone = distill_run(run_dir, DistillConfig(**FROZEN, **extra, out=name))
+        assert alone.teacher is None and not alone.distillation.kd, name
+        assert alone.trained_at.start == f"initialised from the supernet (digest {digest}), no distillation"
+        got = _params(load_checkpoint(run_dir / name / "model.pt")[0])
+        assert all(torch.equal(got[k], start[k]) for k in start), name
+    assert not (run_dir / "teachers").exists()
     scratch = distill_run(run_dir, DistillConfig(**TRAINED, inherit=False, out="scratch"))
     assert scratch.trained_at.start == "from scratch" and scratch.trained_at.supernet is None
     assert scratch.teacher is None and not scratch.distillation.kd  # the recipe of a run without one: no KD

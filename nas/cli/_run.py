@@ -380,17 +380,17 @@ def distill_cmd(
     run_dir: Path = typer.Argument(..., help="A run folder (results/<name>)."),
     pick: str = typer.Option(D.pick, "--pick", help=PICK_HELP),
     teacher: Optional[Path] = typer.Option(None, "--teacher", help="A teacher checkpoint (model.pt format), or "
-                                           "none: no distillation (in a supernet run: keep the inherited start "
-                                           "without the supernet's teacher)."),
+                                           "none: no distillation, even with --kd."),
     no_inherit: bool = typer.Option(not D.inherit, "--no-inherit", help="In a run with a supernet: train the winner "
                                     "from scratch, as in a run without one (by default it starts from the weights "
-                                    "it inherits and is distilled from the supernet's largest member)."),
+                                    "it inherits; with --kd it is distilled from the supernet's largest member)."),
     epochs: float = typer.Option(D.epochs, "--epochs", help="Student epochs (10 gained 9.3 points over 5 on CIFAR, "
                                  "BENCHMARKS.md)."),
     teacher_epochs: Optional[float] = typer.Option(D.teacher_epochs, "--teacher-epochs",
                                                    help="Teacher epochs (default twice the student's)."),
-    kd: bool = typer.Option(D.kd, "--kd", help="Distil from a teacher trained in the run (off by default: at equal "
-                                               "compute, longer student training won in the benchmark)."),
+    kd: bool = typer.Option(D.kd, "--kd", help="Distil from a teacher trained in the run, or in a run with a supernet "
+                                               "from its largest member (off by default: at equal compute, longer "
+                                               "student training won in the benchmark)."),
     kd_teacher: Optional[str] = typer.Option(None, "--kd-teacher", help=f"The teacher --kd trains: largest (the "
                                              f"space's largest candidate) or parent (the winner unpruned, float); "
                                              f"default {D.teacher_net}. Implies --kd."),
