@@ -104,7 +104,7 @@ def main() -> None:
 
             res["recipes"][name]["reference"] = train_reference(
                 args.run, cfg.inherit, args.seed, lr=args.lr, epochs=args.epochs, own_side_epochs=args.own_side_epochs,
-                threads=args.threads, **({"teacher": "none"} if cfg.teacher == "none" else {}))
+                threads=args.threads, kd=cfg.kd, **({"teacher": "none"} if cfg.teacher == "none" else {}))
             print(f"[{time.strftime('%H:%M:%S')}] reference, {name}: {res['recipes'][name]['reference']}",
                   file=sys.stderr, flush=True)
         if args.out:

@@ -64,6 +64,11 @@ def test_corrupt_cache_is_a_clear_error(cache):
     (host.cache_dir() / "table.json").write_text("{not json")
     with pytest.raises(DeviceError, match="delete it"):
         host.measure_ops([(OPS[0], 32)])
+    # valid JSON, but not milliseconds (the op and pair caches are read alike)
+    for text in ('{"x": "fast"}', '{"x": null}', "[1, 2]"):
+        (host.cache_dir() / "table.json").write_text(text)
+        with pytest.raises(DeviceError, match="not milliseconds"):
+            host.measure_ops([(OPS[0], 32)])
 
 
 @pytest.mark.parametrize("bits", [32, 8])

@@ -132,7 +132,7 @@ def test_a_run_without_a_supernet_distills_as_before(runs):
 def test_a_supernet_of_other_data_is_refused_in_one_line(runs, tmp_path):
     _, run_dir = runs
     other = tmp_path / "other"
-    shutil.copytree(run_dir, other, ignore=shutil.ignore_patterns("winner*", "alone", "scratch", "*.lock"))
+    shutil.copytree(run_dir, other, ignore=shutil.ignore_patterns("winner*", "plain", "alone", "scratch", "*.lock"))
     ctx = open_run(other, download=False)
     # the weights and their record disagree: refused, never a winner from weights nobody recorded
     net = Supernet(ctx.space, ctx.dataset.num_classes, ctx.dataset.in_channels)

@@ -392,7 +392,8 @@ def distill_cmd(
                                                "from its largest member (off by default: at equal compute, longer "
                                                "student training won in the benchmark)."),
     kd_teacher: Optional[str] = typer.Option(None, "--kd-teacher", help=f"The teacher --kd trains: largest (the "
-                                             f"space's largest candidate) or parent (the winner unpruned, float); "
+                                             f"space's largest candidate; in a run with a supernet, its largest "
+                                             f"member, trained already) or parent (the winner unpruned, float); "
                                              f"default {D.teacher_net}. Implies --kd."),
     out_name: Optional[str] = typer.Option(D.out, "--out", help="Folder in the run for this winner (default: winner/ "
                                            "for best, winners/<pick>/ for the other rules; a run on several devices: "

@@ -120,11 +120,20 @@ def _read_json(path: Path) -> dict:
         raise DeviceError(f"host latency cache {path} is unreadable ({exc}); delete it to re-measure") from None
 
 
+def _read_times(path: Path) -> dict[str, float]:
+    """A cache of milliseconds ({key: ms}), every value a number, or DeviceError."""
+    try:
+        return {k: float(v) for k, v in _read_json(path).items()}
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise DeviceError(f"host latency cache {path} holds a value that is not milliseconds ({exc}); "
+                          f"delete it to re-measure") from None
+
+
 def load_host_state(runtime: str = "onnxruntime"):
     """(table, calibration, validation, the function that measures missing ops) of ``runtime``."""
     require_runtime(runtime)
     d = cache_dir(runtime)
-    table = {k: float(v) for k, v in _read_json(d / "table.json").items()}
+    table = _read_times(d / "table.json")
     state = _read_json(d / "calibration.json")
     try:
         calib = {k: Calibration(**v) for k, v in state.get("calibration", {}).items()}
@@ -257,7 +266,7 @@ def time_into_cache(path: Path, items: dict[str, tuple[OpSpec | list[OpSpec], in
     ``save_every`` and at the end (re-read first: another process may have added entries
     meanwhile), at THREADS torch threads (the caller's count restored). Returns the whole
     cache, with the new timings."""
-    cache = {k: float(v) for k, v in _read_json(path).items()}
+    cache = _read_times(path)
     todo = [(k, v) for k, v in items.items() if k not in cache]
     out: dict[str, float] = {}
     prev_threads = torch.get_num_threads()
@@ -269,7 +278,7 @@ def time_into_cache(path: Path, items: dict[str, tuple[OpSpec | list[OpSpec], in
                 if progress:
                     progress(i, len(todo))
                 if i % save_every == 0 or i == len(todo):
-                    cache = {k: float(v) for k, v in _read_json(path).items()}
+                    cache = _read_times(path)
                     cache.update(out)
                     _write_json(path, cache)
     finally:

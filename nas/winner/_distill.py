@@ -18,7 +18,7 @@ winner its start (``inherit``, on by default): the student starts from the weigh
 also distilled from the supernet's largest member, trained already (no teacher is trained here);
 off by default, as in a run without a supernet: on the CIFAR-10 subset the largest member of the
 default supernet scored below what the student reaches alone and distilling from it cost the
-winner 4 points (BENCHMARKS.md, issue 26). The largest member trained at its own proxy side, so
+winner 4.0 and 1.2 points (seeds 0 and 1; BENCHMARKS.md, issue 26). The largest member trained at its own proxy side, so
 the teacher sees each batch resized to that side (``_Resized``: the antialiased bilinear resize
 the supernet's training used), not a network rebuilt at the student's side with other strides.
 ``teacher="none"`` never distils; ``inherit=False`` ignores the supernet (the recipe of a run
@@ -298,7 +298,15 @@ def recipe_digest(cfg: DistillConfig, key: str, data: str, supernet: str | None 
         teacher = hashlib.sha256(Path(cfg.teacher_checkpoint).read_bytes()).hexdigest()  # its weights, not its path
     recipe = {"hwnas": __version__, "candidate": key, "data": data, "teacher_epochs": cfg.teacher_train_epochs,
               "teacher": teacher, "supernet": supernet, **{f: getattr(cfg, f) for f in _RECIPE_FIELDS}}
+    if supernet is not None:  # whether its largest member teaches (the default changed: a winner
+        recipe["supernet_teacher"] = _supernet_teaches(cfg)  # distilled before must not pass for one without)
     return "sha256:" + hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _supernet_teaches(cfg: DistillConfig) -> bool:
+    """In a run with a supernet the winner inherits from: whether its largest member is the
+    teacher (``--kd``, unless another teacher is named or --teacher none)."""
+    return cfg.kd and not cfg.no_teacher and not cfg.teacher_checkpoint and cfg.teacher_net != "parent"
 
 
 def _trained_twin(run_dir: Path, trial: int, recipe: str, out_dir: Path) -> tuple[Path, WinnerCard] | None:
@@ -389,7 +397,7 @@ def _copy_twin(run: RunFolder, run_dir: Path, src: Path, card: WinnerCard, out_d
 
 @dataclass(frozen=True)
 class _Inheritance:
-    """A run's trained supernet as the winner's start and teacher."""
+    """A run's trained supernet as the winner's start and, with kd, its teacher."""
 
     net: Supernet
     digest: str
@@ -536,8 +544,7 @@ def _distill_locked(folder: RunFolder, run: str | Path | RunContext, cfg: Distil
             out_dir.mkdir(parents=True, exist_ok=True)
             run.log(f"winner ({cfg.pick}): trial {win.number} {win.key}")
             teacher, tinfo = (None, {"key": None, "source": "", "seconds": 0.0})
-            supernet_teacher = (inh is not None and cfg.kd and not cfg.no_teacher and not cfg.teacher_checkpoint
-                                and cfg.teacher_net != "parent")
+            supernet_teacher = inh is not None and _supernet_teaches(cfg)
             if supernet_teacher and inh is not None:
                 teacher, tinfo = _supernet_teacher(inh, ctx.proxy_side(inh.largest), data, cfg)
             elif not cfg.no_teacher and (cfg.kd or cfg.teacher):
