@@ -18,9 +18,10 @@ winner its start (``inherit``, on by default): the student starts from the weigh
 also distilled from the supernet's largest member, trained already (no teacher is trained here);
 off by default, as in a run without a supernet: on the CIFAR-10 subset the largest member of the
 default supernet scored below what the student reaches alone and distilling from it cost the
-winner 4.0 and 1.2 points (seeds 0 and 1; BENCHMARKS.md, issue 26). The largest member trained at its own proxy side, so
-the teacher sees each batch resized to that side (``_Resized``: the antialiased bilinear resize
-the supernet's training used), not a network rebuilt at the student's side with other strides.
+winner 4.0 and 1.2 points (seeds 0 and 1; BENCHMARKS.md, issue 26). The largest member trained
+at its own proxy side, so the teacher sees each batch resized to that side (``_Resized``: the
+antialiased bilinear resize the supernet's training used), not a network rebuilt at the
+student's side with other strides.
 ``teacher="none"`` never distils; ``inherit=False`` ignores the supernet (the recipe of a run
 without one)."""
 
