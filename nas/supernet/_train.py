@@ -64,12 +64,18 @@ class SupernetBudget:
     quant_fraction: float = 0.5  # the last share of the steps trains members at random bits
     kd_temperature: float = 1.0
     checkpoint_every: int = 25  # steps
+    # the members: the candidates within member_limit x the latency budget (the search's ``allow``);
+    # it also bounds the largest member, whose step dominates the cost of a sandwich step
+    member_limit: float = 1.5
 
     def digest(self) -> str:
         import hashlib
         import json
 
-        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:12]
+        d = asdict(self)
+        if d["member_limit"] == 1.5:  # at its default, the digest of supernets trained before it was a setting
+            del d["member_limit"]
+        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
 
 
 @dataclass(frozen=True)
