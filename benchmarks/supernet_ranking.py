@@ -155,14 +155,14 @@ def supernet_scores(keys, data, epochs, budget_ms, from_run=None):
     b = SupernetBudget() if epochs is None else SupernetBudget(epochs=epochs)
 
     def allow(c):
-        return profile.latency_ms(c, num_classes=ds.num_classes, in_channels=ds.in_channels) <= 1.5 * budget_ms
+        return profile.latency_ms(c, num_classes=ds.num_classes, in_channels=ds.in_channels) <= b.member_limit * budget_ms
 
     t0 = time.perf_counter()
     if from_run:
         from nas.supernet import load_supernet, read_training
 
         net, rec = load_supernet(from_run, space), read_training(from_run)
-        assert rec is not None and rec["budget"] == b.__dict__ and rec["seed"] == 0, "another supernet budget"
+        assert rec is not None and b.matches(rec["budget"]) and rec["seed"] == 0, "another supernet budget"
         steps, largest, train_s = rec["training"]["steps"], rec["training"]["largest"], rec["training"]["seconds"]
     else:
         net = Supernet(space, ds.num_classes, ds.in_channels)

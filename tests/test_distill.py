@@ -185,11 +185,14 @@ def test_a_colour_winners_card_classifies_as_its_files_and_export_refreshes_its_
     from nas.winner._card import ship_advice
 
     root = png_folder(tmp_path / "photos", n=20, size=24)
+    # scored by a (tiny) supernet: colour data through the supernet, the inherited start and the card
     res = run_search(SearchConfig(trials=1, workers=1, out=str(tmp_path / "out"), name="rgb", references=0,
-                                  proxy=dict(TINY_PROXY), data=str(root), distill=False, proxy_kind="train"))
+                                  proxy=dict(TINY_PROXY), data=str(root), distill=False, proxy_kind="supernet",
+                                  supernet={"epochs": 1.0, "batch_size": 16, "random_members": 1}))
     card = distill_run(res.run_dir, DistillConfig(**{**FAST, "kd": False, "tflite": True}, measure_host=False))
     win = res.run_dir / "winner"
     md = (win / "card.md").read_text()
+    assert card.trained_at.start.startswith("initialised from the supernet") and not card.distillation.kd
     assert card.input.channels == 3 and f"Input: [1, 3, {card.input.side}, {card.input.side}]" in md and "RGB (3)" in md
     ds = nas.load_dataset(root)
     assert len(ds.y_test) == 8

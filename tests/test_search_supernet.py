@@ -3,6 +3,7 @@ reference scored from it (recorded: which proxy, which supernet), the report say
 resume that reuses the trained supernet, and the refusals."""
 
 import json
+from dataclasses import asdict
 
 import pytest
 from typer.testing import CliRunner
@@ -14,7 +15,8 @@ from nas.search import read_trials, trial_attrs
 from nas.search._trials import open_study
 from nas.supernet import read_training
 
-TINY_SUPERNET = {"epochs": 1.0, "max_train_images": 128, "batch_size": 32, "random_members": 1}
+# member_limit off its default: the search must take it from the run's budget (the log, the largest member)
+TINY_SUPERNET = {"epochs": 1.0, "max_train_images": 128, "batch_size": 32, "random_members": 1, "member_limit": 1.2}
 TINY_SCORE = {"max_val_images": 100, "bn_recalibration_batches": 1}
 
 
@@ -31,6 +33,13 @@ def test_trials_are_scored_from_the_supernet(sn_run):
     run, res = sn_run
     rec = read_training(run)
     assert rec is not None and rec["training"]["steps"] == 4  # 128 images / 32 per step, 1 epoch
+    from nas.run import open_run
+    from nas.space import parse_candidate
+
+    ctx = open_run(run)
+    assert f"members within {1.2 * ctx.budget_ms:.2f} ms" in (run / "search.log").read_text()
+    largest = ctx.latency_ms(parse_candidate(rec["training"]["largest"], ctx.space))
+    assert largest <= 1.2 * ctx.budget_ms  # the largest member is bounded by the limit
     assert not (run / "supernet" / "checkpoint.pt").exists()  # removed once the weights are saved
     study = open_study(res.study_name, res.storage)
     assert study.user_attrs["supernet"]["digest"] == rec["digest"]
@@ -67,6 +76,25 @@ def test_bad_proxy_and_supernet_epochs_are_one_line(tmp_path):
     assert r.exit_code != 0 and "--proxy must be one of supernet, train" in r.output
     r = CliRunner().invoke(app, ["search", "--proxy", "supernet", "--supernet-epochs", "0", "--out", str(tmp_path)])
     assert r.exit_code != 0 and "--supernet-epochs must be more than 0" in r.output
+    for bad in ("0.5", "nan"):
+        r = CliRunner().invoke(app, ["search", "--proxy", "supernet", "--supernet-limit", bad, "--out", str(tmp_path)])
+        assert r.exit_code == 2 and "--supernet-limit must be at least 1" in r.output, r.output
+        assert len(r.output.strip().splitlines()) == 1, r.output
+    assert not any(tmp_path.iterdir())
+
+
+def test_the_member_limit_is_part_of_the_supernets_identity_off_its_default():
+    from nas.supernet import SupernetBudget
+
+    # at 1.5 the digest is the one supernets trained before the limit was a setting carry
+    assert SupernetBudget().digest() == "031e2ec5e425"
+    assert SupernetBudget(member_limit=1.0).digest() != SupernetBudget().digest()
+    assert SearchConfig(supernet={"member_limit": 1.0}).supernet_budget().member_limit == 1.0
+    assert SupernetBudget(member_limit=1).digest() == SupernetBudget(member_limit=1.0).digest()  # YAML's 1
+    # a supernet trained before the limit was a setting (its record has no member_limit) is reused, not retrained
+    before = {k: v for k, v in asdict(SupernetBudget()).items() if k != "member_limit"}
+    assert SupernetBudget().matches(before) and not SupernetBudget(member_limit=1.0).matches(before)
+    assert not SupernetBudget().matches({**before, "unknown": 1}) and not SupernetBudget().matches(None)
 
 
 def test_config_records_the_proxy(sn_run):

@@ -188,6 +188,8 @@ def search_cmd(
                                    "inherits) or train (each candidate trained briefly)."),
     supernet_epochs: float = typer.Option(SB.epochs, "--supernet-epochs", help="--proxy supernet: epochs of "
                                           "supernet training (over --proxy-images images each)."),
+    supernet_limit: float = typer.Option(SB.member_limit, "--supernet-limit", help="--proxy supernet: its members "
+                                         "are the candidates within this many times the latency budget (at least 1)."),
     supernet_workers: int = typer.Option(S.supernet_workers, "--supernet-workers", help="--proxy supernet: Ray "
                                          "Train workers training the supernet data-parallel (1: one Ray task)."),
     no_distill: bool = typer.Option(not S.distill, "--no-distill", help="Stop after the search."),
@@ -204,10 +206,11 @@ def search_cmd(
     else:
         if allow_changed:
             raise SearchError("--allow-changed goes with --resume (a new run records what it is made from)")
-        given = {p.name for p in _given(cli, ("epochs", "images", "supernet_epochs"))}
+        given = {p.name for p in _given(cli, ("epochs", "images", "supernet_epochs", "supernet_limit"))}
         proxy = {k: v for k, v, n in (("epochs", epochs, "epochs"), ("max_train_images", images, "images"))
                  if n in given}
-        supernet = {"epochs": supernet_epochs} if "supernet_epochs" in given else {}
+        supernet = {k: v for k, v, n in (("epochs", supernet_epochs, "supernet_epochs"),
+                                         ("member_limit", supernet_limit, "supernet_limit")) if n in given}
         if "images" in given:  # the supernet trains on the same images per epoch as the short proxy
             supernet["max_train_images"] = images
         cfg = SearchConfig(device=device, space=space, latency_ms=_budgets(latency_ms, device), memory_kb=memory_kb,

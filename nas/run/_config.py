@@ -190,6 +190,9 @@ class SearchConfig:
             if k in ("epochs", "batch_size", "max_train_images") and v is not None and v <= 0:
                 flag = "--supernet-epochs" if k == "epochs" else f"supernet setting {k}"
                 raise SearchError(f"{flag} must be more than 0, got {v}")
+            if k == "member_limit" and not (v >= 1 and math.isfinite(v)):  # below 1, candidates within the
+                # budget would be scored from weights no step trained for them
+                raise SearchError(f"--supernet-limit must be at least 1 (times the latency budget), got {v}")
         if self.name is not None and (not self.name or "/" in self.name or self.name in (".", "..")):
             raise SearchError(f"--name must be a plain folder name, got {self.name!r}")
 

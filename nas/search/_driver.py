@@ -68,7 +68,6 @@ from nas.train import ProxyResult
 __all__ = ["SearchProgress", "SearchResult", "run_search", "resume_search"]
 
 OVER_BUDGET_FACTOR = 20
-SUPERNET_LIMIT = 1.5  # the supernet holds the candidates within this x the latency budget
 TABLES_EVERY_S = 5.0
 
 
@@ -227,23 +226,24 @@ class _Search:
     # ---- the supernet (--proxy supernet)
     def prepare_supernet(self, pool: RayPool) -> None:
         """Train the run's supernet once (or find it trained, or continue its checkpoint after
-        a kill) on the candidates within SUPERNET_LIMIT x the latency budget, then let the
+        a kill) on the candidates within ``member_limit`` x the latency budget, then let the
         pool score candidates from it. Recorded in the study (``supernet``: digest, budget,
         steps, seconds, largest member)."""
         from nas.supernet import read_training, train_on_ray
 
         ctx, cfg = self.ctx, self.config
-        limit = SUPERNET_LIMIT * ctx.budget_ms
+        budget = cfg.supernet_budget()
+        factor = budget.member_limit
+        limit = factor * ctx.budget_ms
 
         def allow(c: Candidate) -> bool:  # several devices: within the limit on any of them
-            return any(ctx.latency_on(t, c) <= SUPERNET_LIMIT * t.budget_ms for t in ctx.devices)
+            return any(ctx.latency_on(t, c) <= factor * t.budget_ms for t in ctx.devices)
 
-        budget = cfg.supernet_budget()
         had = read_training(self.run.path)
         self.run.log("supernet: " + ("found trained" if had else
                                      f"training ({budget.epochs:g} epochs of {budget.max_train_images} images, "
                                      f"members within {limit:.2f} ms" + (
-                                         f" on {ctx.profile.name}, or {SUPERNET_LIMIT:g}x the budget on another "
+                                         f" on {ctx.profile.name}, or {factor:g}x the budget on another "
                                          f"device" if ctx.multi else "") + ")"))
         t0 = time.perf_counter()
 

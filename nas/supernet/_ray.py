@@ -20,7 +20,6 @@ import json
 import logging
 import os
 import time
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Callable
 
@@ -53,7 +52,7 @@ def train_on_ray(space: SearchSpace, dataset: Dataset, budget: SupernetBudget, s
     threads`` CPUs, no dashboard) and shuts it down after. Raises SupernetError when the
     training fails (a non-finite loss, a worker that died) or Ray lacks the resources."""
     record = read_training(run_dir)
-    if record is not None and record.get("budget") == asdict(budget) and record.get("seed") == seed:
+    if record is not None and budget.matches(record.get("budget")) and record.get("seed") == seed:
         return load_supernet(run_dir, space, map_location=device), record
     if workers < 1 or threads < 1:
         raise SupernetError(f"supernet training needs at least 1 worker and 1 thread (got workers={workers}, "

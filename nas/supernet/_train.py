@@ -33,7 +33,7 @@ import random
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -64,12 +64,30 @@ class SupernetBudget:
     quant_fraction: float = 0.5  # the last share of the steps trains members at random bits
     kd_temperature: float = 1.0
     checkpoint_every: int = 25  # steps
+    # the members: the candidates within member_limit x the latency budget (the search's ``allow``);
+    # it also bounds the largest member, whose step dominates the cost of a sandwich step
+    member_limit: float = 1.5
 
     def digest(self) -> str:
         import hashlib
         import json
 
-        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:12]
+        d = asdict(self)
+        d["member_limit"] = float(d["member_limit"])  # 1 in a hand-edited config.yaml is 1.0
+        if d["member_limit"] == _MEMBER_LIMIT:  # at its default: the digest of supernets trained before it was a setting
+            del d["member_limit"]
+        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
+
+    def matches(self, recorded: Any) -> bool:
+        """Whether a training record's budget (``read_training(...)["budget"]``) is this one; a
+        record written before a setting existed holds that setting's default."""
+        try:
+            return isinstance(recorded, dict) and SupernetBudget(**recorded).digest() == self.digest()
+        except TypeError:  # a setting this version does not know
+            return False
+
+
+_MEMBER_LIMIT = SupernetBudget.member_limit  # the class attribute holds the field's default
 
 
 @dataclass(frozen=True)
