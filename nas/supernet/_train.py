@@ -31,7 +31,7 @@ import math
 import os
 import random
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, Callable
 
@@ -49,6 +49,9 @@ __all__ = ["SupernetBudget", "SupernetTraining", "train_supernet", "score_candid
            "CHECKPOINT_VERSION"]
 
 CHECKPOINT_VERSION = 1
+
+
+_ADDED_LATER = ("member_limit",)  # settings added after supernets were trained and recorded
 
 
 @dataclass(frozen=True)
@@ -74,8 +77,9 @@ class SupernetBudget:
 
         d = asdict(self)
         d["member_limit"] = float(d["member_limit"])  # 1 in a hand-edited config.yaml is 1.0
-        if d["member_limit"] == _MEMBER_LIMIT:  # at its default: the digest of supernets trained before it was a setting
-            del d["member_limit"]
+        for f in fields(self):  # a later setting at its default: the digest supernets trained before it carry
+            if f.name in _ADDED_LATER and d[f.name] == f.default:
+                del d[f.name]
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
 
     def matches(self, recorded: Any) -> bool:
@@ -85,9 +89,6 @@ class SupernetBudget:
             return isinstance(recorded, dict) and SupernetBudget(**recorded).digest() == self.digest()
         except TypeError:  # a setting this version does not know
             return False
-
-
-_MEMBER_LIMIT = SupernetBudget.member_limit  # the class attribute holds the field's default
 
 
 @dataclass(frozen=True)
